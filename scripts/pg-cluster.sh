@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Starts or stops a private, throwaway PostgreSQL + TimescaleDB cluster for tests and local development.
+#   scripts/pg-cluster.sh start [DIR]   -> prints DATABASE_URL=... (also written to DIR/url, mode 600)
+#   scripts/pg-cluster.sh stop  [DIR]   -> stops it and deletes DIR
+#   scripts/pg-cluster.sh url   [DIR]   -> prints the URL of a running cluster
+# Listens on 127.0.0.1 only, on a free port, with a random password (scram-sha-256). PostgreSQL refuses
+# to run as root, so as root the cluster runs as the system user 'aurore-pg' (created when missing).
+# Install the server first: scripts/install-timescaledb.sh
+set -euo pipefail
+
+cmd=${1:-}
+DIR=${2:-${AURORE_PG_DIR:-${TMPDIR:-/tmp}/aurore-pg}}
+log() { printf '[pg-cluster] %s\n' "$*" >&2; }
+
+BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+[ -n "$BIN" ] && [ -x "$BIN/postgres" ] || { log "no PostgreSQL server found: run scripts/install-timescaledb.sh"; exit 1; }
+
+as_owner() {
+  if [ "$(id -u)" = 0 ]; then runuser -u aurore-pg -- "$@"; else "$@"; fi
+}
+
+case "$cmd" in
+  start)
+    if [ -f "$DIR/url" ] && as_owner "$BIN/pg_ctl" -D "$DIR/data" status >/dev/null 2>&1; then
+      log "already running"; echo "DATABASE_URL=$(cat "$DIR/url")"; exit 0
+    fi
+    ls "$("$BIN/pg_config" --pkglibdir)"/timescaledb*.so >/dev/null 2>&1 \
+      || { log "TimescaleDB is not installed for $BIN: run scripts/install-timescaledb.sh"; exit 1; }
+    if [ "$(id -u)" = 0 ] && ! id aurore-pg >/dev/null 2>&1; then
+      useradd --system --no-create-home --shell /usr/sbin/nologin aurore-pg
+    fi
+    rm -rf "$DIR"; mkdir -p "$DIR"; chmod 700 "$DIR"
+    [ "$(id -u)" = 0 ] && chown aurore-pg "$DIR"
+    PASS=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+    PORT=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+    umask 077
+    printf '%s\n' "$PASS" > "$DIR/pw"; [ "$(id -u)" = 0 ] && chown aurore-pg "$DIR/pw"
+    log "initdb in $DIR/data"
+    as_owner "$BIN/initdb" -D "$DIR/data" -U aurore --pwfile="$DIR/pw" --auth=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$DIR/initdb.log" 2>&1 \
+      || { cat "$DIR/initdb.log" >&2; exit 1; }
+    rm -f "$DIR/pw"
+    cat >> "$DIR/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $PORT
+unix_socket_directories = '$DIR'
+shared_preload_libraries = 'timescaledb'
+timescaledb.telemetry_level = off
+max_connections = 100
+shared_buffers = 256MB
+fsync = on
+CONF
+    log "starting on 127.0.0.1:$PORT"
+    as_owner "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start >/dev/null \
+      || { tail -20 "$DIR/server.log" >&2; exit 1; }
+    PGPASSWORD=$PASS "$BIN/psql" -h 127.0.0.1 -p "$PORT" -U aurore -d postgres -qAtc 'CREATE DATABASE aurore' >/dev/null
+    URL="postgres://aurore:$PASS@127.0.0.1:$PORT/aurore"
+    printf '%s\n' "$URL" > "$DIR/url"
+    echo "DATABASE_URL=$URL"
+    ;;
+  stop)
+    if [ -d "$DIR/data" ]; then
+      as_owner "$BIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$DIR"
+    log "stopped"
+    ;;
+  url)
+    [ -f "$DIR/url" ] || { log "no cluster in $DIR"; exit 1; }
+    cat "$DIR/url"
+    ;;
+  *)
+    echo "usage: $0 start|stop|url [DIR]" >&2; exit 2;;
+esac

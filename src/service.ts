@@ -1,0 +1,100 @@
+// Wires the pipeline: queue -> batcher -> writer threads -> database, and the app in front of it.
+// main.ts serves `app` and calls `stop` on a signal; tests build one service per test around a
+// temporary data directory or a fresh database.
+import Piscina from 'piscina';
+import { createApp, type ServiceState } from './app';
+import { Batcher, type Faults } from './batcher';
+import type { Config } from './config';
+import { detectDatabase, openServer, proxyEngine, type Engine } from './engine';
+import { createLogger, redactUrl, type Logger } from './log';
+import { migrate } from './migrate';
+import { EventQueue } from './queue';
+import type { WriterData, WriterTask } from '../workers/writer';
+
+export interface ServiceOptions {
+  log?: Logger;
+  faults?: Faults;
+}
+
+export type Service = Awaited<ReturnType<typeof createService>>;
+
+export function createService(config: Config, opts: ServiceOptions = {}) {
+  const log = opts.log ?? createLogger(config.logLevel);
+  const embedded = config.engine === 'embedded';
+  // The embedded database is one session in one thread: exactly one writer owns it.
+  const writers = embedded ? 1 : config.batch.writers;
+  if (embedded && config.batch.writers > 1) log.warn('WRITERS is ignored by the embedded engine (one writer owns the database)');
+
+  const queue = new EventQueue(config.queue.maxEvents, config.queue.maxBytes);
+  const workerData: WriterData = { engine: config.engine, databaseUrl: config.databaseUrl, dataDir: config.dataDir, sab: queue.sab };
+  const pool = new Piscina<WriterTask, unknown>({
+    filename: new URL('../workers/writer.ts', import.meta.url).href,
+    minThreads: writers,
+    maxThreads: writers,
+    idleTimeout: Infinity,
+    // FIELD-NOTES: the default idle wait blocks the thread between tasks, starving the async work a
+    // writer keeps alive (its postgres.js connection, PGlite).
+    atomics: 'disabled',
+    // Embedded: queries and inserts share the one thread that owns the database; PGlite serializes.
+    concurrentTasksPerWorker: embedded ? 16 : 1,
+    workerData,
+  });
+  const engine: Engine = embedded ? proxyEngine(pool as never) : openServer(config.databaseUrl!, config.dbPoolMax);
+  const batcher = new Batcher(
+    queue,
+    pool,
+    { size: config.batch.size, lingerMs: config.batch.lingerMs, maxInFlight: writers, retryMaxMs: config.batch.retryMaxMs },
+    log,
+    opts.faults,
+  );
+  const state: ServiceState = { ready: false, draining: false, database: null, startError: null, accepted: 0, rejectedQueueFull: 0 };
+  const app = createApp({ config, engine, queue, batcher, state, log });
+  let stopping = false;
+
+  // Connect and migrate, retrying until the database answers; /health says 503 meanwhile, and events
+  // posted meanwhile wait in the queue (bounded as always).
+  const ready = (async () => {
+    log.info('starting', { engine: config.engine, target: embedded ? config.dataDir : redactUrl(config.databaseUrl!) });
+    for (let attempt = 0; !stopping; attempt++) {
+      try {
+        const applied = await migrate(engine, log);
+        state.database = await detectDatabase(engine);
+        log.info('database ready', { migrationsApplied: applied, ...state.database });
+        state.ready = true;
+        state.startError = null;
+        batcher.start();
+        return true;
+      } catch (err) {
+        state.startError = `Database not ready: ${(err as Error).message}`;
+        log.error('database not ready; retrying', { attempt: attempt + 1, err });
+        await Bun.sleep(Math.min(10_000, 250 * 2 ** Math.min(attempt, 6)));
+      }
+    }
+    return false;
+  })();
+
+  /**
+   * Graceful stop: refuse new events (503), write everything queued, close the writers and the
+   * database. Resolves with the number of accepted events that could not be written in time.
+   */
+  async function stop(): Promise<{ unwritten: number }> {
+    if (stopping) return { unwritten: queue.depth };
+    stopping = true;
+    state.draining = true;
+    const drained = state.ready && (await batcher.drain(config.shutdownTimeoutMs));
+    batcher.stop();
+    const unwritten = queue.depth;
+    if (!drained && unwritten > 0) log.error('shutdown: events accepted but not written', { unwritten });
+    try {
+      await Promise.all(Array.from({ length: writers }, () => pool.run({ op: 'close' })));
+    } catch (err) {
+      log.warn('shutdown: closing a writer failed', { err });
+    }
+    await pool.destroy();
+    await engine.close();
+    log.info('stopped', { written: batcher.stats.written, unwritten });
+    return { unwritten };
+  }
+
+  return { app, config, engine, queue, batcher, state, ready, stop, log };
+}

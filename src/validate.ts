@@ -1,0 +1,136 @@
+// Validation at the edge: everything past this file is trusted and typed.
+// The result of validating an event is its queue record: the JSON text a writer hands to the
+// database unchanged (json_to_recordset), so the pipeline never parses or serializes it again.
+import { z } from 'zod';
+import type { Config } from './config';
+import type { FieldError } from './errors';
+
+type Limits = Config['limits'];
+
+const SERVICE_RE = /^[A-Za-z0-9._:-]+$/;
+// ISO-8601 date-time with a mandatory offset: without one the instant is ambiguous.
+const ISO_RE = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?([Zz]|([+-])(\d{2}):?(\d{2}))$/;
+
+/** Normalizes an ISO-8601 timestamp with offset to UTC ISO (ms precision); null when invalid. */
+export function parseTimestamp(s: string): string | null {
+  const m = ISO_RE.exec(s);
+  if (!m) return null;
+  const [y, mo, d, h, mi] = [m[1], m[2], m[3], m[4], m[5]].map(Number) as [number, number, number, number, number];
+  const sec = m[6] ? Number(m[6]) : 0;
+  const ms = m[7] ? Number(m[7].slice(0, 3).padEnd(3, '0')) : 0;
+  if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 59) return null;
+  if (new Date(Date.UTC(y, mo - 1, d)).getUTCDate() !== d) return null; // 2024-02-30
+  let off = 0;
+  if (m[9]) {
+    const oh = Number(m[10]), om = Number(m[11]);
+    if (oh > 23 || om > 59) return null;
+    off = (m[9] === '-' ? -1 : 1) * (oh * 60 + om);
+  }
+  const t = Date.UTC(y, mo - 1, d, h, mi, sec, ms) - off * 60_000;
+  const date = new Date(t);
+  // Stay inside what both JS and PostgreSQL represent unambiguously as 4-digit years.
+  if (Number.isNaN(t) || date.getUTCFullYear() < 1000 || date.getUTCFullYear() > 9999) return null;
+  return date.toISOString();
+}
+
+// A JSON-escaped NUL or lone surrogate, not preceded by an escaping backslash. JSON.stringify writes
+// valid surrogate pairs raw, so any \udXXX escape it emits is a lone surrogate. PostgreSQL refuses
+// both in text and jsonb: letting them in would turn a 202 into a row the database rejects.
+const UNSTORABLE_RE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
+
+export function eventSchema(limits: Limits) {
+  return z.object({
+    timestamp: z.string().optional(),
+    service: z
+      .string()
+      .min(1, 'must not be empty')
+      .max(limits.serviceMaxLength, `must be at most ${limits.serviceMaxLength} characters`)
+      .regex(SERVICE_RE, 'may contain only letters, digits, and . _ : -'),
+    message: z.string().max(limits.messageMaxLength, `must be at most ${limits.messageMaxLength} characters`),
+    metadata: z.record(z.string(), z.unknown(), 'must be a JSON object').optional(),
+  });
+}
+
+export type EventInput = z.infer<ReturnType<typeof eventSchema>>;
+
+export function zodErrors(error: z.ZodError, prefix = ''): FieldError[] {
+  return error.issues.map((i) => {
+    const field = prefix + (i.path.length ? i.path.join('.') : '(body)');
+    const missing = i.code === 'invalid_type' && (i as { input?: unknown }).input === undefined;
+    return { field, message: missing ? 'is required' : i.message };
+  });
+}
+
+export interface ValidEvent {
+  id: string;
+  time: string;
+  record: string; // JSON object text, the queue record
+}
+
+/** Validates one parsed JSON value as an event; returns the queue record or the field errors. */
+export function makeEventValidator(limits: Limits) {
+  const schema = eventSchema(limits);
+  return function validateEvent(body: unknown, now: () => string = () => new Date().toISOString()): ValidEvent | FieldError[] {
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+      return [{ field: '(body)', message: 'must be a JSON object' }];
+    }
+    const r = schema.safeParse(body);
+    const errors = r.success ? [] : zodErrors(r.error);
+    let time: string | null = null;
+    const ts = (body as { timestamp?: unknown }).timestamp;
+    if (ts === undefined || ts === null) time = now();
+    else if (typeof ts === 'string') {
+      time = parseTimestamp(ts);
+      if (!time) errors.push({ field: 'timestamp', message: 'must be an ISO-8601 date-time with offset, e.g. 2024-01-15T10:30:00.000Z' });
+    }
+    if (!r.success || !time) return dedupe(errors);
+
+    const ev = r.data;
+    const message = JSON.stringify(ev.message);
+    if (UNSTORABLE_RE.test(message)) errors.push({ field: 'message', message: 'must not contain NUL characters or unpaired UTF-16 surrogates' });
+    const metadata = ev.metadata === undefined ? '{}' : JSON.stringify(ev.metadata);
+    if (Buffer.byteLength(metadata) > limits.metadataMaxBytes) {
+      errors.push({ field: 'metadata', message: `must be at most ${limits.metadataMaxBytes} bytes when serialized` });
+    } else if (UNSTORABLE_RE.test(metadata)) {
+      errors.push({ field: 'metadata', message: 'must not contain NUL characters or unpaired UTF-16 surrogates' });
+    }
+    if (errors.length) return errors;
+    const id = Bun.randomUUIDv7();
+    // Column names match the json_to_recordset definition in workers/writer.ts.
+    const record = `{"id":"${id}","time":"${time}","service":"${ev.service}","message":${message},"metadata":${metadata}}`;
+    return { id, time, record };
+  };
+}
+
+function dedupe(errors: FieldError[]) {
+  const seen = new Set<string>();
+  return errors.filter((e) => !seen.has(e.field) && seen.add(e.field));
+}
+
+// GET /events query string. Unknown parameters are ignored, as the MVP did.
+export function listQuerySchema(limits: Limits) {
+  const timeParam = z
+    .string()
+    .transform((s, ctx) => {
+      const t = parseTimestamp(s);
+      if (!t) ctx.addIssue({ code: 'custom', message: 'must be an ISO-8601 date-time with offset' });
+      return t ?? '';
+    })
+    .optional();
+  return z
+    .object({
+      service: z.string().min(1).max(limits.serviceMaxLength).regex(SERVICE_RE, 'may contain only letters, digits, and . _ : -').optional(),
+      from: timeParam,
+      to: timeParam,
+      page: z.coerce.number().int('must be an integer').min(1, 'must be >= 1').max(1_000_000).default(1),
+      pageSize: z.coerce
+        .number()
+        .int('must be an integer')
+        .min(1, 'must be >= 1')
+        .max(limits.maxQueryLimit, `must be <= ${limits.maxQueryLimit}`)
+        .default(limits.defaultQueryLimit),
+    })
+    .refine((q) => !q.from || !q.to || q.from <= q.to, { path: ['from'], message: 'must not be after to' });
+}
+
+export type ListQuery = z.infer<ReturnType<typeof listQuerySchema>>;

@@ -1,0 +1,73 @@
+// The write stage, in a piscina worker thread: reads a claimed batch straight out of the shared queue
+// memory and inserts it into the events hypertable with ONE statement. The batch text is already a
+// JSON array of records (validated at the edge), so this thread parses nothing: json_to_recordset
+// does it inside the database. In embedded mode this thread also owns the PGlite database and runs the
+// main thread's statements (PGlite is one session per process).
+import { workerData } from 'node:worker_threads';
+import { openEmbedded, openServer, type Engine } from '../src/engine';
+import { readBatch } from '../src/queue';
+
+export interface WriterData {
+  engine: 'embedded' | 'server';
+  databaseUrl?: string;
+  dataDir: string;
+  sab: SharedArrayBuffer;
+}
+
+export type WriterTask =
+  | { op: 'insert'; start: number; end: number; count: number; fault?: 'crash-before-write' | 'crash-after-write' }
+  | { op: 'query'; text: string; params: unknown[] }
+  | { op: 'exec'; script: string; transaction: boolean }
+  | { op: 'close' };
+
+// ON CONFLICT DO NOTHING makes a batch idempotent: written again after a crash between commit and
+// acknowledgement, it adds no second row. The CTE returns how many rows were new.
+// $1::text::json, not $1::json: postgres.js would JSON-encode a string bound to a json parameter.
+export const INSERT_BATCH = `
+WITH inserted AS (
+  INSERT INTO events (id, time, service, message, metadata)
+  SELECT id, time, service, message, metadata
+  FROM json_to_recordset($1::text::json)
+       AS r(id uuid, time timestamptz, service text, message text, metadata jsonb)
+  ON CONFLICT DO NOTHING
+  RETURNING 1
+)
+SELECT count(*)::int AS inserted FROM inserted`;
+
+const data = workerData as WriterData;
+const bytes = new Uint8Array(data.sab);
+let db: Promise<Engine> | undefined;
+
+function database(): Promise<Engine> {
+  db ??= (data.engine === 'server' ? Promise.resolve(openServer(data.databaseUrl!, 1)) : openEmbedded(data.dataDir)).catch((e) => {
+    db = undefined; // let the next task try again (server not up yet, say)
+    throw e;
+  });
+  return db;
+}
+
+export default async function writer(task: WriterTask): Promise<unknown> {
+  if (task.op === 'close') {
+    const d = db;
+    db = undefined;
+    if (d) await (await d).close();
+    return null;
+  }
+  const engine = await database();
+  switch (task.op) {
+    case 'insert': {
+      const json = readBatch(bytes, task);
+      // Fault injection for the crash tests (set only by tests through createService options): the
+      // thread dies holding a batch, before or after its commit.
+      if (task.fault === 'crash-before-write') process.exit(3);
+      const [row] = await engine.query<{ inserted: number }>(INSERT_BATCH, [json]);
+      if (task.fault === 'crash-after-write') process.exit(3);
+      return row?.inserted ?? 0;
+    }
+    case 'query':
+      return engine.query(task.text, task.params);
+    case 'exec':
+      await engine.exec(task.script, { transaction: task.transaction });
+      return null;
+  }
+}
