@@ -15,6 +15,14 @@ log() { printf '[pg-cluster] %s\n' "$*" >&2; }
 BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -n "$BIN" ] && [ -x "$BIN/postgres" ] || { log "no PostgreSQL server found: run scripts/install-timescaledb.sh"; exit 1; }
 
+# Only ever delete a directory this script made (it holds the marker) or an empty one.
+safe_rm() {
+  if [ -d "$1" ] && [ ! -f "$1/.aurore-pg-cluster" ] && [ -n "$(ls -A "$1")" ]; then
+    log "refusing to delete $1: not a cluster directory made by this script"; exit 1
+  fi
+  rm -rf "$1"
+}
+
 as_owner() {
   if [ "$(id -u)" = 0 ]; then runuser -u aurore-pg -- "$@"; else "$@"; fi
 }
@@ -29,7 +37,7 @@ case "$cmd" in
     if [ "$(id -u)" = 0 ] && ! id aurore-pg >/dev/null 2>&1; then
       useradd --system --no-create-home --shell /usr/sbin/nologin aurore-pg
     fi
-    rm -rf "$DIR"; mkdir -p "$DIR"; chmod 700 "$DIR"
+    safe_rm "$DIR"; mkdir -p "$DIR"; chmod 700 "$DIR"; touch "$DIR/.aurore-pg-cluster"; cd "$DIR"
     [ "$(id -u)" = 0 ] && chown aurore-pg "$DIR"
     PASS=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
     PORT=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
@@ -61,7 +69,7 @@ CONF
     if [ -d "$DIR/data" ]; then
       as_owner "$BIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null 2>&1 || true
     fi
-    rm -rf "$DIR"
+    safe_rm "$DIR"
     log "stopped"
     ;;
   url)

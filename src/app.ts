@@ -70,8 +70,9 @@ export function createApp({ config, engine, queue, batcher, state, log }: AppDep
   });
 
   app.get('/events', async (c) => {
-    const q = listSchema.safeParse(c.req.query());
-    if (!q.success) throw new ApiError('validation_failed', 'Query parameters are invalid', { errors: zodErrors(q.error) });
+    const params = c.req.query();
+    const q = listSchema.safeParse(params);
+    if (!q.success) throw new ApiError('validation_failed', 'Query parameters are invalid', { errors: zodErrors(q.error, params) });
     if (!state.ready) throw new ApiError('not_ready', 'The database is not ready yet', { retryAfter });
     return c.json(await listEvents(engine, q.data));
   });

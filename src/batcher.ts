@@ -28,6 +28,7 @@ export interface Faults {
 export interface BatcherStats {
   written: number;
   duplicates: number;
+  recovered: number; // rows a retry found already committed by the attempt that failed
   batches: number;
   failedAttempts: number;
   lastError: string | null;
@@ -35,7 +36,7 @@ export interface BatcherStats {
 }
 
 export class Batcher {
-  readonly stats: BatcherStats = { written: 0, duplicates: 0, batches: 0, failedAttempts: 0, lastError: null, lastWriteAt: null };
+  readonly stats: BatcherStats = { written: 0, duplicates: 0, recovered: 0, batches: 0, failedAttempts: 0, lastError: null, lastWriteAt: null };
   private inFlight: { batch: Batch; done: boolean }[] = [];
   private lingerTimer: ReturnType<typeof setTimeout> | undefined;
   private running = false;
@@ -123,8 +124,15 @@ export class Batcher {
         const attempt = ++this.attempts;
         const crash = this.faults.crashOnAttempt?.attempt === attempt ? this.faults.crashOnAttempt.when : undefined;
         const inserted = (await this.pool.run({ op: 'insert', start: batch.start, end: batch.end, count: batch.count, fault: crash })) as number;
-        this.stats.written += inserted;
-        this.stats.duplicates += batch.count - inserted;
+        if (retry === 0) {
+          this.stats.written += inserted;
+          this.stats.duplicates += batch.count - inserted;
+        } else {
+          // A retried batch may have been committed by the attempt that failed (the thread died after
+          // the commit): its rows are there, and they are ours, not duplicates sent by a client.
+          this.stats.written += batch.count;
+          this.stats.recovered += batch.count - inserted;
+        }
         this.stats.batches++;
         this.stats.lastWriteAt = new Date().toISOString();
         break;

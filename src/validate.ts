@@ -53,10 +53,13 @@ export function eventSchema(limits: Limits) {
 
 export type EventInput = z.infer<ReturnType<typeof eventSchema>>;
 
-export function zodErrors(error: z.ZodError, prefix = ''): FieldError[] {
+/** Field errors from zod issues; `input` tells a missing field ("is required") from a wrong one. */
+export function zodErrors(error: z.ZodError, input: unknown, prefix = ''): FieldError[] {
   return error.issues.map((i) => {
     const field = prefix + (i.path.length ? i.path.join('.') : '(body)');
-    const missing = i.code === 'invalid_type' && (i as { input?: unknown }).input === undefined;
+    let value = input;
+    for (const k of i.path) value = value && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[k] : undefined;
+    const missing = i.code === 'invalid_type' && value === undefined;
     return { field, message: missing ? 'is required' : i.message };
   });
 }
@@ -75,36 +78,37 @@ export function makeEventValidator(limits: Limits) {
       return [{ field: '(body)', message: 'must be a JSON object' }];
     }
     const r = schema.safeParse(body);
-    const errors = r.success ? [] : zodErrors(r.error);
-    let time: string | null = null;
-    const ts = (body as { timestamp?: unknown }).timestamp;
-    if (ts === undefined || ts === null) time = now();
-    else if (typeof ts === 'string') {
-      time = parseTimestamp(ts);
-      if (!time) errors.push({ field: 'timestamp', message: 'must be an ISO-8601 date-time with offset, e.g. 2024-01-15T10:30:00.000Z' });
-    }
-    if (!r.success || !time) return dedupe(errors);
+    const errors = r.success ? [] : zodErrors(r.error, body);
+    const bad = new Set(errors.map((e) => e.field));
+    const raw = body as { timestamp?: unknown; message?: unknown; metadata?: unknown };
 
-    const ev = r.data;
-    const message = JSON.stringify(ev.message);
-    if (UNSTORABLE_RE.test(message)) errors.push({ field: 'message', message: 'must not contain NUL characters or unpaired UTF-16 surrogates' });
-    const metadata = ev.metadata === undefined ? '{}' : JSON.stringify(ev.metadata);
-    if (Buffer.byteLength(metadata) > limits.metadataMaxBytes) {
-      errors.push({ field: 'metadata', message: `must be at most ${limits.metadataMaxBytes} bytes when serialized` });
-    } else if (UNSTORABLE_RE.test(metadata)) {
-      errors.push({ field: 'metadata', message: 'must not contain NUL characters or unpaired UTF-16 surrogates' });
+    let time: string | null = null;
+    if (raw.timestamp === undefined || raw.timestamp === null) time = now();
+    else if (typeof raw.timestamp === 'string') time = parseTimestamp(raw.timestamp);
+    if (!time && !bad.has('timestamp')) errors.push({ field: 'timestamp', message: 'must be an ISO-8601 date-time with offset, e.g. 2024-01-15T10:30:00.000Z' });
+
+    // Checks zod cannot express, on each field whose type is right, so one reply names every problem.
+    let message = '';
+    if (!bad.has('message') && typeof raw.message === 'string') {
+      message = JSON.stringify(raw.message);
+      if (UNSTORABLE_RE.test(message)) errors.push({ field: 'message', message: 'must not contain NUL characters or unpaired UTF-16 surrogates' });
     }
-    if (errors.length) return errors;
+    let metadata = '{}';
+    if (!bad.has('metadata') && raw.metadata !== undefined) {
+      metadata = JSON.stringify(raw.metadata);
+      if (Buffer.byteLength(metadata) > limits.metadataMaxBytes) {
+        errors.push({ field: 'metadata', message: `must be at most ${limits.metadataMaxBytes} bytes when serialized` });
+      } else if (UNSTORABLE_RE.test(metadata)) {
+        errors.push({ field: 'metadata', message: 'must not contain NUL characters or unpaired UTF-16 surrogates' });
+      }
+    }
+    if (!r.success || errors.length || !time) return errors;
+    const ev = r.data;
     const id = Bun.randomUUIDv7();
     // Column names match the json_to_recordset definition in workers/writer.ts.
     const record = `{"id":"${id}","time":"${time}","service":"${ev.service}","message":${message},"metadata":${metadata}}`;
     return { id, time, record };
   };
-}
-
-function dedupe(errors: FieldError[]) {
-  const seen = new Set<string>();
-  return errors.filter((e) => !seen.has(e.field) && seen.add(e.field));
 }
 
 // GET /events query string. Unknown parameters are ignored, as the MVP did.

@@ -1,0 +1,42 @@
+import { describe, expect, test } from 'bun:test';
+import { ConfigError, loadConfig } from '../src/config';
+
+describe('configuration', () => {
+  test('every setting has a default: an empty environment gives a working embedded config', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      port: 3000,
+      host: '127.0.0.1',
+      engine: 'embedded',
+      dataDir: './data',
+      queue: { maxEvents: 100_000 },
+      batch: { size: 5000, writers: 1 },
+      retryAfterSeconds: 5,
+      limits: { serviceMaxLength: 100, messageMaxLength: 2000, metadataMaxBytes: 16384, defaultQueryLimit: 100, maxQueryLimit: 1000 },
+    });
+    expect(Object.isFrozen(c) && Object.isFrozen(c.limits)).toBe(true);
+  });
+
+  test('DATABASE_URL selects the server engine; empty strings count as unset', () => {
+    expect(loadConfig({ DATABASE_URL: 'postgres://u:p@db:5432/x' }).engine).toBe('server');
+    expect(loadConfig({ DATABASE_URL: '', PORT: '' })).toMatchObject({ engine: 'embedded', port: 3000 });
+  });
+
+  test('a bad value fails fast naming the variable and the value', () => {
+    expect(() => loadConfig({ PORT: 'eighty' })).toThrow(/PORT.*"eighty"/s);
+    expect(() => loadConfig({ BATCH_SIZE: '0' })).toThrow(ConfigError);
+    expect(() => loadConfig({ LOG_LEVEL: 'loud' })).toThrow(/LOG_LEVEL/);
+    expect(() => loadConfig({ DEFAULT_QUERY_LIMIT: '500', MAX_QUERY_LIMIT: '100' })).toThrow(/DEFAULT_QUERY_LIMIT/);
+  });
+
+  test('a bad DATABASE_URL is named without echoing it (it may hold a password)', () => {
+    let msg = '';
+    try {
+      loadConfig({ DATABASE_URL: 'not a url with secret-pw' });
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    expect(msg).toContain('DATABASE_URL');
+    expect(msg).not.toContain('secret-pw');
+  });
+});

@@ -1,0 +1,112 @@
+// What was accepted is never lost: a full queue refuses instead of dropping, a writer thread that dies
+// holding a batch loses nothing and duplicates nothing, a restart keeps the data.
+import { afterEach, describe, expect, test } from 'bun:test';
+import { countRows, engines, newTarget, postEvent, startService, until, type Target } from './harness';
+
+const targets: Target[] = [];
+const services: { stop(): Promise<unknown> }[] = [];
+afterEach(async () => {
+  for (const s of services.splice(0)) await s.stop();
+  for (const t of targets.splice(0)) await t.destroy();
+});
+async function target(kind: Target['kind']) {
+  const t = await newTarget(kind);
+  targets.push(t);
+  return t;
+}
+async function service(...args: Parameters<typeof startService>) {
+  const s = await startService(...args);
+  services.push(s);
+  return s;
+}
+const ev = (i: number, service = 'dur') => ({ service, message: `event ${i}`, metadata: { i } });
+
+describe.each(engines)('durability [%s]', (kind) => {
+  test('returns 429 with Retry-After and the MVP body when the queue is full, and writes what it accepted', async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const svc = await service(await target(kind), { QUEUE_MAX_EVENTS: '3', BATCH_SIZE: '3', RETRY_AFTER_SECONDS: '7' }, { faults: { beforeWrite: () => gate } });
+    for (let i = 0; i < 3; i++) expect((await postEvent(svc.app, ev(i))).status).toBe(202);
+    const full = await postEvent(svc.app, ev(3));
+    expect(full.status).toBe(429);
+    expect(full.headers.get('retry-after')).toBe('7');
+    expect(await full.json()).toMatchObject({ status: 'rate_limited', message: 'Buffer is full. Please retry in a few seconds.', retry_after: 7 });
+    const buf = (await (await svc.app.request('/health/buffer')).json()) as Record<string, number>;
+    expect(buf).toMatchObject({ depth: 3, capacity: 3, utilization: 1, rejectedQueueFull: 1 });
+
+    open();
+    await until(() => svc.batcher.stats.written === 3, 20_000, 'queued events written');
+    expect((await postEvent(svc.app, ev(4))).status).toBe(202);
+    await until(() => svc.batcher.stats.written === 4);
+    expect(await countRows(svc.engine)).toBe(4);
+  });
+
+  test('a queue bounded in bytes refuses an event that does not fit', async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const svc = await service(await target(kind), { QUEUE_MAX_BYTES: String(1024 * 1024), BATCH_SIZE: '1000' }, { faults: { beforeWrite: () => gate } });
+    const big = { service: 'bytes', message: 'x'.repeat(2000), metadata: { pad: 'y'.repeat(15_000) } };
+    let accepted = 0;
+    let status = 202;
+    while (status === 202 && accepted < 1000) {
+      status = (await postEvent(svc.app, big)).status;
+      if (status === 202) accepted++;
+    }
+    expect(status).toBe(429);
+    expect(accepted).toBeGreaterThan(50); // ~17 KB each in 1 MB
+    expect(accepted).toBeLessThan(70);
+    open();
+    await until(() => svc.batcher.stats.written === accepted);
+    expect(await countRows(svc.engine, `service = 'bytes'`)).toBe(accepted);
+  });
+
+  test('a writer thread that dies before committing a batch loses none of it', async () => {
+    const svc = await service(await target(kind), { BATCH_SIZE: '100', BATCH_LINGER_MS: '50' }, { faults: { crashOnAttempt: { attempt: 1, when: 'crash-before-write' } } });
+    for (let i = 0; i < 60; i++) expect((await postEvent(svc.app, ev(i, 'crash-before'))).status).toBe(202);
+    await until(() => svc.batcher.stats.written === 60, 30_000, 'batch rewritten after the crash');
+    expect(svc.batcher.stats.failedAttempts).toBeGreaterThanOrEqual(1);
+    expect(await countRows(svc.engine, `service = 'crash-before'`)).toBe(60);
+  });
+
+  test('a writer thread that dies after committing a batch causes no duplicate rows on the retry', async () => {
+    const svc = await service(await target(kind), { BATCH_SIZE: '100', BATCH_LINGER_MS: '50' }, { faults: { crashOnAttempt: { attempt: 1, when: 'crash-after-write' } } });
+    for (let i = 0; i < 40; i++) expect((await postEvent(svc.app, ev(i, 'crash-after'))).status).toBe(202);
+    await until(() => svc.batcher.stats.written === 40, 30_000, 'batch retried after the crash');
+    expect(svc.batcher.stats.failedAttempts).toBeGreaterThanOrEqual(1);
+    expect(svc.batcher.stats.recovered).toBe(40);
+    expect(await countRows(svc.engine, `service = 'crash-after'`)).toBe(40);
+    const [d] = await svc.engine.query<{ n: number }>(`SELECT count(DISTINCT id)::float8 AS n FROM events WHERE service = 'crash-after'`);
+    expect(d!.n).toBe(40);
+  });
+
+  test('a restart on the same data keeps every event and still accepts new ones', async () => {
+    const t = await target(kind);
+    const first = await startService(t);
+    for (let i = 0; i < 10; i++) expect((await postEvent(first.app, ev(i, 'restart'))).status).toBe(202);
+    expect(await first.stop()).toEqual({ unwritten: 0 });
+
+    const second = await service(t);
+    const page = (await (await second.app.request('/events?service=restart&pageSize=100')).json()) as { pagination: { total: number } };
+    expect(page.pagination.total).toBe(10);
+    const migrations = await second.engine.query<{ version: number }>('SELECT version FROM aurore_migrations ORDER BY version');
+    expect(migrations.map((m) => m.version)).toEqual([1]);
+    for (let i = 10; i < 15; i++) expect((await postEvent(second.app, ev(i, 'restart'))).status).toBe(202);
+    await until(() => second.batcher.stats.written === 5);
+    expect(await countRows(second.engine, `service = 'restart'`)).toBe(15);
+    // Hypertable inserts go through TimescaleDB on a reopened database (FIELD-NOTES: LOAD first).
+    const [chunks] = await second.engine.query<{ n: number }>(`SELECT count(*)::int AS n FROM timescaledb_information.chunks WHERE hypertable_name = 'events'`);
+    expect(chunks!.n).toBeGreaterThanOrEqual(1);
+  });
+
+  test('events posted while stopping are refused with 503, and stop writes everything accepted before', async () => {
+    const svc = await startService(await target(kind), { BATCH_LINGER_MS: '1000' });
+    for (let i = 0; i < 20; i++) expect((await postEvent(svc.app, ev(i, 'drain'))).status).toBe(202);
+    const stopping = svc.stop();
+    const late = await postEvent(svc.app, ev(99, 'drain'));
+    expect(late.status).toBe(503);
+    expect(late.headers.get('retry-after')).not.toBeNull();
+    expect((await svc.app.request('/health')).status).toBe(503);
+    expect(await stopping).toEqual({ unwritten: 0 });
+    expect(svc.batcher.stats.written).toBe(20);
+  });
+});

@@ -1,0 +1,87 @@
+// Test harness: real engines only. Each service gets its own world: a fresh temporary data directory
+// (embedded) or a fresh database on the TimescaleDB server named by TEST_DATABASE_URL (server).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import postgres from 'postgres';
+import { loadConfig } from '../src/config';
+import { openEmbedded, openServer, type Engine, type EngineKind } from '../src/engine';
+import { createLogger } from '../src/log';
+import { createService, type ServiceOptions } from '../src/service';
+
+const SERVER_URL = process.env.TEST_DATABASE_URL || undefined;
+
+/** The engines this run covers: embedded always; the server too when TEST_DATABASE_URL is set. */
+export const engines: EngineKind[] = SERVER_URL ? ['embedded', 'server'] : ['embedded'];
+
+export interface Target {
+  kind: EngineKind;
+  env: Record<string, string>; // DATA_DIR or DATABASE_URL for this target
+  open(): Promise<Engine>; // a direct connection, for counting rows behind the service's back
+  destroy(): Promise<void>;
+}
+
+/** A fresh, empty place to keep events. */
+export async function newTarget(kind: EngineKind): Promise<Target> {
+  if (kind === 'embedded') {
+    const dir = mkdtempSync(join(tmpdir(), 'aurore-test-'));
+    return {
+      kind,
+      env: { DATA_DIR: dir },
+      open: () => openEmbedded(dir),
+      destroy: async () => rmSync(dir, { recursive: true, force: true }),
+    };
+  }
+  const name = `aurore_test_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
+  const admin = postgres(SERVER_URL!, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(SERVER_URL!);
+  url.pathname = `/${name}`;
+  return {
+    kind,
+    env: { DATABASE_URL: url.toString() },
+    open: async () => openServer(url.toString(), 2),
+    destroy: async () => {
+      const a = postgres(SERVER_URL!, { max: 1, onnotice: () => {} });
+      await a.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await a.end();
+    },
+  };
+}
+
+export const logLines: string[] = [];
+const quiet = createLogger(process.env.TEST_LOG_LEVEL === 'debug' ? 'debug' : 'warn', (l) => {
+  logLines.push(l);
+  if (process.env.TEST_LOG_LEVEL) console.log(l);
+});
+
+/** Starts a service on `target`, ready (migrated) when it resolves. */
+export async function startService(target: Target, env: Record<string, string> = {}, opts: ServiceOptions = {}) {
+  const config = loadConfig({ BATCH_LINGER_MS: '2', SHUTDOWN_TIMEOUT_MS: '20000', ...target.env, ...env });
+  const svc = createService(config, { log: quiet, ...opts });
+  await svc.ready;
+  return svc;
+}
+
+export function postEvent(app: { request: (p: string, i?: RequestInit) => Response | Promise<Response> }, body: unknown, headers: Record<string, string> = {}) {
+  return app.request('/events', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}
+
+/** Polls `check` until it returns true, or fails after `ms`. */
+export async function until(check: () => boolean | Promise<boolean>, ms = 20_000, what = 'condition') {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(10);
+  }
+}
+
+export async function countRows(engine: Engine, where = 'true', params: unknown[] = []) {
+  const [r] = await engine.query<{ n: number }>(`SELECT count(*)::float8 AS n FROM events WHERE ${where}`, params);
+  return r!.n;
+}

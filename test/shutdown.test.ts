@@ -1,0 +1,93 @@
+// End to end through a real process and a real socket: SIGTERM in the middle of a load. Every event
+// answered 202 must be in the database afterwards, and the process must exit 0.
+import { afterAll, describe, expect, test } from 'bun:test';
+import { countRows, engines, newTarget, type Target } from './harness';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+
+/** Starts `bun src/main.ts` on a free port; resolves once it logs that the database is ready. */
+export async function spawnService(env: Record<string, string>) {
+  const proc = Bun.spawn([process.execPath, 'src/main.ts'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: '0', LOG_LEVEL: 'info', ...env },
+    stdout: 'pipe',
+    stderr: 'pipe',
+  });
+  const lines: string[] = [];
+  let url = '';
+  const reader = proc.stdout.getReader();
+  const decoder = new TextDecoder();
+  let buf = '';
+  const ready = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`service exited before ready:\n${lines.join('\n')}\n${await new Response(proc.stderr).text()}`);
+      buf += decoder.decode(value, { stream: true });
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        lines.push(line);
+        const msg = JSON.parse(line) as { msg: string; url?: string };
+        if (msg.msg === 'listening') url = msg.url!;
+        if (msg.msg === 'database ready') return;
+      }
+    }
+  })();
+  await ready;
+  // keep draining stdout so the child never blocks on a full pipe
+  void (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      lines.push(decoder.decode(value));
+    }
+  })();
+  return { proc, url, lines };
+}
+
+describe.each(engines)('graceful shutdown [%s]', (kind) => {
+  let target: Target;
+  afterAll(async () => target?.destroy());
+
+  test('SIGTERM under load: the process exits 0 and every event answered 202 is in the database', async () => {
+    target = await newTarget(kind);
+    const { proc, url, lines } = await spawnService(target.env);
+    let accepted = 0;
+    let refused = 0;
+    let stop = false;
+    const body = JSON.stringify({ service: 'shutdown', message: 'under load', metadata: { k: 'v' } });
+    const client = async () => {
+      while (!stop) {
+        try {
+          const res = await fetch(`${url}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+          await res.arrayBuffer();
+          if (res.status === 202) accepted++;
+          else {
+            expect([503]).toContain(res.status);
+            refused++;
+          }
+        } catch {
+          refused++; // the listener is closed: connection refused
+          await Bun.sleep(5);
+        }
+      }
+    };
+    const clients = Array.from({ length: 8 }, client);
+    await Bun.sleep(1500);
+    const before = accepted;
+    proc.kill('SIGTERM');
+    const code = await proc.exited;
+    stop = true;
+    await Promise.all(clients);
+    expect(code).toBe(0);
+    expect(before).toBeGreaterThan(100);
+    const engine = await target.open();
+    try {
+      expect(await countRows(engine, `service = 'shutdown'`)).toBe(accepted);
+    } finally {
+      await engine.close();
+    }
+    expect(lines.some((l) => l.includes('"msg":"stopped"'))).toBe(true);
+  });
+});

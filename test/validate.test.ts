@@ -1,0 +1,47 @@
+import { describe, expect, test } from 'bun:test';
+import { loadConfig } from '../src/config';
+import { makeEventValidator, parseTimestamp } from '../src/validate';
+
+describe('timestamps', () => {
+  test('ISO-8601 with Z or an offset is normalized to UTC', () => {
+    expect(parseTimestamp('2024-01-15T10:30:00.000Z')).toBe('2024-01-15T10:30:00.000Z');
+    expect(parseTimestamp('2024-01-15T10:30:00+02:00')).toBe('2024-01-15T08:30:00.000Z');
+    expect(parseTimestamp('2024-01-15T10:30:00.123456-0530')).toBe('2024-01-15T16:00:00.123Z');
+    expect(parseTimestamp('2024-01-15T10:30Z')).toBe('2024-01-15T10:30:00.000Z');
+    expect(parseTimestamp('2024-02-29T00:00:00Z')).toBe('2024-02-29T00:00:00.000Z');
+  });
+  test('no offset, impossible dates and non-dates are refused', () => {
+    for (const s of ['2024-01-15T10:30:00', '2023-02-29T00:00:00Z', '2024-13-01T00:00:00Z', '2024-01-15T24:00:00Z', 'now', '', '0999-01-01T00:00:00Z', '2024-01-15T10:30:00+25:00']) {
+      expect(parseTimestamp(s)).toBeNull();
+    }
+  });
+});
+
+describe('event records', () => {
+  const validate = makeEventValidator(loadConfig({}).limits);
+  test('a valid event becomes a JSON record that parses back to what was sent', () => {
+    const r = validate({ service: 'svc.a:b-c_d', message: 'q"uo\\te\n', metadata: { a: [1, { b: null }] }, timestamp: '2024-01-15T10:30:00Z', extra: 'ignored' });
+    if (Array.isArray(r)) throw new Error(JSON.stringify(r));
+    expect(JSON.parse(r.record)).toEqual({
+      id: r.id,
+      time: '2024-01-15T10:30:00.000Z',
+      service: 'svc.a:b-c_d',
+      message: 'q"uo\\te\n',
+      metadata: { a: [1, { b: null }] },
+    });
+  });
+  test('a literal backslash-u0000 in text is data, not a NUL', () => {
+    const r = validate({ service: 's', message: 'path\\u0000x', metadata: { k: '\\ud800' } });
+    expect(Array.isArray(r)).toBe(false);
+  });
+  test('each event gets a distinct time-ordered UUIDv7', () => {
+    const ids = Array.from({ length: 100 }, () => (validate({ service: 's', message: 'm' }) as { id: string }).id);
+    expect(new Set(ids).size).toBe(100);
+    expect(ids.every((id) => id[14] === '7')).toBe(true);
+  });
+  test('limits come from configuration', () => {
+    const v = makeEventValidator(loadConfig({ MESSAGE_MAX_LENGTH: '5', SERVICE_NAME_MAX_LENGTH: '3', METADATA_MAX_BYTES: '10' }).limits);
+    const errs = v({ service: 'abcd', message: '123456', metadata: { k: 'too long' } });
+    expect(Array.isArray(errs) && errs.map((e) => e.field).sort()).toEqual(['message', 'metadata', 'service']);
+  });
+});
