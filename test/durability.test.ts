@@ -1,7 +1,10 @@
 // What was accepted is never lost: a full queue refuses instead of dropping, a writer thread that dies
 // holding a batch loses nothing and duplicates nothing, a restart keeps the data.
-import { afterEach, describe, expect, test } from 'bun:test';
+import { afterEach, describe, expect, test, setDefaultTimeout } from 'bun:test';
 import { countRows, engines, newTarget, postEvent, startService, until, type Target } from './harness';
+
+// Creating an embedded database takes about 4 s (initdb), near bun's 5 s default.
+setDefaultTimeout(60_000);
 
 const targets: Target[] = [];
 const services: { stop(): Promise<unknown> }[] = [];

@@ -1,6 +1,9 @@
 // POST /events and GET /events through the real app, on each engine.
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from 'bun:test';
 import { countRows, engines, newTarget, postEvent, startService, until, type Target } from './harness';
+
+// Creating an embedded database takes about 4 s (initdb), near bun's 5 s default.
+setDefaultTimeout(60_000);
 
 type Svc = Awaited<ReturnType<typeof startService>>;
 

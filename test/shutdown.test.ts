@@ -1,7 +1,10 @@
 // End to end through a real process and a real socket: SIGTERM in the middle of a load. Every event
 // answered 202 must be in the database afterwards, and the process must exit 0.
-import { afterAll, describe, expect, test } from 'bun:test';
+import { afterAll, describe, expect, test, setDefaultTimeout } from 'bun:test';
 import { countRows, engines, newTarget, type Target } from './harness';
+
+// Creating an embedded database takes about 4 s (initdb), near bun's 5 s default.
+setDefaultTimeout(60_000);
 
 const ROOT = new URL('..', import.meta.url).pathname;
 
