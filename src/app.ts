@@ -1,15 +1,15 @@
 // The receive stage: the Hono app as a value (no port, no top-level await). main.ts serves it;
 // tests call app.request() on it.
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import type { Config } from './config';
 import type { Engine, DatabaseInfo } from './engine';
-import { ApiError, errorHandler, queueFull, respondError } from './errors';
+import { ApiError, errorHandler, respondError } from './errors';
+import { ingestRoutes } from './ingest';
 import type { Logger } from './log';
 import type { EventQueue } from './queue';
 import type { Batcher } from './batcher';
 import { listEvents } from './query';
-import { listQuerySchema, makeEventValidator, zodErrors } from './validate';
+import { listQuerySchema, zodErrors } from './validate';
 
 export interface ServiceState {
   ready: boolean; // database reachable and migrated
@@ -29,45 +29,15 @@ export interface AppDeps {
   log: Logger;
 }
 
-const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
-
 export function createApp({ config, engine, queue, batcher, state, log }: AppDeps) {
   const app = new Hono();
-  const validateEvent = makeEventValidator(config.limits);
   const listSchema = listQuerySchema(config.limits);
   const retryAfter = config.retryAfterSeconds;
 
   app.onError(errorHandler(log));
   app.notFound((c) => respondError(c, new ApiError('not_found', `No route for ${c.req.method} ${c.req.path}`)));
 
-  const limitBody = bodyLimit({
-    maxSize: config.limits.bodyMaxBytes,
-    onError: (c) => respondError(c, new ApiError('payload_too_large', `Request body exceeds ${config.limits.bodyMaxBytes} bytes (BODY_MAX_BYTES)`)),
-  });
-
-  app.post('/events', limitBody, async (c) => {
-    if (state.draining) throw new ApiError('shutting_down', 'The service is shutting down; retry against another instance', { retryAfter });
-    if (!JSON_TYPE.test(c.req.header('content-type') ?? '')) {
-      throw new ApiError('unsupported_media_type', 'Content-Type must be application/json');
-    }
-    const text = await c.req.text();
-    if (!text.trim()) throw new ApiError('empty_body', 'Request body is empty; send one event as a JSON object');
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch (e) {
-      throw new ApiError('invalid_json', `Request body is not valid JSON: ${(e as Error).message}`);
-    }
-    const ev = validateEvent(body);
-    if (Array.isArray(ev)) throw new ApiError('validation_failed', 'Event is invalid', { errors: ev });
-    if (!queue.push(ev.record)) {
-      state.rejectedQueueFull++;
-      throw queueFull(retryAfter);
-    }
-    state.accepted++;
-    batcher.notify();
-    return c.json({ statusCode: 202, message: 'Event accepted', eventId: ev.id }, 202);
-  });
+  app.route('/', ingestRoutes({ config, queue, batcher, state }));
 
   app.get('/events', async (c) => {
     const params = c.req.query();
@@ -96,9 +66,15 @@ export function createApp({ config, engine, queue, batcher, state, log }: AppDep
       accepted: state.accepted,
       written: s.written,
       duplicates: s.duplicates,
+      rejected: s.rejected,
+      recovered: s.recovered,
       batches: s.batches,
+      retriedBatches: s.retriedBatches,
+      lastBatchSize: s.lastBatchSize,
       failed: s.failedAttempts,
       rejectedQueueFull: state.rejectedQueueFull,
+      drainRate: Math.round(batcher.drainRate),
+      breaker: batcher.breaker,
       lastError: s.lastError,
       lastWriteAt: s.lastWriteAt,
       draining: state.draining,
@@ -110,10 +86,10 @@ export function createApp({ config, engine, queue, batcher, state, log }: AppDep
     try {
       await engine.query('SELECT 1');
       const latencyMs = Math.round((performance.now() - started) * 100) / 100;
-      return c.json({ connected: true, ready: state.ready, latencyMs, ...(state.database ?? { engine: engine.kind }) });
+      return c.json({ connected: true, ready: state.ready, latencyMs, breaker: batcher.breaker, ...(state.database ?? { engine: engine.kind }) });
     } catch (err) {
       log.warn('database health check failed', { err });
-      return c.json({ connected: false, ready: false, engine: engine.kind, error: (err as Error).message }, 503);
+      return c.json({ connected: false, ready: false, breaker: batcher.breaker, engine: engine.kind, error: (err as Error).message }, 503);
     }
   });
 

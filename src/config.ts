@@ -21,18 +21,23 @@ const envSchema = z.object({
   DB_POOL_MAX: int(10, 1, 1000), // server engine: query connections of the main thread
 
   QUEUE_MAX_EVENTS: int(100_000, 1),
-  QUEUE_MAX_BYTES: int(64 * 1024 * 1024, 64 * 1024),
+  QUEUE_MAX_BYTES: int(64 * 1024 * 1024, 1024 * 1024),
   BATCH_SIZE: int(5_000, 1, 10_000), // 10k rows keeps one statement far below any parameter limit
   BATCH_LINGER_MS: int(20, 0, 60_000),
   WRITERS: int(1, 1, 64), // FIELD-NOTES: a second writer was slower on 2 cores
-  RETRY_AFTER_SECONDS: int(5, 1, 3600),
+  RETRY_AFTER_SECONDS: int(5, 1, 3600), // Retry-After when no better estimate exists
+  WAIT_TIMEOUT_MS: int(30_000, 100), // ?wait=true: longest wait for the commit before answering 202
+  CIRCUIT_BREAKER_THRESHOLD: int(5, 1), // consecutive failed writes that open the breaker
+  CIRCUIT_BREAKER_COOLDOWN_MS: int(5_000, 10),
   WRITE_RETRY_MAX_MS: int(10_000, 10), // cap of the exponential backoff between batch retries
   SHUTDOWN_TIMEOUT_MS: int(30_000, 100),
 
   SERVICE_NAME_MAX_LENGTH: int(100, 1, 1000),
   MESSAGE_MAX_LENGTH: int(2_000, 1, 1_000_000),
   METADATA_MAX_BYTES: int(16 * 1024, 2, 1024 * 1024),
-  BODY_MAX_BYTES: int(256 * 1024, 1024),
+  BODY_MAX_BYTES: int(256 * 1024, 1024), // POST /events, decompressed
+  BATCH_MAX_EVENTS: int(10_000, 1, 1_000_000), // POST /events/batch
+  BATCH_MAX_BYTES: int(10 * 1024 * 1024, 1024), // POST /events/batch, decompressed
 
   DEFAULT_QUERY_LIMIT: int(100, 1, 10_000),
   MAX_QUERY_LIMIT: int(1_000, 1, 10_000),
@@ -52,13 +57,17 @@ export interface Config {
   readonly dbPoolMax: number;
   readonly queue: { readonly maxEvents: number; readonly maxBytes: number };
   readonly batch: { readonly size: number; readonly lingerMs: number; readonly writers: number; readonly retryMaxMs: number };
+  readonly breaker: { readonly threshold: number; readonly cooldownMs: number };
   readonly retryAfterSeconds: number;
+  readonly waitTimeoutMs: number;
   readonly shutdownTimeoutMs: number;
   readonly limits: {
     readonly serviceMaxLength: number;
     readonly messageMaxLength: number;
     readonly metadataMaxBytes: number;
     readonly bodyMaxBytes: number;
+    readonly batchMaxEvents: number;
+    readonly batchMaxBytes: number;
     readonly defaultQueryLimit: number;
     readonly maxQueryLimit: number;
   };
@@ -106,13 +115,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dbPoolMax: e.DB_POOL_MAX,
     queue: { maxEvents: e.QUEUE_MAX_EVENTS, maxBytes: e.QUEUE_MAX_BYTES },
     batch: { size: e.BATCH_SIZE, lingerMs: e.BATCH_LINGER_MS, writers: e.WRITERS, retryMaxMs: e.WRITE_RETRY_MAX_MS },
+    breaker: { threshold: e.CIRCUIT_BREAKER_THRESHOLD, cooldownMs: e.CIRCUIT_BREAKER_COOLDOWN_MS },
     retryAfterSeconds: e.RETRY_AFTER_SECONDS,
+    waitTimeoutMs: e.WAIT_TIMEOUT_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     limits: {
       serviceMaxLength: e.SERVICE_NAME_MAX_LENGTH,
       messageMaxLength: e.MESSAGE_MAX_LENGTH,
       metadataMaxBytes: e.METADATA_MAX_BYTES,
       bodyMaxBytes: e.BODY_MAX_BYTES,
+      batchMaxEvents: e.BATCH_MAX_EVENTS,
+      batchMaxBytes: e.BATCH_MAX_BYTES,
       defaultQueryLimit: e.DEFAULT_QUERY_LIMIT,
       maxQueryLimit: e.MAX_QUERY_LIMIT,
     },

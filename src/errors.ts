@@ -8,6 +8,7 @@ export const errorStatus = {
   invalid_json: 400,
   validation_failed: 400,
   empty_body: 400,
+  invalid_body: 400,
   unsupported_media_type: 415,
   payload_too_large: 413,
   not_found: 404,
@@ -15,6 +16,7 @@ export const errorStatus = {
   shutting_down: 503,
   not_ready: 503,
   database_unavailable: 503,
+  rejected_by_database: 422,
   internal: 500,
 } as const satisfies Record<string, ContentfulStatusCode>;
 
@@ -29,7 +31,7 @@ export class ApiError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
-    readonly opts: { errors?: FieldError[]; retryAfter?: number; cause?: unknown } = {},
+    readonly opts: { errors?: FieldError[]; retryAfter?: number; cause?: unknown; extra?: Record<string, unknown> } = {},
   ) {
     super(message, { cause: opts.cause });
   }
@@ -43,7 +45,7 @@ const QUEUE_FULL_MESSAGE = 'Buffer is full. Please retry in a few seconds.';
 export const queueFull = (retryAfter: number) => new ApiError('queue_full', QUEUE_FULL_MESSAGE, { retryAfter });
 
 export function errorBody(e: ApiError) {
-  const body: Record<string, unknown> = { statusCode: e.status, error: e.code, message: e.message };
+  const body: Record<string, unknown> = { statusCode: e.status, error: e.code, message: e.message, ...e.opts.extra };
   if (e.opts.errors) body.errors = e.opts.errors;
   if (e.code === 'queue_full') {
     body.status = 'rate_limited';

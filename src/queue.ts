@@ -12,6 +12,7 @@ export interface Batch {
   readonly start: number;
   readonly end: number;
   readonly count: number;
+  readonly seq: number; // sequence number of its first record
 }
 
 export class EventQueue {
@@ -37,6 +38,14 @@ export class EventQueue {
     this.ends = new Float64Array(maxEvents);
   }
 
+  /** Sequence number the next appended record gets (records are numbered from 0 in append order). */
+  get appendedSeq() {
+    return this.appended;
+  }
+  /** Every record below this sequence number is committed. */
+  get releasedSeq() {
+    return this.released;
+  }
   /** Events waiting or in flight. */
   get depth() {
     return this.appended - this.released;
@@ -68,14 +77,26 @@ export class EventQueue {
     return true;
   }
 
+  /** A point to roll back to: a multi-event request is queued whole or not at all. */
+  mark() {
+    return { writePos: this.writePos, appended: this.appended };
+  }
+  /** Removes everything appended since `m` (only valid before any of it was claimed). */
+  rollback(m: { writePos: number; appended: number }) {
+    if (this.claimed > m.appended) throw new Error('queue: rollback past a claimed record');
+    this.writePos = m.writePos;
+    this.appended = m.appended;
+  }
+
   /** Claims up to `max` unclaimed records for one writer; null when none wait. */
   claim(max: number): Batch | null {
     const count = Math.min(max, this.pending);
     if (count === 0) return null;
     const start = this.claimPos;
+    const seq = this.claimed;
     this.claimed += count;
     this.claimPos = this.ends[(this.claimed - 1) % this.maxEvents]!;
-    return { start, end: this.claimPos, count };
+    return { start, end: this.claimPos, count, seq };
   }
 
   /**

@@ -43,7 +43,14 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
   const batcher = new Batcher(
     queue,
     pool,
-    { size: config.batch.size, lingerMs: config.batch.lingerMs, maxInFlight: writers, retryMaxMs: config.batch.retryMaxMs },
+    {
+      size: config.batch.size,
+      lingerMs: config.batch.lingerMs,
+      maxInFlight: writers,
+      retryMaxMs: config.batch.retryMaxMs,
+      breakerThreshold: config.breaker.threshold,
+      breakerCooldownMs: config.breaker.cooldownMs,
+    },
     log,
     opts.faults,
   );

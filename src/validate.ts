@@ -8,6 +8,7 @@ import type { FieldError } from './errors';
 type Limits = Config['limits'];
 
 const SERVICE_RE = /^[A-Za-z0-9._:-]+$/;
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 // ISO-8601 date-time with a mandatory offset: without one the instant is ambiguous.
 const ISO_RE = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?([Zz]|([+-])(\d{2}):?(\d{2}))$/;
 
@@ -39,7 +40,10 @@ export function parseTimestamp(s: string): string | null {
 const UNSTORABLE_RE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
 
 export function eventSchema(limits: Limits) {
+  const id = z.string().regex(UUID_RE, 'must be a UUID, e.g. 0193b7a4-5c2e-7d3f-9a1b-2c3d4e5f6a7b').optional();
   return z.object({
+    id,
+    eventId: id, // the MVP's name for it; either may be sent
     timestamp: z.string().optional(),
     service: z
       .string()
@@ -102,9 +106,14 @@ export function makeEventValidator(limits: Limits) {
         errors.push({ field: 'metadata', message: 'must not contain NUL characters or unpaired UTF-16 surrogates' });
       }
     }
+    if (r.success && r.data.id && r.data.eventId && r.data.id.toLowerCase() !== r.data.eventId.toLowerCase()) {
+      errors.push({ field: 'eventId', message: 'must equal id when both are sent' });
+    }
     if (!r.success || errors.length || !time) return errors;
     const ev = r.data;
-    const id = Bun.randomUUIDv7();
+    // The client's id makes a resend idempotent (same id and timestamp: one row); otherwise a UUIDv7,
+    // time-ordered like the events themselves.
+    const id = (ev.id ?? ev.eventId)?.toLowerCase() ?? Bun.randomUUIDv7();
     // Column names match the json_to_recordset definition in workers/writer.ts.
     const record = `{"id":"${id}","time":"${time}","service":"${ev.service}","message":${message},"metadata":${metadata}}`;
     return { id, time, record };
