@@ -3,6 +3,8 @@
 #   scripts/pg-cluster.sh start [DIR]   -> prints DATABASE_URL=... (also written to DIR/url, mode 600)
 #   scripts/pg-cluster.sh stop  [DIR]   -> stops it and deletes DIR
 #   scripts/pg-cluster.sh url   [DIR]   -> prints the URL of a running cluster
+#   scripts/pg-cluster.sh pause [DIR]   -> stops the server abruptly (-m immediate), keeping its data
+#   scripts/pg-cluster.sh resume [DIR]  -> starts it again on the same port (outage tests)
 # Listens on 127.0.0.1 only, on a free port, with a random password (scram-sha-256). PostgreSQL refuses
 # to run as root, so as root the cluster runs as the system user 'aurore-pg' (created when missing).
 # Install the server first: scripts/install-timescaledb.sh
@@ -72,10 +74,16 @@ CONF
     safe_rm "$DIR"
     log "stopped"
     ;;
+  pause)
+    as_owner "$BIN/pg_ctl" -D "$DIR/data" -m immediate -w stop >/dev/null
+    ;;
+  resume)
+    as_owner "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start >/dev/null
+    ;;
   url)
     [ -f "$DIR/url" ] || { log "no cluster in $DIR"; exit 1; }
     cat "$DIR/url"
     ;;
   *)
-    echo "usage: $0 start|stop|url [DIR]" >&2; exit 2;;
+    echo "usage: $0 start|stop|pause|resume|url [DIR]" >&2; exit 2;;
 esac

@@ -68,7 +68,7 @@ export function postEvent(app: { request: (p: string, i?: RequestInit) => Respon
   return app.request('/events', {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
+    body: typeof body === 'string' || body instanceof Uint8Array || body instanceof ReadableStream ? body : JSON.stringify(body),
   });
 }
 

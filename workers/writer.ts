@@ -32,7 +32,8 @@ const COLUMNS = `id uuid, time timestamptz, service text, message text, metadata
 
 // ON CONFLICT DO NOTHING makes a batch idempotent: written again after a crash between commit and
 // acknowledgement, or resent by a client, it adds no second row. Returns how many rows were new and
-// the transaction's timestamp, which is every new row's ingested_at.
+// the transaction's timestamp, which is every new row's ingested_at (as text: a JS Date would drop
+// the microseconds and make every new row look old).
 // $1::text::json, not $1::json: postgres.js would JSON-encode a string bound to a json parameter.
 export const INSERT_BATCH = `
 WITH inserted AS (
@@ -41,14 +42,15 @@ WITH inserted AS (
   ON CONFLICT DO NOTHING
   RETURNING 1
 )
-SELECT count(*)::int AS inserted, now() AS at FROM (SELECT 1 FROM inserted) i`;
+SELECT count(*)::int AS inserted, now()::text AS at FROM (SELECT 1 FROM inserted) i`;
 
 // Only when a batch had conflicts: which of its rows were there before this transaction.
+// ::text::timestamptz keeps the microseconds postgres.js would lose by binding a JS Date.
 const FIND_DUPLICATES = `
 SELECT (r.idx - 1)::int AS idx
 FROM ROWS FROM (json_to_recordset($1::text::json) AS (${COLUMNS})) WITH ORDINALITY AS r(id, time, service, message, metadata, idx)
 JOIN events e ON e.id = r.id AND e.time = r.time
-WHERE e.ingested_at <> $2::timestamptz`;
+WHERE e.ingested_at <> $2::text::timestamptz`;
 
 const QUARANTINE = `INSERT INTO events_rejected (error_code, error_message, record) VALUES ($1, $2, $3)`;
 
@@ -95,7 +97,7 @@ function database(): Promise<Engine> {
 
 async function insertRecords(engine: Engine, json: string, count: number, offset: number, result: InsertResult): Promise<void> {
   try {
-    const [row] = await engine.query<{ inserted: number; at: Date }>(INSERT_BATCH, [json]);
+    const [row] = await engine.query<{ inserted: number; at: string }>(INSERT_BATCH, [json]);
     const inserted = row?.inserted ?? 0;
     result.inserted += inserted;
     if (inserted < count) {

@@ -1,0 +1,144 @@
+// Failures: a row the database refuses, a database that goes away under load, sustained overload.
+import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { countRows, engines, newTarget, postEvent, startService, until, type Target } from './harness';
+
+// Creating an embedded database takes about 4 s (initdb), near bun's 5 s default.
+setDefaultTimeout(90_000);
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+async function target(kind: Target['kind']) {
+  const t = await newTarget(kind);
+  cleanups.push(() => t.destroy());
+  return t;
+}
+async function service(...args: Parameters<typeof startService>) {
+  const s = await startService(...args);
+  cleanups.push(() => s.stop());
+  return s;
+}
+const ev = (service: string, i: number, message = `m${i}`) => ({ service, message, metadata: { i } });
+
+describe.each(engines)('failures [%s]', (kind) => {
+  test('a row the database refuses lands in events_rejected while its batch-mates are stored', async () => {
+    const svc = await service(await target(kind));
+    // An operator's constraint the edge validation knows nothing about: the database is the judge.
+    await svc.engine.exec(`ALTER TABLE events ADD CONSTRAINT no_poison CHECK (message NOT LIKE 'poison%')`);
+    const items = Array.from({ length: 10 }, (_, i) => ev('quarantine', i, i === 6 ? 'poison pill' : `m${i}`));
+    const res = await svc.app.request('/events/batch?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(items) });
+    expect(res.status).toBe(201);
+    const body = (await res.json()) as { accepted: number; rejected: number; errors: { index: number; field: string; message: string }[] };
+    expect(body).toMatchObject({ accepted: 9, rejected: 1 });
+    expect(body.errors).toHaveLength(1);
+    expect(body.errors[0]).toMatchObject({ index: 6, field: '(database)' });
+    expect(body.errors[0]!.message).toContain('no_poison');
+    expect(await countRows(svc.engine, `service = 'quarantine'`)).toBe(9);
+    const q = await svc.engine.query<{ error_code: string; record: string }>(`SELECT error_code, record FROM events_rejected`);
+    expect(q).toHaveLength(1);
+    expect(q[0]!.error_code).toBe('23514');
+    expect(JSON.parse(q[0]!.record)).toMatchObject({ service: 'quarantine', message: 'poison pill', metadata: { i: 6 } });
+    expect(svc.batcher.stats.rejected).toBe(1);
+
+    // A single waiting event that is refused is told so (422), not acknowledged as stored.
+    const single = await postEvent(svc.app, ev('quarantine', 99, 'poison again'), { prefer: 'wait' });
+    expect(single.status).toBe(422);
+    expect(((await single.json()) as { error: string }).error).toBe('rejected_by_database');
+    // Without wait, a refused event is accepted (202) and still never lost: it is in quarantine.
+    expect((await postEvent(svc.app, ev('quarantine', 100, 'poison third'))).status).toBe(202);
+    await until(() => svc.batcher.stats.rejected === 3);
+    expect(await countRows(svc.engine, 'true')).toBe(9);
+    const [n] = await svc.engine.query<{ n: number }>(`SELECT count(*)::int AS n FROM events_rejected`);
+    expect(n!.n).toBe(3);
+  });
+
+  test('sustained overload answers 429 with Retry-After, never 5xx, and memory stays bounded', async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const svc = await service(await target(kind), { QUEUE_MAX_EVENTS: '2000', QUEUE_MAX_BYTES: String(1024 * 1024) }, { faults: { beforeWrite: () => gate } });
+    const body = JSON.stringify({ service: 'overload', message: 'x'.repeat(500), metadata: { pad: 'y'.repeat(500) } });
+    Bun.gc(true);
+    const rssBefore = process.memoryUsage().rss;
+    const statuses = new Map<number, number>();
+    let retryAfterSeen = true;
+    for (let round = 0; round < 40; round++) {
+      const replies = await Promise.all(Array.from({ length: 250 }, () => postEvent(svc.app, body)));
+      for (const r of replies) {
+        statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+        if (r.status === 429 && !r.headers.get('retry-after')) retryAfterSeen = false;
+        await r.arrayBuffer();
+      }
+    }
+    Bun.gc(true);
+    const grownMb = (process.memoryUsage().rss - rssBefore) / 1024 / 1024;
+    expect([...statuses.keys()].sort()).toEqual([202, 429]);
+    expect(retryAfterSeen).toBe(true);
+    const accepted = statuses.get(202)!;
+    expect(accepted).toBeLessThanOrEqual(2000);
+    expect(svc.queue.usedBytes).toBeLessThanOrEqual(1024 * 1024);
+    expect(statuses.get(429)).toBe(10_000 - accepted);
+    expect(grownMb).toBeLessThan(150); // 10,000 requests of 1 KB; the queue itself is a fixed 1 MiB
+    open();
+    await until(() => svc.batcher.stats.written === accepted);
+    expect(await countRows(svc.engine, `service = 'overload'`)).toBe(accepted);
+  });
+});
+
+// Stopping the database mid-load needs a server we own: a private native cluster (scripts/pg-cluster.sh).
+// It runs where the server engine runs (TEST_DATABASE_URL set, so TimescaleDB is installed natively).
+describe.skipIf(!engines.includes('server'))('database outage [server]', () => {
+  test('the server stopped mid-load then restarted: nothing lost, nothing duplicated, breaker opens and closes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'aurore-outage-'));
+    const script = new URL('../scripts/pg-cluster.sh', import.meta.url).pathname;
+    const run = async (...args: string[]) => {
+      const p = Bun.spawn(['bash', script, ...args, dir], { stdout: 'pipe', stderr: 'pipe' });
+      const [out, err, code] = [await new Response(p.stdout).text(), await new Response(p.stderr).text(), await p.exited];
+      if (code !== 0) throw new Error(`pg-cluster.sh ${args.join(' ')} failed: ${err}`);
+      return out;
+    };
+    const url = (await run('start')).match(/DATABASE_URL=(\S+)/)![1]!;
+    cleanups.push(() => run('stop'));
+    const svc = await service({ kind: 'server', env: { DATABASE_URL: url }, open: async () => svc.engine, destroy: async () => {} }, {
+      QUEUE_MAX_EVENTS: '3000',
+      CIRCUIT_BREAKER_THRESHOLD: '3',
+      CIRCUIT_BREAKER_COOLDOWN_MS: '300',
+      WRITE_RETRY_MAX_MS: '200',
+    });
+
+    let accepted = 0;
+    const statuses = new Map<number, number>();
+    let stop = false;
+    const load = (async () => {
+      for (let i = 0; !stop; i++) {
+        const r = await postEvent(svc.app, ev('outage', i));
+        statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+        if (r.status === 202) accepted++;
+        else expect(r.headers.get('retry-after')).not.toBeNull();
+        if (i % 20 === 0) await Bun.sleep(1);
+      }
+    })();
+    await until(() => accepted > 300);
+    await run('pause'); // immediate stop: connections die mid-transaction
+    await until(() => svc.batcher.breaker === 'open', 20_000, 'the circuit breaker to open');
+    const health = (await (await svc.app.request('/health/database')).json()) as { connected: boolean; breaker: string };
+    expect(health).toMatchObject({ connected: false, breaker: 'open' });
+    await until(() => svc.queue.depth >= 3000, 20_000, 'the queue to fill while the database is down');
+    await Bun.sleep(200);
+    await run('resume');
+    await until(() => (statuses.get(202) ?? 0) > accepted - 1 && svc.batcher.breaker === 'closed', 30_000, 'writes to resume');
+    stop = true;
+    await load;
+    await until(() => svc.queue.depth === 0 && svc.batcher.stats.written === accepted, 30_000, 'the backlog to be written');
+
+    expect(statuses.get(503) ?? 0).toBeGreaterThan(0); // queue full while the database was down
+    expect([...statuses.keys()].every((s) => s === 202 || s === 503 || s === 429)).toBe(true);
+    expect(await countRows(svc.engine, `service = 'outage'`)).toBe(accepted);
+    const [d] = await svc.engine.query<{ n: number }>(`SELECT count(DISTINCT id)::int AS n FROM events`);
+    expect(d!.n).toBe(accepted);
+    expect(svc.batcher.stats.failedAttempts).toBeGreaterThan(0);
+  });
+});
