@@ -15,7 +15,15 @@ function serializeError(e: unknown) {
   return e;
 }
 
-export function createLogger(level: Level, write: (line: string) => void = (l) => process.stdout.write(l + '\n')): Logger {
+function stdout(line: string) {
+  try {
+    process.stdout.write(line + '\n');
+  } catch {
+    // stdout closed (the reader went away): losing a log line must not take the service down
+  }
+}
+
+export function createLogger(level: Level, write: (line: string) => void = stdout): Logger {
   const min = rank[level];
   const emit = (lvl: Exclude<Level, 'silent'>, msg: string, fields?: Record<string, unknown>) => {
     if (rank[lvl] < min) return;

@@ -38,6 +38,9 @@ export function parseTimestamp(s: string): string | null {
 // valid surrogate pairs raw, so any \udXXX escape it emits is a lone surrogate. PostgreSQL refuses
 // both in text and jsonb: letting them in would turn a 202 into a row the database rejects.
 const UNSTORABLE_RE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
+// The lookbehind makes that regex slow (~1.5 us on 200 bytes); JSON.stringify writes \u only for
+// control characters and lone surrogates, so almost every event skips it.
+const unstorable = (json: string) => json.includes('\\u') && UNSTORABLE_RE.test(json);
 
 export function eventSchema(limits: Limits) {
   const id = z.string().regex(UUID_RE, 'must be a UUID, e.g. 0193b7a4-5c2e-7d3f-9a1b-2c3d4e5f6a7b').optional();
@@ -83,7 +86,7 @@ export function makeEventValidator(limits: Limits) {
     }
     const r = schema.safeParse(body);
     const errors = r.success ? [] : zodErrors(r.error, body);
-    const bad = new Set(errors.map((e) => e.field));
+    const bad = new Set(r.success ? undefined : errors.map((e) => e.field));
     const raw = body as { timestamp?: unknown; message?: unknown; metadata?: unknown };
 
     let time: string | null = null;
@@ -95,14 +98,14 @@ export function makeEventValidator(limits: Limits) {
     let message = '';
     if (!bad.has('message') && typeof raw.message === 'string') {
       message = JSON.stringify(raw.message);
-      if (UNSTORABLE_RE.test(message)) errors.push({ field: 'message', message: 'must not contain NUL characters or unpaired UTF-16 surrogates' });
+      if (unstorable(message)) errors.push({ field: 'message', message: 'must not contain NUL characters or unpaired UTF-16 surrogates' });
     }
     let metadata = '{}';
     if (!bad.has('metadata') && raw.metadata !== undefined) {
       metadata = JSON.stringify(raw.metadata);
       if (Buffer.byteLength(metadata) > limits.metadataMaxBytes) {
         errors.push({ field: 'metadata', message: `must be at most ${limits.metadataMaxBytes} bytes when serialized` });
-      } else if (UNSTORABLE_RE.test(metadata)) {
+      } else if (unstorable(metadata)) {
         errors.push({ field: 'metadata', message: 'must not contain NUL characters or unpaired UTF-16 surrogates' });
       }
     }

@@ -1,0 +1,257 @@
+// The benchmark: `bun run bench [--quick] [--json]`. A program, not a test.
+// Measures, in ONE run on this machine, the ceilings and the service against them:
+//   1. database ceiling: the writers' own batch insert (src/write.ts) into the same hypertable, no HTTP
+//   2. HTTP ceiling: a bare Bun.serve answering 202 to the same POST, same load generator, same load
+//   3. POST /events, default ack (202 queued): events/s, p50/p99
+//   4. POST /events/batch, NDJSON, 500 events per request: events/s
+//   5. POST /events?wait=true (201 committed): events/s, p50/p99
+//   6. verification: rows in the database == events acknowledged, no duplicate ids
+// Engine: embedded by default (a fresh DATA_DIR), or the server in DATABASE_URL (a fresh database is
+// created there and dropped afterwards, so point it at a server whose user may create databases).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir, cpus } from 'node:os';
+import { join } from 'node:path';
+import postgres from 'postgres';
+import { openEmbedded, openServer, type Engine } from '../src/engine';
+import { createLogger } from '../src/log';
+import { migrate } from '../src/migrate';
+import { makeEventValidator } from '../src/validate';
+import { loadConfig } from '../src/config';
+import { insertRecords } from '../src/write';
+import type { LoadOptions, LoadResult } from './load';
+
+const args = new Set(process.argv.slice(2));
+const quick = args.has('--quick');
+const asJson = args.has('--json');
+const SECONDS = quick ? 7 : 20;
+const ROOT = new URL('..', import.meta.url).pathname;
+const BUN = process.execPath;
+const progress = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+
+const EVENT = {
+  service: 'checkout-service',
+  message: 'Order placed successfully for customer after payment authorization',
+  metadata: { user_id: '12345', ip_address: '192.168.1.1', order_id: 'ord_98765', amount: 129.99, currency: 'EUR', items: 3, region: 'eu-west-1' },
+};
+const SINGLE_BODY = JSON.stringify(EVENT);
+const NDJSON_BODY = Array.from({ length: 500 }, () => SINGLE_BODY).join('\n');
+
+// ---- the engine under test ---------------------------------------------------------------------
+const serverUrl = process.env.DATABASE_URL || undefined;
+const engineKind = serverUrl ? 'server' : 'embedded';
+let env: Record<string, string>;
+let openDirect: () => Promise<Engine>;
+let destroy: () => Promise<void>;
+if (serverUrl) {
+  const name = `aurore_bench_${Date.now().toString(36)}`;
+  const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`CREATE DATABASE ${name}`);
+  } catch (e) {
+    console.error(`bench: cannot create a scratch database on DATABASE_URL (${(e as Error).message}); the user needs CREATEDB`);
+    process.exit(2);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  env = { DATABASE_URL: url.toString() };
+  openDirect = async () => openServer(url.toString(), 2);
+  destroy = async () => {
+    const a = postgres(serverUrl, { max: 1, onnotice: () => {} });
+    await a.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await a.end();
+  };
+} else {
+  const dir = mkdtempSync(join(tmpdir(), 'aurore-bench-'));
+  env = { DATA_DIR: dir };
+  openDirect = () => openEmbedded(dir);
+  destroy = async () => rmSync(dir, { recursive: true, force: true });
+}
+
+function spawnLoad(o: LoadOptions): Promise<LoadResult> {
+  // Options go through stdin: a 500-event body is over the kernel's limit for one argument.
+  const p = Bun.spawn([BUN, join(ROOT, 'loadtest/load.ts')], { stdin: new TextEncoder().encode(JSON.stringify(o)), stdout: 'pipe', stderr: 'inherit' });
+  return new Response(p.stdout).text().then((t) => JSON.parse(t.trim().split('\n').pop()!) as LoadResult);
+}
+
+async function readJsonLine(stream: ReadableStream<Uint8Array>, until: (line: Record<string, unknown>) => boolean) {
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error('process ended before it was ready');
+    buf += decoder.decode(value, { stream: true });
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      try {
+        const obj = JSON.parse(line) as Record<string, unknown>;
+        if (until(obj)) {
+          void (async () => {
+            for (;;) if ((await reader.read()).done) return; // keep the pipe drained
+          })();
+          return obj;
+        }
+      } catch {
+        /* not JSON */
+      }
+    }
+  }
+}
+
+let svc: ReturnType<typeof Bun.spawn> | undefined;
+try {
+  // ---- 1. database ceiling -------------------------------------------------------------------------
+  progress(`engine: ${engineKind}; ${SECONDS}s per scenario; machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}`);
+  progress('database ceiling: INSERT_BATCH of 5,000 rows, one writer, no HTTP');
+  const db = await openDirect();
+  await migrate(db, createLogger('silent'));
+  const validate = makeEventValidator(loadConfig({}).limits);
+  const makeBatch = () => {
+    const records: string[] = [];
+    for (let i = 0; i < 5000; i++) records.push((validate(EVENT) as { record: string }).record.replace('"checkout-service"', '"bench-db-ceiling"'));
+    return `[${records.join(',')}]`;
+  };
+  let dbRows = 0;
+  let dbTime = 0;
+  const dbDeadline = performance.now() + SECONDS * 1000;
+  while (performance.now() < dbDeadline) {
+    const json = makeBatch(); // built outside the timed part: the writers receive it ready-made
+    const t = performance.now();
+    await insertRecords(db, json, 5000, 0, { inserted: 0, duplicates: [], rejected: [] });
+    dbTime += performance.now() - t;
+    dbRows += 5000;
+  }
+  const dbCeiling = Math.round(dbRows / (dbTime / 1000));
+  await db.close();
+  progress(`  ${dbCeiling} rows/s`);
+
+  // ---- 2. HTTP ceiling -------------------------------------------------------------------------------
+  progress('HTTP ceiling: bare Bun.serve answering 202');
+  const ceil = Bun.spawn([BUN, join(ROOT, 'loadtest/ceiling-server.ts')], { stdout: 'pipe' });
+  const ceilUrl = (await readJsonLine(ceil.stdout, (l) => typeof l.url === 'string')).url as string;
+  const json = { 'content-type': 'application/json' };
+  const http = await spawnLoad({ url: `${ceilUrl}/events`, body: SINGLE_BODY, headers: json, connections: 32, durationMs: SECONDS * 1000, count: 'single' });
+  ceil.kill();
+  await ceil.exited;
+  progress(`  ${http.rps} req/s, p99 ${http.p99_ms} ms`);
+
+  // ---- 3-5. the service --------------------------------------------------------------------------------
+  progress('starting the service');
+  svc = Bun.spawn([BUN, join(ROOT, 'src/main.ts')], {
+    cwd: ROOT,
+    env: { ...process.env, ...env, PORT: '0', LOG_LEVEL: 'info' },
+    stdout: 'pipe',
+    stderr: 'inherit',
+  });
+  let base = '';
+  await readJsonLine(svc.stdout as ReadableStream<Uint8Array>, (l) => {
+    if (l.msg === 'listening') base = l.url as string;
+    return l.msg === 'database ready';
+  });
+
+  progress('POST /events, default ack (202 queued), 32 connections');
+  const single = await spawnLoad({ url: `${base}/events`, body: SINGLE_BODY, headers: json, connections: 32, durationMs: SECONDS * 1000, count: 'single' });
+  // Sustained means written, not queued: a scenario's rate counts the time the service needed after
+  // the load to write its backlog (the queue can absorb 100,000 events, a big share of a short run).
+  const drained = async (r: LoadResult) => {
+    const t = performance.now();
+    for (;;) {
+      const b = (await (await fetch(`${base}/health/buffer`)).json()) as { depth: number };
+      if (b.depth === 0) break;
+      await Bun.sleep(20);
+    }
+    const backlogSeconds = (performance.now() - t) / 1000;
+    r.eps = Math.round(r.events / (r.seconds + backlogSeconds));
+    return Math.round(backlogSeconds * 100) / 100;
+  };
+  const singleBacklog = await drained(single);
+  progress(`  ${single.eps} events/s sustained (backlog written ${singleBacklog}s after the load), p50 ${single.p50_ms} ms, p99 ${single.p99_ms} ms, statuses ${JSON.stringify(single.statuses)}`);
+
+  progress('POST /events/batch, NDJSON, 500 events per request, 4 connections');
+  const batch = await spawnLoad({ url: `${base}/events/batch`, body: NDJSON_BODY, headers: { 'content-type': 'application/x-ndjson' }, connections: 4, durationMs: SECONDS * 1000, count: 'batch' });
+  const batchBacklog = await drained(batch);
+  progress(`  ${batch.eps} events/s sustained (backlog ${batchBacklog}s), p99 ${batch.p99_ms} ms per request, statuses ${JSON.stringify(batch.statuses)}`);
+
+  progress('POST /events?wait=true (201 committed), 64 connections');
+  const durable = await spawnLoad({ url: `${base}/events?wait=true`, body: SINGLE_BODY, headers: json, connections: 64, durationMs: SECONDS * 1000, count: 'single' });
+  await drained(durable);
+  progress(`  ${durable.eps} events/s, p50 ${durable.p50_ms} ms, p99 ${durable.p99_ms} ms, statuses ${JSON.stringify(durable.statuses)}`);
+
+  svc.kill('SIGTERM');
+  const code = await svc.exited;
+  if (code !== 0) progress(`service exited with ${code}`);
+
+  // ---- 6. verification -----------------------------------------------------------------------------
+  progress('verifying rows against acknowledgements');
+  const check = await openDirect();
+  const [row] = await check.query<{ rows: number; ids: number }>(
+    `SELECT count(*)::float8 AS rows, count(DISTINCT id)::float8 AS ids FROM events WHERE service = 'checkout-service'`,
+  );
+  await check.close();
+  const acknowledged = single.events + batch.events + durable.events;
+  const stored = row!.rows;
+  const result = {
+    engine: engineKind,
+    quick,
+    seconds_per_scenario: SECONDS,
+    machine: `${cpus().length} x ${cpus()[0]?.model ?? '?'}`,
+    http_ceiling_rps: http.rps,
+    db_ceiling_rows: dbCeiling,
+    single_eps: single.eps,
+    single_p50_ms: single.p50_ms,
+    single_p99_ms: single.p99_ms,
+    single_statuses: single.statuses,
+    single_backlog_s: singleBacklog,
+    batch_eps: batch.eps,
+    batch_p99_ms: batch.p99_ms,
+    batch_statuses: batch.statuses,
+    batch_backlog_s: batchBacklog,
+    durable_eps: durable.eps,
+    durable_p50_ms: durable.p50_ms,
+    durable_p99_ms: durable.p99_ms,
+    acknowledged,
+    stored,
+    lost: Math.max(0, acknowledged - stored),
+    duplicated: stored - row!.ids + Math.max(0, stored - acknowledged),
+    ratios: {
+      single_vs_http: +(single.eps / http.rps).toFixed(3),
+      batch_vs_db: +(batch.eps / dbCeiling).toFixed(3),
+      durable_vs_single: +(durable.eps / single.eps).toFixed(3),
+    },
+  };
+
+  const targets: [string, boolean][] = [
+    [`single_eps >= 0.40 x http_ceiling_rps      ${result.ratios.single_vs_http}`, result.ratios.single_vs_http >= 0.4],
+    [`batch_eps >= 0.75 x db_ceiling_rows        ${result.ratios.batch_vs_db}`, result.ratios.batch_vs_db >= 0.75],
+    [`durable_eps >= 0.30 x single_eps           ${result.ratios.durable_vs_single}`, result.ratios.durable_vs_single >= 0.3],
+    [`durable_p99_ms <= 30                       ${result.durable_p99_ms}`, result.durable_p99_ms <= 30],
+    [`lost == 0 and duplicated == 0              ${result.lost} / ${result.duplicated}`, result.lost === 0 && result.duplicated === 0],
+  ];
+  const table = [
+    '',
+    `| ${engineKind} engine, ${result.machine} | figure |`,
+    '| --- | --- |',
+    `| database ceiling (INSERT_BATCH, 5k rows, 1 writer) | ${dbCeiling} rows/s |`,
+    `| HTTP ceiling (bare Bun.serve, 32 conns) | ${http.rps} req/s, p99 ${http.p99_ms} ms |`,
+    `| POST /events, 202 queued (32 conns) | ${single.eps} events/s, p50 ${single.p50_ms} ms, p99 ${single.p99_ms} ms |`,
+    `| POST /events/batch, NDJSON x500 (4 conns) | ${batch.eps} events/s |`,
+    `| POST /events?wait=true, 201 committed (64 conns) | ${durable.eps} events/s, p50 ${durable.p50_ms} ms, p99 ${durable.p99_ms} ms |`,
+    `| acknowledged / stored / lost / duplicated | ${acknowledged} / ${stored} / ${result.lost} / ${result.duplicated} |`,
+    '',
+    ...targets.map(([t, ok]) => `${ok ? 'MET ' : 'MISS'}  ${t}`),
+    '',
+  ].join('\n');
+  console.log(table);
+  if (asJson) console.log(JSON.stringify(result));
+  process.exitCode = result.lost === 0 && result.duplicated === 0 ? 0 : 1;
+} finally {
+  if (svc && svc.exitCode === null) {
+    svc.kill('SIGKILL');
+    await svc.exited;
+  }
+  await destroy();
+}
