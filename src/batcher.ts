@@ -1,9 +1,8 @@
 // Decides when the queue becomes a batch and hands batches to the writer threads.
-// - Flush on size (BATCH_SIZE waiting) or on linger (BATCH_LINGER_MS after the first waiting event
-//   while a writer is idle). While every writer is busy, events accumulate and go out together as
-//   soon as one frees up: batch size follows the database's pace without tuning. A client waiting
-//   for its commit (?wait=true) skips the linger: its batch goes as soon as a writer is free, and
-//   every waiting client that arrived meanwhile shares that commit.
+// - Flush on size (BATCH_SIZE waiting) or on linger (BATCH_LINGER_MS after the first waiting event).
+//   While every writer is busy, events accumulate, so batch size follows the database's pace. A
+//   client waiting for its commit (?wait=true) skips the linger: its batch goes as soon as a writer
+//   is free, and every waiting client that arrived meanwhile shares that commit.
 // - A batch's queue space is released only after its commit. A failed write, or a writer thread that
 //   died, leaves the batch claimed and it is written again after a backoff; the unique (id, time) key
 //   makes the rewrite of an already-committed batch add nothing.
