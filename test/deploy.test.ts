@@ -1,0 +1,95 @@
+// The container and compose files cannot run here (no Docker engine): check what can be checked —
+// the compose file parses and wires the stack as documented, and the Dockerfile copies paths that
+// exist, runs as a non-root user and has a health check.
+import { describe, expect, test } from 'bun:test';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+
+const root = new URL('..', import.meta.url).pathname;
+const read = (p: string) => readFileSync(root + p, 'utf8');
+
+interface ComposeService {
+  image?: string;
+  build?: unknown;
+  environment?: Record<string, string>;
+  ports?: string[];
+  depends_on?: Record<string, { condition: string }>;
+  healthcheck?: { test: unknown };
+  profiles?: string[];
+  volumes?: string[];
+  command?: string[];
+}
+
+describe('docker-compose.yml', () => {
+  const compose = Bun.YAML.parse(read('docker-compose.yml')) as { services: Record<string, ComposeService>; volumes: Record<string, unknown> };
+  const s = compose.services;
+
+  test('has the database, the service, optional redis and a k6 loadtest profile', () => {
+    expect(Object.keys(s).sort()).toEqual(['app', 'k6', 'redis', 'timescaledb']);
+    expect(s.redis!.profiles).toEqual(['redis']);
+    expect(s.k6!.profiles).toEqual(['loadtest']);
+  });
+
+  test('TimescaleDB is the Community image on PostgreSQL 17, with a volume and a health check', () => {
+    expect(s.timescaledb!.image).toMatch(/^timescale\/timescaledb:.*pg17/);
+    expect(s.timescaledb!.volumes![0]).toMatch(/^timescaledb-data:/);
+    expect(compose.volumes).toHaveProperty('timescaledb-data');
+    expect(s.timescaledb!.healthcheck).toBeDefined();
+    expect(s.timescaledb!.ports).toBeUndefined(); // not published outside the compose network
+  });
+
+  test('the service waits for a healthy database, gets DATABASE_URL, and is published on loopback only', () => {
+    expect(s.app!.depends_on).toEqual({ timescaledb: { condition: 'service_healthy' } });
+    expect(s.app!.environment!.DATABASE_URL).toMatch(/^postgres:\/\/aurore:.*@timescaledb:5432\/aurore$/);
+    expect(s.app!.ports).toEqual(['127.0.0.1:3000:3000']);
+    expect(s.app!.build).toBe('.');
+  });
+
+  test('k6 runs a script that exists, against the service inside the network', () => {
+    expect(s.k6!.environment!.BASE_URL).toBe('http://app:3000');
+    const script = s.k6!.command!.at(-1)!.match(/:-([\w.-]+)\}/)![1]!;
+    expect(existsSync(`${root}loadtest/k6/${script}`)).toBe(true);
+    expect(s.k6!.volumes).toEqual(['./loadtest/k6:/scripts:ro']);
+  });
+});
+
+describe('Dockerfile', () => {
+  const dockerfile = read('Dockerfile');
+  const lines = dockerfile.split('\n').filter((l) => !l.startsWith('#'));
+
+  test('builds on the official Bun image, at the version the project pins', () => {
+    const pinned = (JSON.parse(read('package.json')) as { devDependencies: Record<string, string> }).devDependencies.bun;
+    const froms = lines.filter((l) => l.startsWith('FROM '));
+    expect(froms.length).toBeGreaterThanOrEqual(2); // multi-stage
+    for (const f of froms) expect(f).toMatch(new RegExp(`^FROM oven/bun:${pinned!.replace(/\./g, '\\.')}`));
+  });
+
+  test('copies only paths that exist, including the worker files and migrations', () => {
+    const sources = lines.filter((l) => l.startsWith('COPY ') && !l.includes('--from=')).flatMap((l) => l.split(/\s+/).slice(1, -1));
+    expect(sources).toContain('workers');
+    expect(sources).toContain('sql');
+    for (const p of sources) expect(existsSync(root + p)).toBe(true);
+  });
+
+  test('runs as a non-root user, with a health check and the service as its command', () => {
+    expect(lines.some((l) => /^USER (?!root)\w+/.test(l))).toBe(true);
+    expect(dockerfile).toMatch(/HEALTHCHECK[\s\S]*\/health/);
+    expect(lines.find((l) => l.startsWith('CMD '))).toContain('src/main.ts');
+  });
+});
+
+describe('k6 scripts', () => {
+  const scripts = readdirSync(`${root}loadtest/k6`).filter((f) => f.endsWith('.js') && f !== 'lib.js');
+
+  test('each declares thresholds so a regression exits non-zero', () => {
+    expect(scripts.length).toBeGreaterThanOrEqual(6);
+    for (const f of scripts) expect(read(`loadtest/k6/${f}`)).toMatch(/thresholds:\s*\{/);
+  });
+
+  test('each ingest script ends by checking through the service that what was accepted is stored', () => {
+    for (const f of scripts.filter((f) => f.startsWith('ingest-'))) {
+      const src = read(`loadtest/k6/${f}`);
+      expect(src).toMatch(/export function teardown[\s\S]*verifyStored\(/);
+      expect(src).toContain('...ingestThresholds'); // events_unverified: count==0
+    }
+  });
+});
