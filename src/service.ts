@@ -5,7 +5,7 @@ import Piscina from 'piscina';
 import { createApp, type ServiceState } from './app';
 import { Batcher, type Faults } from './batcher';
 import type { Config } from './config';
-import { detectDatabase, openServer, proxyEngine, type Engine } from './engine';
+import { detectDatabase, ensureSearchIndex, openServer, proxyEngine, type Engine } from './engine';
 import { createLogger, redactUrl, type Logger } from './log';
 import { migrate } from './migrate';
 import { EventQueue } from './queue';
@@ -26,7 +26,13 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
   if (embedded && config.batch.writers > 1) log.warn('WRITERS is ignored by the embedded engine (one writer owns the database)');
 
   const queue = new EventQueue(config.queue.maxEvents, config.queue.maxBytes);
-  const workerData: WriterData = { engine: config.engine, databaseUrl: config.databaseUrl, dataDir: config.dataDir, sab: queue.sab };
+  const workerData: WriterData = {
+    engine: config.engine,
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    trigram: config.searchIndex === 'trgm',
+    sab: queue.sab,
+  };
   const pool = new Piscina<WriterTask, unknown>({
     filename: new URL('../workers/writer.ts', import.meta.url).href,
     minThreads: writers,
@@ -65,6 +71,10 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     for (let attempt = 0; !stopping; attempt++) {
       try {
         const applied = await migrate(engine, log);
+        if (config.searchIndex === 'trgm') {
+          const failed = await ensureSearchIndex(engine);
+          if (failed) log.warn('SEARCH_INDEX=trgm: no trigram index (message search works, unindexed)', { err: failed });
+        }
         state.database = await detectDatabase(engine);
         log.info('database ready', { migrationsApplied: applied, ...state.database });
         state.ready = true;

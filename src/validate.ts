@@ -124,6 +124,31 @@ export function makeEventValidator(limits: Limits) {
 }
 
 // GET /events query string. Unknown parameters are ignored, as the MVP did.
+const META_KEY_RE = /^[A-Za-z0-9_-]{1,64}(?:\.[A-Za-z0-9_-]{1,64}){0,4}$/;
+
+export interface Cursor {
+  t: string; // time of the last event returned (ISO, ms)
+  i: string; // its id
+  o: 'asc' | 'desc';
+}
+
+/** Cursors are opaque to clients: base64url of the position (time, id) and the order it was made for. */
+export function encodeCursor(c: Cursor): string {
+  return Buffer.from(JSON.stringify(c)).toString('base64url');
+}
+
+function decodeCursor(s: string): Cursor | null {
+  try {
+    const c = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as Partial<Cursor>;
+    if (typeof c.t !== 'string' || parseTimestamp(c.t) === null) return null;
+    if (typeof c.i !== 'string' || !UUID_RE.test(c.i)) return null;
+    if (c.o !== 'asc' && c.o !== 'desc') return null;
+    return { t: c.t, i: c.i, o: c.o };
+  } catch {
+    return null;
+  }
+}
+
 export function listQuerySchema(limits: Limits) {
   const timeParam = z
     .string()
@@ -133,20 +158,77 @@ export function listQuerySchema(limits: Limits) {
       return t ?? '';
     })
     .optional();
+  const serviceName = z.string().min(1, 'must not be empty').max(limits.serviceMaxLength).regex(SERVICE_RE, 'may contain only letters, digits, and . _ : -');
   return z
     .object({
-      service: z.string().min(1).max(limits.serviceMaxLength).regex(SERVICE_RE, 'may contain only letters, digits, and . _ : -').optional(),
+      service: z.array(serviceName).max(100, 'at most 100 services').optional(),
       from: timeParam,
       to: timeParam,
-      page: z.coerce.number().int('must be an integer').min(1, 'must be >= 1').max(1_000_000).default(1),
+      order: z.enum(['desc', 'asc'], 'must be desc or asc').default('desc'),
+      page: z.coerce.number().int('must be an integer').min(1, 'must be >= 1').max(1_000_000).optional(),
       pageSize: z.coerce
         .number()
         .int('must be an integer')
         .min(1, 'must be >= 1')
         .max(limits.maxQueryLimit, `must be <= ${limits.maxQueryLimit}`)
         .default(limits.defaultQueryLimit),
+      cursor: z
+        .string()
+        .max(512)
+        .transform((s, ctx) => {
+          const c = decodeCursor(s);
+          if (!c) ctx.addIssue({ code: 'custom', message: 'is not a cursor this service issued' });
+          return c as Cursor;
+        })
+        .optional(),
+      q: z.string().min(1, 'must not be empty').max(200, 'must be at most 200 characters').optional(),
+      metadata: z
+        .string()
+        .max(4096)
+        .transform((s, ctx) => {
+          let v: unknown;
+          try {
+            v = JSON.parse(s);
+          } catch {
+            v = undefined;
+          }
+          if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+            ctx.addIssue({ code: 'custom', message: 'must be a JSON object the events\' metadata must contain, e.g. {"user_id":"12345"}' });
+            return '{}';
+          }
+          return JSON.stringify(v);
+        })
+        .optional(),
+      metaEq: z.record(z.string().regex(META_KEY_RE, 'metadata.<key> filters take keys of letters, digits, _ and -, up to 5 levels'), z.string().max(1000)).default({}),
+      count: z.enum(['auto', 'exact', 'estimate', 'none'], 'must be auto, exact, estimate or none').default('auto'),
     })
-    .refine((q) => !q.from || !q.to || q.from <= q.to, { path: ['from'], message: 'must not be after to' });
+    .superRefine((q, ctx) => {
+      if (q.from && q.to && q.from > q.to) ctx.addIssue({ code: 'custom', path: ['from'], message: 'must not be after to' });
+      if (q.cursor && q.page !== undefined) ctx.addIssue({ code: 'custom', path: ['page'], message: 'cannot be combined with cursor' });
+      if (q.cursor && q.cursor.o !== q.order) ctx.addIssue({ code: 'custom', path: ['cursor'], message: `was made for order=${q.cursor.o}` });
+    });
+}
+
+/** Collects GET /events parameters from a URL's query: repeated or comma-separated services, metadata.<key>=value. */
+export function listQueryInput(all: Record<string, string[]>) {
+  const one = (k: string) => all[k]?.[0];
+  const metaEq: Record<string, string> = {};
+  for (const [k, v] of Object.entries(all)) if (k.startsWith('metadata.')) metaEq[k.slice('metadata.'.length)] = v[0] ?? '';
+  return {
+    service: all.service?.flatMap((s) => s.split(',')),
+    from: one('from'),
+    to: one('to'),
+    order: one('order'),
+    page: one('page'),
+    pageSize: one('pageSize'),
+    cursor: one('cursor'),
+    q: one('q'),
+    metadata: one('metadata'),
+    metaEq,
+    count: one('count'),
+  };
 }
 
 export type ListQuery = z.infer<ReturnType<typeof listQuerySchema>>;
+
+export const eventIdSchema = z.string().regex(UUID_RE, 'must be a UUID');

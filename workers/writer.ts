@@ -12,6 +12,7 @@ export interface WriterData {
   engine: 'embedded' | 'server';
   databaseUrl?: string;
   dataDir: string;
+  trigram: boolean;
   sab: SharedArrayBuffer;
 }
 
@@ -26,7 +27,7 @@ const bytes = new Uint8Array(data.sab);
 let db: Promise<Engine> | undefined;
 
 function database(): Promise<Engine> {
-  db ??= (data.engine === 'server' ? Promise.resolve(openServer(data.databaseUrl!, 1)) : openEmbedded(data.dataDir)).catch((e) => {
+  db ??= (data.engine === 'server' ? Promise.resolve(openServer(data.databaseUrl!, 1)) : openEmbedded(data.dataDir, { trigram: data.trigram })).catch((e) => {
     db = undefined; // let the next task try again (server not up yet, say)
     throw e;
   });
