@@ -1,0 +1,137 @@
+// The query benchmark: `bun run bench:query [--events N] [--quick] [--search-index] [--json]`.
+// Bulk-loads N events (default 10 million; --quick 1 million) spread over 30 days, 50 services,
+// straight into the hypertable with SQL, then measures the service's query API over HTTP, one request
+// at a time, each scenario with varied parameters:
+//   window:   one service, a 1-hour window, first page of 100 (exact total)
+//   page100:  the 100th page of 100 by cursor, one service
+//   search:   case-insensitive substring in message, one service, a 1-day window
+//   metadata: metadata.user_id=<v>, one service, a 1-day window
+//   rare:     a rare substring across ALL events (only with --search-index, the trigram index)
+// and /health/business-style scans are not here (they belong to the aggregates).
+import { cpus } from 'node:os';
+import { createLogger } from '../src/log';
+import { migrate } from '../src/migrate';
+import { ensureSearchIndex } from '../src/engine';
+import { benchTarget, startServiceProcess } from './target';
+
+const args = process.argv.slice(2);
+const flag = (f: string) => args.includes(f);
+const quick = flag('--quick');
+const searchIndex = flag('--search-index');
+const eventsArg = args.indexOf('--events');
+const N = eventsArg >= 0 ? Number(args[eventsArg + 1]) : quick ? 1_000_000 : 10_000_000;
+const REQUESTS = quick ? 60 : 200;
+const ROOT = new URL('..', import.meta.url).pathname;
+const progress = (m: string) => process.stderr.write(`[bench:query] ${m}\n`);
+
+const DAYS = 30;
+const END = Date.parse('2026-11-01T00:00:00Z');
+const SPAN_MS = DAYS * 86_400_000;
+const rand = (n: number) => Math.floor(Math.random() * n);
+
+const target = await benchTarget('qbench', { trigram: searchIndex });
+let svc: Awaited<ReturnType<typeof startServiceProcess>> | undefined;
+try {
+  progress(`engine: ${target.kind}; ${N.toLocaleString('en')} events over ${DAYS} days; machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}`);
+  const db = await target.open();
+  await migrate(db, createLogger('silent'));
+  const CHUNK = 250_000;
+  const started = performance.now();
+  for (let a = 1; a <= N; a += CHUNK) {
+    const b = Math.min(N, a + CHUNK - 1);
+    // Event g sits at END - g * step: newest first, evenly over the span. Messages are five kinds with
+    // a customer number and an md5 reference (rare substrings to search for); metadata has three keys.
+    await db.query(
+      `INSERT INTO events (time, id, service, message, metadata)
+       SELECT $1::timestamptz - (g * $2::float8) * interval '1 millisecond',
+              gen_random_uuid(),
+              'svc-' || (g % 50),
+              (ARRAY['Order placed','Payment failed','User login','Cache miss','Disk full'])[1 + g % 5]
+                || ' for customer ' || (g % 100000) || ' ref ' || md5(g::text),
+              jsonb_build_object('user_id', (g % 100000)::text, 'region', (ARRAY['eu','us','ap'])[1 + g % 3], 'status', g % 7)
+       FROM generate_series($3::int, $4::int) g`,
+      [new Date(END).toISOString(), SPAN_MS / N, a, b],
+    );
+    const rate = Math.round(b / ((performance.now() - started) / 1000));
+    progress(`  loaded ${b.toLocaleString('en')} (${rate.toLocaleString('en')} rows/s)`);
+  }
+  const loadSeconds = (performance.now() - started) / 1000;
+  if (searchIndex) {
+    const t = performance.now();
+    const err = await ensureSearchIndex(db);
+    if (err) throw new Error(`trigram index: ${err}`);
+    progress(`  trigram index built in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  }
+  await db.exec('ANALYZE events', { transaction: false });
+  await db.close();
+
+  progress('starting the service');
+  svc = await startServiceProcess(ROOT, { ...target.env, ...(searchIndex ? { SEARCH_INDEX: 'trgm' } : {}) });
+  const base = svc.base;
+  const hourStart = () => END - SPAN_MS + rand(DAYS * 24 - 1) * 3_600_000;
+  const iso = (t: number) => new Date(t).toISOString();
+  const service = () => `svc-${rand(50)}`;
+
+  async function measure(name: string, make: () => string) {
+    const times: number[] = [];
+    let rows = 0;
+    for (let i = 0; i < REQUESTS + 5; i++) {
+      const url = `${base}/events?${make()}`;
+      const t = performance.now();
+      const res = await fetch(url);
+      const body = (await res.json()) as { events: unknown[] };
+      const ms = performance.now() - t;
+      if (res.status !== 200) throw new Error(`${name}: ${res.status} ${JSON.stringify(body)}`);
+      if (i >= 5) {
+        times.push(ms); // the first five warm the caches and the prepared statements
+        rows += body.events.length;
+      }
+    }
+    times.sort((a, b) => a - b);
+    const p = (q: number) => Math.round(times[Math.min(times.length - 1, Math.floor(times.length * q))]! * 10) / 10;
+    const r = { name, p50_ms: p(0.5), p95_ms: p(0.95), p99_ms: p(0.99), avg_rows: Math.round(rows / REQUESTS) };
+    progress(`  ${name}: p50 ${r.p50_ms} ms, p95 ${r.p95_ms} ms (${r.avg_rows} rows per page)`);
+    return r;
+  }
+
+  const results = [];
+  results.push(await measure('window', () => {
+    const h = hourStart();
+    return `service=${service()}&from=${iso(h)}&to=${iso(h + 3_600_000)}&pageSize=100`;
+  }));
+
+  // page100: walk 99 pages once per service to get the cursors, then time page 100.
+  const cursors: string[] = [];
+  for (let s = 0; s < 5; s++) {
+    let cursor = '';
+    for (let page = 1; page < 100; page++) {
+      const r = (await (await fetch(`${base}/events?service=svc-${s}&pageSize=100&count=none${cursor ? `&cursor=${cursor}` : ''}`)).json()) as { pagination: { next_cursor: string } };
+      cursor = r.pagination.next_cursor;
+      if (!cursor) throw new Error(`svc-${s} has fewer than 100 pages of 100 events: load more events (--events)`);
+    }
+    cursors.push(cursor);
+  }
+  results.push(await measure('page100', () => `service=svc-${rand(5)}&pageSize=100&count=none&cursor=${cursors[rand(5)]}`));
+  results.push(await measure('search', () => {
+    const d = hourStart();
+    return `service=${service()}&q=payment%20FAILED&from=${iso(d)}&to=${iso(d + 86_400_000)}&pageSize=100`;
+  }));
+  results.push(await measure('metadata', () => {
+    const d = hourStart();
+    const user = rand(100000); // user u's events belong to service svc-(u % 50), as loaded
+    return `service=svc-${user % 50}&metadata.user_id=${user}&from=${iso(d)}&to=${iso(d + 86_400_000)}&pageSize=100`;
+  }));
+  if (searchIndex) {
+    results.push(await measure('rare', () => `q=ref%20${Math.random().toString(16).slice(2, 8)}&pageSize=100&count=none`));
+  }
+
+  const out = { engine: target.kind, events: N, load_seconds: Math.round(loadSeconds), search_index: searchIndex, requests_per_scenario: REQUESTS, machine: `${cpus().length} x ${cpus()[0]?.model ?? '?'}`, scenarios: results };
+  console.log(['', `| ${target.kind}, ${N.toLocaleString('en')} events${searchIndex ? ', trigram index' : ''} | p50 | p95 | p99 | rows/page |`, '| --- | --- | --- | --- | --- |', ...results.map((r) => `| ${r.name} | ${r.p50_ms} ms | ${r.p95_ms} ms | ${r.p99_ms} ms | ${r.avg_rows} |`), ''].join('\n'));
+  if (flag('--json')) console.log(JSON.stringify(out));
+} finally {
+  if (svc && svc.proc.exitCode === null) {
+    svc.proc.kill('SIGTERM');
+    await svc.proc.exited;
+  }
+  await target.destroy();
+}
