@@ -8,17 +8,15 @@
 //   6. verification: rows in the database == events acknowledged, no duplicate ids
 // Engine: embedded by default (a fresh DATA_DIR), or the server in DATABASE_URL (a fresh database is
 // created there and dropped afterwards, so point it at a server whose user may create databases).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir, cpus } from 'node:os';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
-import postgres from 'postgres';
-import { openEmbedded, openServer, type Engine } from '../src/engine';
 import { createLogger } from '../src/log';
 import { migrate } from '../src/migrate';
 import { makeEventValidator } from '../src/validate';
 import { loadConfig } from '../src/config';
 import { insertRecords } from '../src/write';
 import type { LoadOptions, LoadResult } from './load';
+import { benchTarget, startServiceProcess } from './target';
 
 const args = new Set(process.argv.slice(2));
 const quick = args.has('--quick');
@@ -36,38 +34,9 @@ const EVENT = {
 const SINGLE_BODY = JSON.stringify(EVENT);
 const NDJSON_BODY = Array.from({ length: 500 }, () => SINGLE_BODY).join('\n');
 
-// ---- the engine under test ---------------------------------------------------------------------
-const serverUrl = process.env.DATABASE_URL || undefined;
-const engineKind = serverUrl ? 'server' : 'embedded';
-let env: Record<string, string>;
-let openDirect: () => Promise<Engine>;
-let destroy: () => Promise<void>;
-if (serverUrl) {
-  const name = `aurore_bench_${Date.now().toString(36)}`;
-  const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
-  try {
-    await admin.unsafe(`CREATE DATABASE ${name}`);
-  } catch (e) {
-    console.error(`bench: cannot create a scratch database on DATABASE_URL (${(e as Error).message}); the user needs CREATEDB`);
-    process.exit(2);
-  } finally {
-    await admin.end();
-  }
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  env = { DATABASE_URL: url.toString() };
-  openDirect = async () => openServer(url.toString(), 2);
-  destroy = async () => {
-    const a = postgres(serverUrl, { max: 1, onnotice: () => {} });
-    await a.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await a.end();
-  };
-} else {
-  const dir = mkdtempSync(join(tmpdir(), 'aurore-bench-'));
-  env = { DATA_DIR: dir };
-  openDirect = () => openEmbedded(dir);
-  destroy = async () => rmSync(dir, { recursive: true, force: true });
-}
+const target = await benchTarget('bench');
+const engineKind = target.kind;
+const openDirect = target.open;
 
 function spawnLoad(o: LoadOptions): Promise<LoadResult> {
   // Options go through stdin: a 500-event body is over the kernel's limit for one argument.
@@ -75,34 +44,7 @@ function spawnLoad(o: LoadOptions): Promise<LoadResult> {
   return new Response(p.stdout).text().then((t) => JSON.parse(t.trim().split('\n').pop()!) as LoadResult);
 }
 
-async function readJsonLine(stream: ReadableStream<Uint8Array>, until: (line: Record<string, unknown>) => boolean) {
-  const reader = stream.getReader();
-  const decoder = new TextDecoder();
-  let buf = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error('process ended before it was ready');
-    buf += decoder.decode(value, { stream: true });
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      try {
-        const obj = JSON.parse(line) as Record<string, unknown>;
-        if (until(obj)) {
-          void (async () => {
-            for (;;) if ((await reader.read()).done) return; // keep the pipe drained
-          })();
-          return obj;
-        }
-      } catch {
-        /* not JSON */
-      }
-    }
-  }
-}
-
-let svc: ReturnType<typeof Bun.spawn> | undefined;
+let svc: Awaited<ReturnType<typeof startServiceProcess>>['proc'] | undefined;
 try {
   // ---- 1. database ceiling -------------------------------------------------------------------------
   progress(`engine: ${engineKind}; ${SECONDS}s per scenario; machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}`);
@@ -132,7 +74,7 @@ try {
   // ---- 2. HTTP ceiling -------------------------------------------------------------------------------
   progress('HTTP ceiling: bare Bun.serve answering 202');
   const ceil = Bun.spawn([BUN, join(ROOT, 'loadtest/ceiling-server.ts')], { stdout: 'pipe' });
-  const ceilUrl = (await readJsonLine(ceil.stdout, (l) => typeof l.url === 'string')).url as string;
+  const ceilUrl = (JSON.parse(new TextDecoder().decode((await ceil.stdout.getReader().read()).value)) as { url: string }).url;
   const json = { 'content-type': 'application/json' };
   const http = await spawnLoad({ url: `${ceilUrl}/events`, body: SINGLE_BODY, headers: json, connections: 32, durationMs: SECONDS * 1000, count: 'single' });
   ceil.kill();
@@ -141,17 +83,9 @@ try {
 
   // ---- 3-5. the service --------------------------------------------------------------------------------
   progress('starting the service');
-  svc = Bun.spawn([BUN, join(ROOT, 'src/main.ts')], {
-    cwd: ROOT,
-    env: { ...process.env, ...env, PORT: '0', LOG_LEVEL: 'info' },
-    stdout: 'pipe',
-    stderr: 'inherit',
-  });
-  let base = '';
-  await readJsonLine(svc.stdout as ReadableStream<Uint8Array>, (l) => {
-    if (l.msg === 'listening') base = l.url as string;
-    return l.msg === 'database ready';
-  });
+  const started = await startServiceProcess(ROOT, target.env);
+  svc = started.proc;
+  const base = started.base;
 
   progress('POST /events, default ack (202 queued), 32 connections');
   const single = await spawnLoad({ url: `${base}/events`, body: SINGLE_BODY, headers: json, connections: 32, durationMs: SECONDS * 1000, count: 'single' });
@@ -253,5 +187,5 @@ try {
     svc.kill('SIGKILL');
     await svc.exited;
   }
-  await destroy();
+  await target.destroy();
 }

@@ -6,14 +6,8 @@ import { z } from 'zod';
 const int = (def: number, min = 1, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number().int().min(min).max(max).default(def);
 
-const bool = (def: boolean) =>
-  z
-    .enum(['true', 'false', '1', '0', 'yes', 'no'])
-    .default(def ? 'true' : 'false')
-    .transform((v) => v === 'true' || v === '1' || v === 'yes');
-
 /** Each key is the environment variable; the comment is what README documents. */
-const envSchema = z.object({
+export const envSchema = z.object({
   PORT: int(3000, 0, 65535), // 0 = any free port
   HOST: z.string().min(1).default('127.0.0.1'),
   DATABASE_URL: z.string().url().optional(), // unset = embedded engine
@@ -46,7 +40,6 @@ const envSchema = z.object({
   // opt-in for deployments that search more than they ingest.
   SEARCH_INDEX: z.enum(['none', 'trgm']).default('none'),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
-  LOG_REQUESTS: bool(false),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -76,7 +69,6 @@ export interface Config {
   };
   readonly searchIndex: 'none' | 'trgm';
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
-  readonly logRequests: boolean;
 }
 
 export class ConfigError extends Error {
@@ -132,6 +124,5 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     searchIndex: e.SEARCH_INDEX,
     logLevel: e.LOG_LEVEL,
-    logRequests: e.LOG_REQUESTS,
   } satisfies Config);
 }

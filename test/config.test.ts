@@ -40,3 +40,11 @@ describe('configuration', () => {
     expect(msg).not.toContain('secret-pw');
   });
 });
+
+describe('documentation', () => {
+  test('README documents every setting the service reads, with its default', async () => {
+    const { envSchema } = await import('../src/config');
+    const readme = await Bun.file(new URL('../README.md', import.meta.url)).text();
+    for (const name of Object.keys(envSchema.shape)) expect(readme).toMatch(new RegExp(`\\| \`${name}\` \\| [^|]+ \\| [^|]+ \\|`));
+  });
+});
