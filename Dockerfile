@@ -1,7 +1,8 @@
 # Aurore Events: the service on the official Bun image.
 #   docker build -t aurore-events .
-#   docker run -p 127.0.0.1:3000:3000 -v aurore-data:/data aurore-events          (embedded engine)
-#   docker run -e DATABASE_URL=postgres://... -p 127.0.0.1:3000:3000 aurore-events (a TimescaleDB server)
+#   docker run -e API_KEYS=... -p 3000:3000 -v aurore-data:/data aurore-events     (embedded engine)
+#   docker run -e API_KEYS=... -e DATABASE_URL=postgres://... -p 3000:3000 aurore-events
+# The image listens on 0.0.0.0, so it refuses to start without API_KEYS (or ALLOW_UNAUTHENTICATED=true).
 
 # --- dependencies: production only (no bun-from-npm, no typescript, no @types) -------------------
 FROM oven/bun:1.4.5 AS deps

@@ -5,6 +5,7 @@ import type { Config } from './config';
 import type { Engine, DatabaseInfo } from './engine';
 import { ApiError, errorHandler, respondError } from './errors';
 import { ingestRoutes } from './ingest';
+import { requireScope } from './auth';
 import type { Logger } from './log';
 import type { EventQueue } from './queue';
 import type { Batcher } from './batcher';
@@ -37,6 +38,12 @@ export function createApp({ config, engine, queue, batcher, state, log }: AppDep
   app.onError(errorHandler(log));
   app.notFound((c) => respondError(c, new ApiError('not_found', `No route for ${c.req.method} ${c.req.path}`)));
 
+  // Access: each route's scope. /health, /health/live and /health/ready stay open for probes.
+  const keys = config.apiKeys;
+  app.on('POST', ['/events', '/events/batch'], requireScope(keys, 'ingest'));
+  app.on('GET', ['/events', '/events/*'], requireScope(keys, 'query'));
+  app.on('GET', ['/health/buffer', '/health/database'], requireScope(keys, 'admin'));
+
   app.route('/', ingestRoutes({ config, queue, batcher, state }));
 
   app.get('/events', async (c) => {
@@ -64,6 +71,13 @@ export function createApp({ config, engine, queue, batcher, state, log }: AppDep
     if (state.draining) return respondError(c, new ApiError('shutting_down', 'The service is shutting down', { retryAfter }));
     if (!state.ready) return respondError(c, new ApiError('not_ready', state.startError ?? 'Starting: database not yet migrated', { retryAfter }));
     return c.json({ message: 'SERVER_IS_READY' });
+  });
+
+  // Kubernetes conventions: live = the process answers; ready = it can take traffic.
+  app.get('/health/live', (c) => c.json({ status: 'live' }));
+  app.get('/health/ready', (c) => {
+    if (state.draining || !state.ready) return respondError(c, new ApiError(state.draining ? 'shutting_down' : 'not_ready', state.draining ? 'The service is shutting down' : (state.startError ?? 'Starting'), { retryAfter }));
+    return c.json({ status: 'ready' });
   });
 
   app.get('/health/buffer', (c) => {

@@ -1,7 +1,9 @@
 // Configuration: parsed once at boot from the environment into a frozen, typed object.
 // Every setting has a default (the MVP refused to start without 40 variables); a bad value fails
 // fast with an error naming the variable. Tests pass a plain object instead of touching process.env.
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { parseApiKeys, type ApiKey } from './auth';
 
 const int = (def: number, min = 1, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number().int().min(min).max(max).default(def);
@@ -36,6 +38,9 @@ export const envSchema = z.object({
   DEFAULT_QUERY_LIMIT: int(100, 1, 10_000),
   MAX_QUERY_LIMIT: int(1_000, 1, 10_000),
 
+  API_KEYS: z.string().optional(), // name:scopes:secret,... (README: Access)
+  API_KEYS_FILE: z.string().optional(), // the same, one entry a line
+  ALLOW_UNAUTHENTICATED: z.enum(['true', 'false']).default('false'), // serve a non-loopback HOST without keys
   // A trigram index makes message search fast but made inserts 3.7x slower when measured (README):
   // opt-in for deployments that search more than they ingest.
   SEARCH_INDEX: z.enum(['none', 'trgm']).default('none'),
@@ -68,6 +73,7 @@ export interface Config {
     readonly maxQueryLimit: number;
   };
   readonly searchIndex: 'none' | 'trgm';
+  readonly apiKeys: readonly ApiKey[];
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }
 
@@ -75,8 +81,12 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
+export function isLoopback(host: string) {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\./.test(host);
+}
+
 function deepFreeze<T extends object>(o: T): T {
-  for (const v of Object.values(o)) if (v && typeof v === 'object') deepFreeze(v);
+  for (const v of Object.values(o)) if (v && typeof v === 'object' && !Buffer.isBuffer(v)) deepFreeze(v);
   return Object.freeze(o);
 }
 
@@ -96,6 +106,22 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}\nFix the variable(s) above or unset them to use the defaults (README: Configuration).`);
   }
   const e = parsed.data;
+  let apiKeys: ApiKey[] = [];
+  try {
+    if (e.API_KEYS) apiKeys.push(...parseApiKeys(e.API_KEYS, 'API_KEYS'));
+    if (e.API_KEYS_FILE) apiKeys.push(...parseApiKeys(readFileSync(e.API_KEYS_FILE, 'utf8'), `API_KEYS_FILE ${e.API_KEYS_FILE}`));
+  } catch (err) {
+    const msg = (err as NodeJS.ErrnoException).code ? `API_KEYS_FILE: cannot read ${e.API_KEYS_FILE} (${(err as Error).message})` : (err as Error).message;
+    throw new ConfigError(`Invalid configuration:\n  ${msg}`);
+  }
+  if (new Set(apiKeys.map((k) => k.name)).size !== apiKeys.length) throw new ConfigError('Invalid configuration:\n  API_KEYS: two keys share a name');
+  if (!apiKeys.length && !isLoopback(e.HOST) && e.ALLOW_UNAUTHENTICATED !== 'true') {
+    throw new ConfigError(
+      `Refusing to serve HOST=${e.HOST} without API keys: anyone who can reach it could read and write events.\n` +
+        '  Set API_KEYS (README: Access), or HOST=127.0.0.1, or ALLOW_UNAUTHENTICATED=true if something in front of the service authenticates.',
+    );
+  }
+  apiKeys = Object.freeze(apiKeys) as ApiKey[];
   if (e.DEFAULT_QUERY_LIMIT > e.MAX_QUERY_LIMIT) {
     throw new ConfigError(`Invalid configuration:\n  DEFAULT_QUERY_LIMIT (${e.DEFAULT_QUERY_LIMIT}) must not exceed MAX_QUERY_LIMIT (${e.MAX_QUERY_LIMIT})`);
   }
@@ -123,6 +149,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxQueryLimit: e.MAX_QUERY_LIMIT,
     },
     searchIndex: e.SEARCH_INDEX,
+    apiKeys,
     logLevel: e.LOG_LEVEL,
   } satisfies Config);
 }

@@ -9,6 +9,8 @@ export const errorStatus = {
   validation_failed: 400,
   empty_body: 400,
   invalid_body: 400,
+  unauthorized: 401,
+  forbidden: 403,
   unsupported_media_type: 415,
   payload_too_large: 413,
   not_found: 404,

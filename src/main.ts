@@ -23,6 +23,9 @@ const server = Bun.serve({
   // Bun's own cap, above ours: oversize bodies get our JSON 413 from the app, not a bare reset.
   maxRequestBodySize: config.limits.bodyMaxBytes * 4,
 });
+if (config.apiKeys.length === 0) {
+  log.warn('open development mode: no API keys configured, every route is open', { host: config.host });
+} else log.info('API keys loaded', { keys: config.apiKeys.map((k) => `${k.name}(${k.scopes.join('+')})`) });
 log.info('listening', { url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${server.port}`, engine: config.engine });
 
 let exiting = false;
