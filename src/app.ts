@@ -5,6 +5,11 @@ import type { Config } from './config';
 import type { Engine, DatabaseInfo } from './engine';
 import { ApiError, errorHandler, respondError } from './errors';
 import { ingestRoutes } from './ingest';
+import { requestContext } from './observe';
+import type { Metrics } from './metrics';
+import { cors } from 'hono/cors';
+import { timeout } from 'hono/timeout';
+import { HTTPException } from 'hono/http-exception';
 import { requireScope } from './auth';
 import type { Logger } from './log';
 import type { EventQueue } from './queue';
@@ -17,7 +22,9 @@ export interface ServiceState {
   draining: boolean; // shutting down: no new events
   database: DatabaseInfo | null;
   startError: string | null;
+  received: number; // events seen in POST bodies
   accepted: number;
+  invalid: number; // events refused at validation
   rejectedQueueFull: number;
 }
 
@@ -28,21 +35,28 @@ export interface AppDeps {
   batcher: Batcher;
   state: ServiceState;
   log: Logger;
+  metrics: Metrics;
 }
 
-export function createApp({ config, engine, queue, batcher, state, log }: AppDeps) {
+export function createApp({ config, engine, queue, batcher, state, log, metrics }: AppDeps) {
   const app = new Hono();
   const listSchema = listQuerySchema(config.limits);
   const retryAfter = config.retryAfterSeconds;
 
   app.onError(errorHandler(log));
+  app.use(requestContext(config, log, metrics));
+  if (config.corsOrigins.length) {
+    app.use(cors({ origin: [...config.corsOrigins], allowHeaders: ['Authorization', 'Content-Type', 'Content-Encoding', 'Prefer', 'X-Request-Id'], exposeHeaders: ['X-Request-Id', 'X-Ingest-Ack', 'Retry-After'], maxAge: 600 }));
+  }
+  // The only HTTPException(503) in the app: errorHandler answers it as request_timeout.
+  app.use(timeout(config.requestTimeoutMs, () => new HTTPException(503, { message: `The request took longer than ${config.requestTimeoutMs} ms (REQUEST_TIMEOUT_MS)` })));
   app.notFound((c) => respondError(c, new ApiError('not_found', `No route for ${c.req.method} ${c.req.path}`)));
 
   // Access: each route's scope. /health, /health/live and /health/ready stay open for probes.
   const keys = config.apiKeys;
   app.on('POST', ['/events', '/events/batch'], requireScope(keys, 'ingest'));
   app.on('GET', ['/events', '/events/*'], requireScope(keys, 'query'));
-  app.on('GET', ['/health/buffer', '/health/database'], requireScope(keys, 'admin'));
+  app.on('GET', ['/health/buffer', '/health/database', '/metrics'], requireScope(keys, 'admin'));
 
   app.route('/', ingestRoutes({ config, queue, batcher, state }));
 
@@ -72,6 +86,8 @@ export function createApp({ config, engine, queue, batcher, state, log }: AppDep
     if (!state.ready) return respondError(c, new ApiError('not_ready', state.startError ?? 'Starting: database not yet migrated', { retryAfter }));
     return c.json({ message: 'SERVER_IS_READY' });
   });
+
+  app.get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType }));
 
   // Kubernetes conventions: live = the process answers; ready = it can take traffic.
   app.get('/health/live', (c) => c.json({ status: 'live' }));

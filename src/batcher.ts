@@ -84,6 +84,8 @@ export class Batcher {
   private lastWritten = 0;
   /** Events written per second, smoothed over the last several seconds. */
   drainRate = 0;
+  /** Called after each committed batch (metrics). */
+  onBatch: (events: number, seconds: number) => void = () => {};
 
   constructor(
     private readonly queue: EventQueue,
@@ -184,7 +186,9 @@ export class Batcher {
         await this.breakerGate();
         const attempt = ++this.attempts;
         const crash = this.faults.crashOnAttempt?.attempt === attempt ? this.faults.crashOnAttempt.when : undefined;
+        const began = performance.now();
         result = (await this.pool.run({ op: 'insert', start: batch.start, end: batch.end, count: batch.count, fault: crash })) as InsertResult;
+        this.onBatch(batch.count, (performance.now() - began) / 1000);
         this.onSuccess();
         const stored = batch.count - result.rejected.length;
         if (retry === 0) {

@@ -45,6 +45,10 @@ export const envSchema = z.object({
   // opt-in for deployments that search more than they ingest.
   SEARCH_INDEX: z.enum(['none', 'trgm']).default('none'),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'), // auto: pretty on a terminal outside production
+  LOG_REQUESTS: z.enum(['all', 'errors', 'none']).default('all'), // one line per request, or only 4xx/5xx
+  CORS_ORIGINS: z.string().optional(), // comma-separated origins allowed to call the API from a browser; unset: none
+  REQUEST_TIMEOUT_MS: int(60_000, 100), // longest a request may take before 503 (above WAIT_TIMEOUT_MS)
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -75,6 +79,10 @@ export interface Config {
   readonly searchIndex: 'none' | 'trgm';
   readonly apiKeys: readonly ApiKey[];
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  readonly logFormat: 'json' | 'pretty';
+  readonly logRequests: 'all' | 'errors' | 'none';
+  readonly corsOrigins: readonly string[];
+  readonly requestTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -151,5 +159,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     searchIndex: e.SEARCH_INDEX,
     apiKeys,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT === 'auto' ? (process.stdout.isTTY && env.NODE_ENV !== 'production' ? 'pretty' : 'json') : e.LOG_FORMAT,
+    logRequests: e.LOG_REQUESTS,
+    corsOrigins: e.CORS_ORIGINS ? e.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean) : [],
+    requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
   } satisfies Config);
 }

@@ -18,6 +18,7 @@ export const errorStatus = {
   shutting_down: 503,
   not_ready: 503,
   database_unavailable: 503,
+  request_timeout: 503,
   rejected_by_database: 422,
   internal: 500,
 } as const satisfies Record<string, ContentfulStatusCode>;
@@ -66,7 +67,7 @@ export function errorHandler(log: Logger) {
     if (err instanceof ApiError) return respondError(c, err);
     if (err instanceof HTTPException) {
       // Hono's own exceptions (body limit). Map the status into our codes; never leak internals.
-      const code: ErrorCode = err.status === 413 ? 'payload_too_large' : err.status === 404 ? 'not_found' : 'internal';
+      const code: ErrorCode = err.status === 413 ? 'payload_too_large' : err.status === 404 ? 'not_found' : err.status === 503 ? 'request_timeout' : 'internal';
       if (code !== 'internal') return respondError(c, new ApiError(code, err.message || code));
     }
     log.error('unhandled error', { requestId: c.get('requestId' as never), method: c.req.method, path: c.req.path, err });

@@ -88,8 +88,12 @@ export function ingestRoutes({ config, queue, batcher, state }: IngestDeps) {
     if (ndjson) throw new ApiError('unsupported_media_type', 'POST /events takes one JSON event; send NDJSON to POST /events/batch');
     const wait = wantsWait(c);
     const body = parseJson(await readBody(c.req.raw, config.limits.bodyMaxBytes, 'BODY_MAX_BYTES'));
+    state.received++;
     const ev = validateEvent(body);
-    if (Array.isArray(ev)) throw new ApiError('validation_failed', 'Event is invalid', { errors: ev });
+    if (Array.isArray(ev)) {
+      state.invalid++;
+      throw new ApiError('validation_failed', 'Event is invalid', { errors: ev });
+    }
     const seq = queue.appendedSeq;
     if (!queue.push(ev.record)) refuseFull();
     state.accepted++;
@@ -135,6 +139,7 @@ export function ingestRoutes({ config, queue, batcher, state }: IngestDeps) {
       items = body.map((value) => ({ value }));
     }
     if (items.length === 0) throw new ApiError('empty_body', 'The batch holds no events');
+    state.received += items.length;
 
     const errors: (FieldError & { index: number })[] = [];
     const records: string[] = [];
@@ -155,6 +160,7 @@ export function ingestRoutes({ config, queue, batcher, state }: IngestDeps) {
       records.push(ev.record);
       indexOf.push(index);
     });
+    state.invalid += rejected;
     if (records.length === 0) {
       throw new ApiError('validation_failed', 'No event in the batch is valid', { errors: errors.slice(0, 1000), extra: { accepted: 0, duplicates, rejected } });
     }

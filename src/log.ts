@@ -1,5 +1,7 @@
-// Structured JSON logs, one object per line on stdout (errors included, so one stream carries the
-// order of events). Callers never pass secrets: URLs are logged through `redactUrl`.
+// Structured logs: one JSON object per line on stdout (errors too, so one stream keeps the order of
+// events), or a short human form on a terminal in development. Lines are buffered and written once
+// per event-loop turn: at thousands of requests a second, a write per line would cost a syscall each.
+// Callers never pass secrets: URLs are logged through `redactUrl`, keys by name.
 type Level = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const rank: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 99 };
 
@@ -15,20 +17,50 @@ function serializeError(e: unknown) {
   return e;
 }
 
-function stdout(line: string) {
+let pending: string[] = [];
+let scheduled = false;
+function flush() {
+  scheduled = false;
+  if (!pending.length) return;
+  const text = pending.join('\n') + '\n';
+  pending = [];
   try {
-    process.stdout.write(line + '\n');
+    process.stdout.write(text);
   } catch {
-    // stdout closed (the reader went away): losing a log line must not take the service down
+    // stdout closed (the reader went away): losing log lines must not take the service down
+  }
+}
+process.on('exit', flush);
+
+function stdout(line: string) {
+  pending.push(line);
+  if (pending.length >= 512) flush();
+  else if (!scheduled) {
+    scheduled = true;
+    setImmediate(flush);
   }
 }
 
-export function createLogger(level: Level, write: (line: string) => void = stdout): Logger {
+const COLORS: Record<string, string> = { debug: '\x1b[90m', info: '\x1b[36m', warn: '\x1b[33m', error: '\x1b[31m' };
+
+function pretty(o: Record<string, unknown>) {
+  const { time, level, msg, err, ...rest } = o as { time: string; level: string; msg: string; err?: { stack?: string; message?: string } };
+  const kv = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  const head = `${time.slice(11, 23)} ${COLORS[level] ?? ''}${level.padEnd(5)}\x1b[0m ${msg} ${kv.join(' ')}`;
+  return err ? `${head}\n  ${err.stack ?? err.message}` : head;
+}
+
+export function createLogger(
+  level: Level,
+  write: (line: string) => void = stdout,
+  format: 'json' | 'pretty' = 'json',
+): Logger {
   const min = rank[level];
   const emit = (lvl: Exclude<Level, 'silent'>, msg: string, fields?: Record<string, unknown>) => {
     if (rank[lvl] < min) return;
     const f = fields && 'err' in fields ? { ...fields, err: serializeError(fields.err) } : fields;
-    write(JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...f }));
+    const o = { time: new Date().toISOString(), level: lvl, msg, ...f };
+    write(format === 'pretty' ? pretty(o) : JSON.stringify(o));
   };
   return {
     debug: (m, f) => emit('debug', m, f),

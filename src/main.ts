@@ -14,7 +14,7 @@ try {
   throw e;
 }
 
-const log = createLogger(config.logLevel);
+const log = createLogger(config.logLevel, undefined, config.logFormat);
 const service = createService(config, { log });
 const server = Bun.serve({
   port: config.port,

@@ -8,6 +8,7 @@ import type { Config } from './config';
 import { detectDatabase, ensureSearchIndex, openServer, proxyEngine, type Engine } from './engine';
 import { createLogger, redactUrl, type Logger } from './log';
 import { migrate } from './migrate';
+import { createMetrics } from './metrics';
 import { EventQueue } from './queue';
 import type { WriterData, WriterTask } from '../workers/writer';
 
@@ -60,8 +61,10 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     log,
     opts.faults,
   );
-  const state: ServiceState = { ready: false, draining: false, database: null, startError: null, accepted: 0, rejectedQueueFull: 0 };
-  const app = createApp({ config, engine, queue, batcher, state, log });
+  const state: ServiceState = { ready: false, draining: false, database: null, startError: null, received: 0, accepted: 0, invalid: 0, rejectedQueueFull: 0 };
+  const metrics = createMetrics(queue, batcher, state);
+  batcher.onBatch = metrics.observeBatch;
+  const app = createApp({ config, engine, queue, batcher, state, log, metrics });
   let stopping = false;
 
   // Connect and migrate, retrying until the database answers; /health says 503 meanwhile, and events
@@ -100,6 +103,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     state.draining = true;
     const drained = state.ready && (await batcher.drain(config.shutdownTimeoutMs));
     batcher.stop();
+    metrics.stop();
     const unwritten = queue.depth;
     if (!drained && unwritten > 0) log.error('shutdown: events accepted but not written', { unwritten });
     try {
@@ -113,5 +117,5 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     return { unwritten };
   }
 
-  return { app, config, engine, queue, batcher, state, ready, stop, log };
+  return { app, config, engine, queue, batcher, state, metrics, ready, stop, log };
 }

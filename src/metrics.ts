@@ -1,0 +1,84 @@
+// GET /metrics: Prometheus text format (prom-client). Names follow Prometheus conventions: counters
+// end in _total, durations in _seconds, sizes in _bytes. Totals the pipeline already keeps (queue,
+// batcher, service state) are read at scrape time rather than counted twice; histograms are
+// observed as things happen.
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ServiceState } from './app';
+import type { Batcher } from './batcher';
+import type { EventQueue } from './queue';
+
+export interface Metrics {
+  registry: Registry;
+  observeRequest(route: string, method: string, status: number, seconds: number): void;
+  observeBatch(events: number, seconds: number): void;
+  stop(): void;
+}
+
+/** A counter whose value comes from a running total kept elsewhere (only ever growing). */
+function totalCounter(registry: Registry, name: string, help: string, read: () => number) {
+  let seen = 0;
+  new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      const now = read();
+      if (now > seen) this.inc(now - seen);
+      seen = now;
+    },
+  });
+}
+
+export function createMetrics(queue: EventQueue, batcher: Batcher, state: ServiceState): Metrics {
+  const registry = new Registry();
+  const s = batcher.stats;
+  totalCounter(registry, 'aurore_events_received_total', 'Events received in POST bodies, valid or not', () => state.received);
+  totalCounter(registry, 'aurore_events_accepted_total', 'Events accepted into the queue (answered 202/201)', () => state.accepted);
+  totalCounter(registry, 'aurore_events_invalid_total', 'Events refused at validation (400 or per-item errors)', () => state.invalid);
+  totalCounter(registry, 'aurore_events_written_total', 'Events committed to the database', () => s.written);
+  totalCounter(registry, 'aurore_events_duplicates_total', 'Events already stored (same id and timestamp)', () => s.duplicates);
+  totalCounter(registry, 'aurore_events_rejected_total', 'Events the database refused, kept in events_rejected', () => s.rejected);
+  totalCounter(registry, 'aurore_batches_written_total', 'Batches committed', () => s.batches);
+  totalCounter(registry, 'aurore_batch_write_failures_total', 'Failed batch write attempts (each is retried)', () => s.failedAttempts);
+  totalCounter(registry, 'aurore_batches_retried_total', 'Batches committed after at least one failed attempt', () => s.retriedBatches);
+  totalCounter(registry, 'aurore_requests_rate_limited_total', 'Requests refused with 429 or 503 because the queue was full', () => state.rejectedQueueFull);
+
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });
+  gauge('aurore_queue_depth_events', 'Events queued or being written', () => queue.depth);
+  gauge('aurore_queue_capacity_events', 'Queue capacity in events (QUEUE_MAX_EVENTS)', () => queue.maxEvents);
+  gauge('aurore_queue_used_bytes', 'Bytes of the queue in use', () => queue.usedBytes);
+  gauge('aurore_queue_capacity_bytes', 'Queue capacity in bytes (QUEUE_MAX_BYTES)', () => queue.maxBytes);
+  gauge('aurore_circuit_breaker_open', 'Circuit breaker: 0 closed, 0.5 half-open, 1 open', () => ({ closed: 0, 'half-open': 0.5, open: 1 })[batcher.breaker]);
+  gauge('aurore_ready', '1 once the database is reachable and migrated', () => (state.ready ? 1 : 0));
+
+  const batchSize = new Histogram({ name: 'aurore_batch_size_events', help: 'Events per committed batch', buckets: [1, 10, 50, 100, 500, 1000, 2500, 5000, 10000], registers: [registry] });
+  const insert = new Histogram({ name: 'aurore_batch_insert_duration_seconds', help: 'Time to commit one batch', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry] });
+  const http = new Histogram({
+    name: 'aurore_http_request_duration_seconds',
+    help: 'HTTP request duration by route, method and status',
+    labelNames: ['route', 'method', 'status'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+    registers: [registry],
+  });
+
+  // Event-loop lag: how late a 100 ms timer fires. A busy main thread is the first sign of overload.
+  const lag = new Gauge({ name: 'aurore_event_loop_lag_seconds', help: 'Event-loop delay of the main thread (last 100 ms tick)', registers: [registry] });
+  let expected = performance.now() + 100;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    lag.set(Math.max(0, now - expected) / 1000);
+    expected = now + 100;
+  }, 100);
+  timer.unref?.();
+
+  return {
+    registry,
+    observeRequest: (route, method, status, seconds) => http.observe({ route, method, status: String(status) }, seconds),
+    observeBatch: (events, seconds) => {
+      batchSize.observe(events);
+      insert.observe(seconds);
+    },
+    stop: () => clearInterval(timer),
+  };
+}

@@ -1,0 +1,48 @@
+// Per-request context: the request id (the client's X-Request-Id when sane, else a new one, returned
+// either way), headers that keep JSON inert in a browser, and one log line per request.
+import type { MiddlewareHandler } from 'hono';
+import type { Config } from './config';
+import type { Logger } from './log';
+import type { Metrics } from './metrics';
+
+const SANE_ID = /^[\w.:@/+=-]{1,128}$/;
+
+// A JSON API has no business being framed, sniffed as HTML, cached by a shared proxy, or leaking
+// its URLs in a Referer: stored events are served verbatim, so these keep them inert.
+const SECURITY_HEADERS: [string, string][] = [
+  ['X-Content-Type-Options', 'nosniff'],
+  ['Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'"],
+  ['Referrer-Policy', 'no-referrer'],
+  ['Cache-Control', 'no-store'],
+  ['Cross-Origin-Resource-Policy', 'same-origin'],
+];
+
+export function requestContext(config: Config, log: Logger, metrics: Metrics): MiddlewareHandler {
+  const logAll = config.logRequests === 'all';
+  const logErrors = config.logRequests !== 'none';
+  return async (c, next) => {
+    const started = performance.now();
+    const incoming = c.req.header('x-request-id');
+    const requestId = incoming && SANE_ID.test(incoming) ? incoming : crypto.randomUUID();
+    c.set('requestId' as never, requestId as never);
+    await next();
+    const headers = c.res.headers;
+    headers.set('X-Request-Id', requestId);
+    for (const [k, v] of SECURITY_HEADERS) headers.set(k, v);
+    const status = c.res.status;
+    const seconds = (performance.now() - started) / 1000;
+    metrics.observeRequest(c.req.routePath, c.req.method, status, seconds);
+    if (logAll || (logErrors && status >= 400)) {
+      const line = {
+        requestId,
+        method: c.req.method,
+        route: c.req.routePath,
+        status,
+        ms: Math.round(seconds * 100_000) / 100,
+        key: (c.get('keyName' as never) as string | undefined) ?? null,
+      };
+      if (status >= 500) log.error('request', line);
+      else log.info('request', line);
+    }
+  };
+}
