@@ -7,6 +7,7 @@ import { ApiError, errorHandler, respondError } from './errors';
 import { ingestRoutes } from './ingest';
 import { requestContext } from './observe';
 import type { Metrics } from './metrics';
+import type { Limits } from './limits';
 import { cors } from 'hono/cors';
 import { timeout } from 'hono/timeout';
 import { HTTPException } from 'hono/http-exception';
@@ -36,9 +37,10 @@ export interface AppDeps {
   state: ServiceState;
   log: Logger;
   metrics: Metrics;
+  limits: Limits;
 }
 
-export function createApp({ config, engine, queue, batcher, state, log, metrics }: AppDeps) {
+export function createApp({ config, engine, queue, batcher, state, log, metrics, limits }: AppDeps) {
   const app = new Hono();
   const listSchema = listQuerySchema(config.limits);
   const retryAfter = config.retryAfterSeconds;
@@ -53,10 +55,13 @@ export function createApp({ config, engine, queue, batcher, state, log, metrics 
   app.notFound((c) => respondError(c, new ApiError('not_found', `No route for ${c.req.method} ${c.req.path}`)));
 
   // Access: each route's scope. /health, /health/live and /health/ready stay open for probes.
+  // Then the rate-limit budget of the route (after auth: budgets are per key).
   const keys = config.apiKeys;
-  app.on('POST', ['/events', '/events/batch'], requireScope(keys, 'ingest'));
-  app.on('GET', ['/events', '/events/*'], requireScope(keys, 'query'));
+  app.on('POST', ['/events', '/events/batch'], requireScope(keys, 'ingest'), limits.middleware('ingest'));
+  // Patterns must not overlap ('/events/*' also matches '/events'): a middleware must run once.
+  app.on('GET', ['/events', '/events/:id'], requireScope(keys, 'query'), limits.middleware('query'));
   app.on('GET', ['/health/buffer', '/health/database', '/metrics'], requireScope(keys, 'admin'));
+  app.on('GET', ['/health', '/health/:probe', '/metrics'], limits.middleware('health'));
 
   app.route('/', ingestRoutes({ config, queue, batcher, state }));
 

@@ -47,6 +47,12 @@ export const envSchema = z.object({
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'), // auto: pretty on a terminal outside production
   LOG_REQUESTS: z.enum(['all', 'errors', 'none']).default('all'), // one line per request, or only 4xx/5xx
+  // Rate limits per API key (per client address when anonymous), requests per window; 0 = off.
+  RATE_LIMIT_WINDOW_MS: int(60_000, 1000),
+  RATE_LIMIT_INGEST: int(600_000, 0), // 10,000/s sustained per client: generous, stops a runaway loop
+  RATE_LIMIT_QUERY: int(12_000, 0),
+  RATE_LIMIT_HEALTH: int(1_200, 0),
+  REDIS_URL: z.string().url().optional(), // share rate-limit budgets across instances
   CORS_ORIGINS: z.string().optional(), // comma-separated origins allowed to call the API from a browser; unset: none
   REQUEST_TIMEOUT_MS: int(60_000, 100), // longest a request may take before 503 (above WAIT_TIMEOUT_MS)
 });
@@ -82,6 +88,7 @@ export interface Config {
   readonly logFormat: 'json' | 'pretty';
   readonly logRequests: 'all' | 'errors' | 'none';
   readonly corsOrigins: readonly string[];
+  readonly rateLimit: { readonly windowMs: number; readonly ingest: number; readonly query: number; readonly health: number; readonly redisUrl: string | undefined };
   readonly requestTimeoutMs: number;
 }
 
@@ -107,8 +114,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => {
       const name = String(i.path[0]);
-      // Never echo DATABASE_URL: it carries a password.
-      const shown = name === 'DATABASE_URL' ? '' : ` (got ${JSON.stringify(present[name])})`;
+      // Never echo URLs or keys: they carry passwords.
+      const shown = ['DATABASE_URL', 'REDIS_URL', 'API_KEYS'].includes(name) ? '' : ` (got ${JSON.stringify(present[name])})`;
       return `  ${name}: ${i.message}${shown}`;
     });
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}\nFix the variable(s) above or unset them to use the defaults (README: Configuration).`);
@@ -161,6 +168,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT === 'auto' ? (process.stdout.isTTY && env.NODE_ENV !== 'production' ? 'pretty' : 'json') : e.LOG_FORMAT,
     logRequests: e.LOG_REQUESTS,
+    rateLimit: { windowMs: e.RATE_LIMIT_WINDOW_MS, ingest: e.RATE_LIMIT_INGEST, query: e.RATE_LIMIT_QUERY, health: e.RATE_LIMIT_HEALTH, redisUrl: e.REDIS_URL },
     corsOrigins: e.CORS_ORIGINS ? e.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean) : [],
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
   } satisfies Config);

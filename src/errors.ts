@@ -15,6 +15,7 @@ export const errorStatus = {
   payload_too_large: 413,
   not_found: 404,
   queue_full: 429,
+  rate_limited: 429,
   shutting_down: 503,
   not_ready: 503,
   database_unavailable: 503,

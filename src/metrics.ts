@@ -6,6 +6,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ServiceState } from './app';
 import type { Batcher } from './batcher';
 import type { EventQueue } from './queue';
+import type { Limits } from './limits';
 
 export interface Metrics {
   registry: Registry;
@@ -29,7 +30,7 @@ function totalCounter(registry: Registry, name: string, help: string, read: () =
   });
 }
 
-export function createMetrics(queue: EventQueue, batcher: Batcher, state: ServiceState): Metrics {
+export function createMetrics(queue: EventQueue, batcher: Batcher, state: ServiceState, limits: Limits): Metrics {
   const registry = new Registry();
   const s = batcher.stats;
   totalCounter(registry, 'aurore_events_received_total', 'Events received in POST bodies, valid or not', () => state.received);
@@ -41,7 +42,8 @@ export function createMetrics(queue: EventQueue, batcher: Batcher, state: Servic
   totalCounter(registry, 'aurore_batches_written_total', 'Batches committed', () => s.batches);
   totalCounter(registry, 'aurore_batch_write_failures_total', 'Failed batch write attempts (each is retried)', () => s.failedAttempts);
   totalCounter(registry, 'aurore_batches_retried_total', 'Batches committed after at least one failed attempt', () => s.retriedBatches);
-  totalCounter(registry, 'aurore_requests_rate_limited_total', 'Requests refused with 429 or 503 because the queue was full', () => state.rejectedQueueFull);
+  totalCounter(registry, 'aurore_requests_queue_full_total', 'Requests refused with 429 or 503 because the queue was full', () => state.rejectedQueueFull);
+  totalCounter(registry, 'aurore_requests_rate_limited_total', 'Requests refused with 429 by a rate limit', () => limits.refused);
 
   const gauge = (name: string, help: string, read: () => number) =>
     new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });

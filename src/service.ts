@@ -9,6 +9,7 @@ import { detectDatabase, ensureSearchIndex, openServer, proxyEngine, type Engine
 import { createLogger, redactUrl, type Logger } from './log';
 import { migrate } from './migrate';
 import { createMetrics } from './metrics';
+import { createLimits } from './limits';
 import { EventQueue } from './queue';
 import type { WriterData, WriterTask } from '../workers/writer';
 
@@ -62,9 +63,10 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     opts.faults,
   );
   const state: ServiceState = { ready: false, draining: false, database: null, startError: null, received: 0, accepted: 0, invalid: 0, rejectedQueueFull: 0 };
-  const metrics = createMetrics(queue, batcher, state);
+  const limits = createLimits(config);
+  const metrics = createMetrics(queue, batcher, state, limits);
   batcher.onBatch = metrics.observeBatch;
-  const app = createApp({ config, engine, queue, batcher, state, log, metrics });
+  const app = createApp({ config, engine, queue, batcher, state, log, metrics, limits });
   let stopping = false;
 
   // Connect and migrate, retrying until the database answers; /health says 503 meanwhile, and events
@@ -104,6 +106,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     const drained = state.ready && (await batcher.drain(config.shutdownTimeoutMs));
     batcher.stop();
     metrics.stop();
+    limits.close();
     const unwritten = queue.depth;
     if (!drained && unwritten > 0) log.error('shutdown: events accepted but not written', { unwritten });
     try {

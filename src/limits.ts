@@ -1,0 +1,74 @@
+// Rate limits (hono-rate-limiter): separate budgets for ingest, query and health, per API key (per
+// client address when anonymous), with RateLimit/RateLimit-Policy headers and 429 + Retry-After.
+// Memory store by default; with REDIS_URL the package's own RedisStore over Bun's built-in Redis
+// client, so several instances share one budget. (FIELD-NOTES: @hono-rate-limiter/redis is stale.)
+import { RedisClient } from 'bun';
+import type { Context, MiddlewareHandler } from 'hono';
+import { getConnInfo } from 'hono/bun';
+import { MemoryStore, RedisStore, rateLimiter, type Store } from 'hono-rate-limiter';
+import type { Config } from './config';
+import { ApiError } from './errors';
+
+export type Budget = 'ingest' | 'query' | 'health';
+
+/** The client a budget belongs to: the API key's name, else the peer address. */
+function clientKey(c: Context): string {
+  const key = c.get('keyName' as never) as string | undefined;
+  if (key) return `key:${key}`;
+  try {
+    return `ip:${getConnInfo(c).remote.address ?? 'unknown'}`;
+  } catch {
+    return 'ip:local'; // in-process requests (tests) have no socket
+  }
+}
+
+/** The four commands RedisStore uses, over Bun's RedisClient. */
+export function redisAdapter(client: RedisClient) {
+  return {
+    scriptLoad: (script: string) => client.send('SCRIPT', ['LOAD', script]) as Promise<string>,
+    evalsha: <A extends unknown[], D = unknown>(sha: string, keys: string[], args: A) =>
+      client.send('EVALSHA', [sha, String(keys.length), ...keys, ...args.map(String)]) as Promise<D>,
+    decr: (key: string) => client.decr(key),
+    del: (key: string) => client.del(key),
+  };
+}
+
+export interface Limits {
+  middleware(budget: Budget): MiddlewareHandler;
+  /** Requests refused by a rate limit so far. */
+  readonly refused: number;
+  close(): void;
+}
+
+export function createLimits(config: Config): Limits {
+  let refused = 0;
+  const { windowMs } = config.rateLimit;
+  const redis = config.rateLimit.redisUrl ? new RedisClient(config.rateLimit.redisUrl) : undefined;
+  const store = (budget: Budget): Store =>
+    redis ? new RedisStore({ client: redisAdapter(redis) as never, prefix: `aurore:rl:${budget}:` }) : new MemoryStore();
+  const make = (budget: Budget): MiddlewareHandler => {
+    const limit = config.rateLimit[budget];
+    if (limit === 0) return async (_c, next) => next(); // 0 switches a budget off
+    return rateLimiter({
+      windowMs,
+      limit,
+      standardHeaders: 'draft-7', // RateLimit + RateLimit-Policy
+      keyGenerator: clientKey,
+      store: store(budget),
+      handler: (c) => {
+        refused++;
+        const info = c.get('rateLimit' as never) as { resetTime?: Date } | undefined;
+        const retryAfter = Math.max(1, Math.ceil(((info?.resetTime?.getTime() ?? Date.now() + windowMs) - Date.now()) / 1000));
+        throw new ApiError('rate_limited', `Rate limit of ${limit} ${budget} requests per ${windowMs / 1000} s exceeded`, { retryAfter });
+      },
+    });
+  };
+  const middlewares = { ingest: make('ingest'), query: make('query'), health: make('health') };
+  return {
+    middleware: (budget) => middlewares[budget],
+    get refused() {
+      return refused;
+    },
+    close: () => redis?.close(),
+  };
+}

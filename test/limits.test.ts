@@ -1,0 +1,84 @@
+// Rate limits: budgets per route kind and per key, the standard headers, and one budget shared by
+// two service instances through a real redis-server (started here; .ci/run installs it).
+import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
+import { newTarget, postEvent, startService, type Target } from './harness';
+
+// Creating an embedded database takes about 4 s (initdb), near bun's 5 s default.
+setDefaultTimeout(60_000);
+
+const K1 = 'first-key-0123456789abc';
+const K2 = 'second-key-0123456789ab';
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function svcWith(env: Record<string, string>) {
+  const t: Target = await newTarget('embedded');
+  cleanups.push(() => t.destroy());
+  const s = await startService(t, env);
+  cleanups.push(() => s.stop());
+  return s;
+}
+const get = (svc: { app: { request: (p: string, i?: RequestInit) => Response | Promise<Response> } }, key?: string) =>
+  svc.app.request('/events?pageSize=1', { headers: key ? { authorization: `Bearer ${key}` } : {} });
+
+describe('rate limits [embedded]', () => {
+  test('over the query budget is 429 rate_limited with Retry-After; ingest and health keep their own budgets', async () => {
+    const svc = await svcWith({ RATE_LIMIT_QUERY: '3', RATE_LIMIT_WINDOW_MS: '60000' });
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await get(svc)).status);
+    expect(statuses).toEqual([200, 200, 200, 429]);
+    const limited = await get(svc);
+    expect(limited.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(limited.headers.get('ratelimit-policy')).toBe('3;w=60');
+    expect(limited.headers.get('ratelimit')).toContain('limit=3');
+    expect(await limited.json()).toMatchObject({ statusCode: 429, error: 'rate_limited' });
+    expect((await postEvent(svc.app, { service: 's', message: 'm' })).status).toBe(202);
+    expect((await svc.app.request('/health')).status).toBe(200);
+    const metrics = await (await svc.app.request('/metrics')).text();
+    expect(metrics).toMatch(/^aurore_requests_rate_limited_total 2$/m);
+  });
+
+  test('each API key has its own budget', async () => {
+    const svc = await svcWith({ API_KEYS: `one:query:${K1},two:query:${K2}`, RATE_LIMIT_QUERY: '2' });
+    expect([(await get(svc, K1)).status, (await get(svc, K1)).status, (await get(svc, K1)).status]).toEqual([200, 200, 429]);
+    expect((await get(svc, K2)).status).toBe(200);
+  });
+});
+
+const redisBin = Bun.which('redis-server');
+describe.skipIf(!redisBin)('shared rate limits through Redis', () => {
+  let redis: ReturnType<typeof Bun.spawn>;
+  let url = '';
+  beforeAll(async () => {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    redis = Bun.spawn([redisBin!, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdout: 'ignore', stderr: 'ignore' });
+    url = `redis://127.0.0.1:${port}`;
+    const { RedisClient } = await import('bun');
+    for (let i = 0; ; i++) {
+      try {
+        const c = new RedisClient(url);
+        await c.send('PING', []);
+        c.close();
+        break;
+      } catch (e) {
+        if (i > 100) throw e;
+        await Bun.sleep(50);
+      }
+    }
+  });
+  afterAll(() => redis?.kill());
+
+  test('two service instances share one budget', async () => {
+    const env = { API_KEYS: `one:query:${K1}`, RATE_LIMIT_QUERY: '5', REDIS_URL: url };
+    const a = await svcWith(env);
+    const b = await svcWith(env);
+    const statuses = [];
+    for (const svc of [a, b, a, b, a]) statuses.push((await get(svc, K1)).status);
+    expect(statuses).toEqual([200, 200, 200, 200, 200]);
+    expect((await get(b, K1)).status).toBe(429); // the sixth request, whichever instance takes it
+    expect((await get(a, K1)).status).toBe(429);
+  });
+});
