@@ -8,6 +8,7 @@ import { ingestRoutes } from './ingest';
 import { requestContext } from './observe';
 import type { Metrics } from './metrics';
 import type { Limits } from './limits';
+import { DOCS_HTML, openApiDocument } from './openapi';
 import { cors } from 'hono/cors';
 import { timeout } from 'hono/timeout';
 import { HTTPException } from 'hono/http-exception';
@@ -93,6 +94,14 @@ export function createApp({ config, engine, queue, batcher, state, log, metrics,
   });
 
   app.get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType }));
+
+  const openapi = JSON.stringify(openApiDocument(config));
+  app.get('/openapi.json', (c) => c.body(openapi, 200, { 'Content-Type': 'application/json' }));
+  app.get('/docs', (c) => {
+    // The page's own inline script and style, and requests to this origin: nothing else.
+    c.header('Content-Security-Policy', "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'");
+    return c.html(DOCS_HTML);
+  });
 
   // Kubernetes conventions: live = the process answers; ready = it can take traffic.
   app.get('/health/live', (c) => c.json({ status: 'live' }));

@@ -28,7 +28,7 @@ export function requestContext(config: Config, log: Logger, metrics: Metrics): M
     await next();
     const headers = c.res.headers;
     headers.set('X-Request-Id', requestId);
-    for (const [k, v] of SECURITY_HEADERS) headers.set(k, v);
+    for (const [k, v] of SECURITY_HEADERS) if (!headers.has(k)) headers.set(k, v); // /docs sets its own CSP
     const status = c.res.status;
     const seconds = (performance.now() - started) / 1000;
     metrics.observeRequest(c.req.routePath, c.req.method, status, seconds);
