@@ -13,6 +13,7 @@ export const errorStatus = {
   forbidden: 403,
   unsupported_media_type: 415,
   payload_too_large: 413,
+  uri_too_long: 414,
   not_found: 404,
   queue_full: 429,
   rate_limited: 429,

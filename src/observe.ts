@@ -4,8 +4,10 @@ import type { MiddlewareHandler } from 'hono';
 import type { Config } from './config';
 import type { Logger } from './log';
 import type { Metrics } from './metrics';
+import { ApiError, respondError } from './errors';
 
 const SANE_ID = /^[\w.:@/+=-]{1,128}$/;
+const MAX_URL = 8192; // query strings beyond this are abuse, not filters
 
 // A JSON API has no business being framed, sniffed as HTML, cached by a shared proxy, or leaking
 // its URLs in a Referer: stored events are served verbatim, so these keep them inert.
@@ -25,7 +27,9 @@ export function requestContext(config: Config, log: Logger, metrics: Metrics): M
     const incoming = c.req.header('x-request-id');
     const requestId = incoming && SANE_ID.test(incoming) ? incoming : crypto.randomUUID();
     c.set('requestId' as never, requestId as never);
-    await next();
+    // Answered here rather than thrown, so the reply still gets the id and headers below.
+    if (c.req.url.length > MAX_URL) c.res = respondError(c, new ApiError('uri_too_long', `The URL is longer than ${MAX_URL} characters`));
+    else await next();
     const headers = c.res.headers;
     headers.set('X-Request-Id', requestId);
     for (const [k, v] of SECURITY_HEADERS) if (!headers.has(k)) headers.set(k, v); // /docs sets its own CSP

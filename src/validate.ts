@@ -34,13 +34,16 @@ export function parseTimestamp(s: string): string | null {
   return date.toISOString();
 }
 
-// A JSON-escaped NUL or lone surrogate, not preceded by an escaping backslash. JSON.stringify writes
-// valid surrogate pairs raw, so any \udXXX escape it emits is a lone surrogate. PostgreSQL refuses
-// both in text and jsonb: letting them in would turn a 202 into a row the database rejects.
-const UNSTORABLE_RE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
-// The lookbehind makes that regex slow (~1.5 us on 200 bytes); JSON.stringify writes \u only for
-// control characters and lone surrogates, so almost every event skips it.
-const unstorable = (json: string) => json.includes('\\u') && UNSTORABLE_RE.test(json);
+// Text PostgreSQL cannot store (NUL, unpaired UTF-16 surrogates) and control characters that make no
+// sense in log text (all C0 controls but tab, newline and carriage return), found in the JSON that
+// JSON.stringify wrote: it escapes controls as \u00XX (\b and \f as short escapes) and writes valid
+// surrogate pairs raw, so any \udXXX escape it emits is a lone surrogate. An escape counts only when
+// not itself escaped (an even number of backslashes before it). Accepting NUL or a lone surrogate
+// would turn a 202 into a row the database refuses.
+const UNSTORABLE_RE = /(?<!\\)(?:\\\\)*\\(?:u(?:00[01][0-9a-f]|d[89a-f][0-9a-f]{2})|[bf])/i;
+// The lookbehind makes that regex slow (~1.5 us on 200 bytes): run it only when an escape is there.
+const unstorable = (json: string) => (json.includes('\\u') || json.includes('\\b') || json.includes('\\f')) && UNSTORABLE_RE.test(json);
+const UNSTORABLE_MSG = 'must not contain control characters (other than tab, newline, carriage return) or unpaired UTF-16 surrogates';
 
 export function eventSchema(limits: Limits) {
   const id = z.string().regex(UUID_RE, 'must be a UUID, e.g. 0193b7a4-5c2e-7d3f-9a1b-2c3d4e5f6a7b').optional();
@@ -98,7 +101,7 @@ export function makeEventValidator(limits: Limits) {
     let message = '';
     if (!bad.has('message') && typeof raw.message === 'string') {
       message = JSON.stringify(raw.message);
-      if (unstorable(message)) errors.push({ field: 'message', message: 'must not contain NUL characters or unpaired UTF-16 surrogates' });
+      if (unstorable(message)) errors.push({ field: 'message', message: UNSTORABLE_MSG });
     }
     let metadata = '{}';
     if (!bad.has('metadata') && raw.metadata !== undefined) {
@@ -106,7 +109,7 @@ export function makeEventValidator(limits: Limits) {
       if (Buffer.byteLength(metadata) > limits.metadataMaxBytes) {
         errors.push({ field: 'metadata', message: `must be at most ${limits.metadataMaxBytes} bytes when serialized` });
       } else if (unstorable(metadata)) {
-        errors.push({ field: 'metadata', message: 'must not contain NUL characters or unpaired UTF-16 surrogates' });
+        errors.push({ field: 'metadata', message: UNSTORABLE_MSG });
       }
     }
     if (r.success && r.data.id && r.data.eventId && r.data.id.toLowerCase() !== r.data.eventId.toLowerCase()) {

@@ -99,6 +99,12 @@ describe('observability [embedded]', () => {
     expect(((await res.json()) as { events: { message: string }[] }).events[0]!.message).toBe('<script>alert(1)</script>');
   });
 
+  test('an absurdly long URL is 414, still with a request id', async () => {
+    const res = await svc.app.request(`/events?q=${'x'.repeat(9000)}`, { headers: auth });
+    expect(res.status).toBe(414);
+    expect(res.headers.get('x-request-id')).not.toBeNull();
+  });
+
   test('CORS answers only the configured origins', async () => {
     const ok = await svc.app.request('/events', { method: 'OPTIONS', headers: { origin: 'https://dash.example', 'access-control-request-method': 'GET' } });
     expect(ok.headers.get('access-control-allow-origin')).toBe('https://dash.example');

@@ -30,8 +30,17 @@ describe('event records', () => {
       metadata: { a: [1, { b: null }] },
     });
   });
+  test('control characters are refused except tab, newline and carriage return', () => {
+    for (const bad of ['a\u0001b', 'bell\u0007', 'back\bspace', 'form\ffeed', 'esc\u001b[31m', 'nul\u0000']) {
+      const r = validate({ service: 's', message: bad, metadata: { k: 'ok' } });
+      expect(Array.isArray(r) && r.map((e) => e.field)).toEqual(['message']);
+      const m = validate({ service: 's', message: 'ok', metadata: { k: bad } });
+      expect(Array.isArray(m) && m.map((e) => e.field)).toEqual(['metadata']);
+    }
+    expect(Array.isArray(validate({ service: 's', message: 'tab\there\nnew line\r\n', metadata: { k: 'a\tb' } }))).toBe(false);
+  });
   test('a literal backslash-u0000 in text is data, not a NUL', () => {
-    const r = validate({ service: 's', message: 'path\\u0000x', metadata: { k: '\\ud800' } });
+    const r = validate({ service: 's', message: 'path\\u0000x and C:\\bin\\f', metadata: { k: '\\ud800' } });
     expect(Array.isArray(r)).toBe(false);
   });
   test('each event gets a distinct time-ordered UUIDv7', () => {
