@@ -91,10 +91,10 @@ try {
   const single = await spawnLoad({ url: `${base}/events`, body: SINGLE_BODY, headers: json, connections: 32, durationMs: SECONDS * 1000, count: 'single' });
   // Sustained means written, not queued: a scenario's rate counts the time the service needed after
   // the load to write its backlog (the queue can absorb 100,000 events, a big share of a short run).
-  const drained = async (r: LoadResult) => {
+  const drained = async (r: LoadResult, url = base) => {
     const t = performance.now();
     for (;;) {
-      const b = (await (await fetch(`${base}/health/buffer`)).json()) as { depth: number };
+      const b = (await (await fetch(`${url}/health/buffer`)).json()) as { depth: number };
       if (b.depth === 0) break;
       await Bun.sleep(20);
     }
@@ -119,6 +119,17 @@ try {
   const code = await svc.exited;
   if (code !== 0) progress(`service exited with ${code}`);
 
+  // What the per-request extras cost on the hot path: the same single-event load with the ingest
+  // rate limiter and the request log switched off (same data, restarted service).
+  progress('POST /events again, rate limiter and request log off (RATE_LIMIT_INGEST=0 LOG_REQUESTS=none)');
+  const bare = await startServiceProcess(ROOT, { ...target.env, RATE_LIMIT_INGEST: '0', LOG_REQUESTS: 'none' });
+  svc = bare.proc;
+  const lean = await spawnLoad({ url: `${bare.base}/events`, body: SINGLE_BODY, headers: json, connections: 32, durationMs: SECONDS * 1000, count: 'single' });
+  await drained(lean, bare.base);
+  progress(`  ${lean.eps} events/s (with them: ${single.eps})`);
+  svc.kill('SIGTERM');
+  await svc.exited;
+
   // ---- 6. verification -----------------------------------------------------------------------------
   progress('verifying rows against acknowledgements');
   const check = await openDirect();
@@ -126,7 +137,7 @@ try {
     `SELECT count(*)::float8 AS rows, count(DISTINCT id)::float8 AS ids FROM events WHERE service = 'checkout-service'`,
   );
   await check.close();
-  const acknowledged = single.events + batch.events + durable.events;
+  const acknowledged = single.events + batch.events + durable.events + lean.events;
   const stored = row!.rows;
   const result = {
     engine: engineKind,
@@ -147,6 +158,7 @@ try {
     durable_eps: durable.eps,
     durable_p50_ms: durable.p50_ms,
     durable_p99_ms: durable.p99_ms,
+    single_eps_without_limiter_and_request_log: lean.eps,
     acknowledged,
     stored,
     lost: Math.max(0, acknowledged - stored),
@@ -174,6 +186,7 @@ try {
     `| POST /events, 202 queued (32 conns) | ${single.eps} events/s, p50 ${single.p50_ms} ms, p99 ${single.p99_ms} ms |`,
     `| POST /events/batch, NDJSON x500 (4 conns) | ${batch.eps} events/s |`,
     `| POST /events?wait=true, 201 committed (64 conns) | ${durable.eps} events/s, p50 ${durable.p50_ms} ms, p99 ${durable.p99_ms} ms |`,
+    `| POST /events without rate limiter and request log | ${lean.eps} events/s (cost of both: ${Math.round((1 - single.eps / lean.eps) * 100)}%) |`,
     `| acknowledged / stored / lost / duplicated | ${acknowledged} / ${stored} / ${result.lost} / ${result.duplicated} |`,
     '',
     ...targets.map(([t, ok]) => `${ok ? 'MET ' : 'MISS'}  ${t}`),
