@@ -73,11 +73,12 @@ export async function listEvents(engine: Engine, q: ListQuery) {
   const rowsSql =
     `SELECT ${COLUMNS} FROM events ${rowWhere.length ? `WHERE ${rowWhere.join(' AND ')}` : ''} ` +
     `ORDER BY time ${dir}, id ${dir} LIMIT $${rowParams.length + 1}${offset ? ` OFFSET $${rowParams.length + 2}` : ''}`;
-  const [rows, total] = await Promise.all([
-    engine.query<EventRow>(rowsSql, offset ? [...rowParams, limit + 1, offset] : [...rowParams, limit + 1]),
-    countEvents(engine, q.count, countWhere, params),
-  ]);
+  const rows = await engine.query<EventRow>(rowsSql, offset ? [...rowParams, limit + 1, offset] : [...rowParams, limit + 1]);
   const hasMore = rows.length > limit;
+  // A last page that holds everything from its start already knows the total: counting would scan
+  // the same rows again (the slow case: a filter that matches little in a big range).
+  const knownTotal = !hasMore && !q.cursor && (offset === 0 || rows.length > 0) && q.count !== 'none' && q.count !== 'estimate';
+  const total = knownTotal ? { value: offset + rows.length, exact: true, mode: 'exact' as const } : await countEvents(engine, q.count, countWhere, params);
   const page = hasMore ? rows.slice(0, limit) : rows;
   const last = page.at(-1);
   return {
