@@ -1,4 +1,4 @@
-// The query benchmark: `bun run bench:query [--events N] [--quick] [--search-index] [--json]`.
+// The query benchmark: `bun run bench:query [--events N] [--quick] [--search-index] [--json] [--keep]`.
 // Bulk-loads N events (default 10 million; --quick 1 million) spread over 30 days, 50 services,
 // straight into the hypertable with SQL, then measures the service's query API over HTTP, one request
 // at a time, each scenario with varied parameters:
@@ -133,5 +133,6 @@ try {
     svc.proc.kill('SIGTERM');
     await svc.proc.exited;
   }
-  await target.destroy();
+  if (flag('--keep')) progress(`kept the data: ${JSON.stringify(target.env)}`);
+  else await target.destroy();
 }
