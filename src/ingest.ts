@@ -10,6 +10,7 @@ import { ApiError, queueFull, type FieldError } from './errors';
 import type { EventQueue } from './queue';
 import type { ServiceState } from './app';
 import { makeEventValidator } from './validate';
+import { SECURITY_HEADERS } from './observe';
 
 interface IngestDeps {
   config: Config;
@@ -20,7 +21,7 @@ interface IngestDeps {
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 const NDJSON_TYPE = /^application\/(?:x-ndjson|ndjson|jsonl|x-jsonlines)\s*(?:;|$)/i;
-const QUEUED_HEADERS = { 'content-type': 'application/json', 'x-ingest-ack': 'queued' };
+const QUEUED_HEADERS = { 'content-type': 'application/json', 'x-ingest-ack': 'queued', ...SECURITY_HEADERS };
 const PREFER_WAIT = /(?:^|[\s,;])wait(?:\s*=\s*\d+)?\s*(?:[,;]|$)/i;
 
 export function ingestRoutes({ config, queue, batcher, state }: IngestDeps) {
@@ -108,8 +109,12 @@ export function ingestRoutes({ config, queue, batcher, state }: IngestDeps) {
         return c.json({ statusCode: 201, message: 'Event stored', eventId: ev.id, duplicate: outcome.duplicates.length > 0 }, 201);
       }
     }
-    // The hot path: a pre-shaped body and a plain header object cost far less than c.json + c.header.
-    return new Response(`{"statusCode":202,"message":"Event accepted","eventId":"${ev.id}"}`, { status: 202, headers: QUEUED_HEADERS });
+    // The hot path: a pre-shaped body and one header object (request id and security headers
+    // included, see observe.ts) cost far less than c.json + c.header + later header sets.
+    return new Response(`{"statusCode":202,"message":"Event accepted","eventId":"${ev.id}"}`, {
+      status: 202,
+      headers: { ...QUEUED_HEADERS, 'x-request-id': c.get('requestId' as never) as string },
+    });
   });
 
   app.post('/events/batch', async (c) => {

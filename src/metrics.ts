@@ -74,9 +74,16 @@ export function createMetrics(queue: EventQueue, batcher: Batcher, state: Servic
   }, 100);
   timer.unref?.();
 
+  // One child per (route, method, status), looked up once: labels() hashes its arguments each call.
+  const children = new Map<string, ReturnType<typeof http.labels>>();
   return {
     registry,
-    observeRequest: (route, method, status, seconds) => http.observe({ route, method, status: String(status) }, seconds),
+    observeRequest: (route, method, status, seconds) => {
+      const key = `${route} ${method} ${status}`;
+      let child = children.get(key);
+      if (!child) children.set(key, (child = http.labels(route, method, String(status))));
+      child.observe(seconds);
+    },
     observeBatch: (events, seconds) => {
       batchSize.observe(events);
       insert.observe(seconds);
