@@ -34,7 +34,8 @@ export function redisAdapter(client: RedisClient) {
 }
 
 export interface Limits {
-  middleware(budget: Budget): MiddlewareHandler;
+  /** The budget's middleware, or null when the budget is off (RATE_LIMIT_*=0). */
+  middleware(budget: Budget): MiddlewareHandler | null;
   /** Requests refused by a rate limit so far. */
   readonly refused: number;
   close(): void;
@@ -46,9 +47,9 @@ export function createLimits(config: Config): Limits {
   const redis = config.rateLimit.redisUrl ? new RedisClient(config.rateLimit.redisUrl) : undefined;
   const store = (budget: Budget): Store =>
     redis ? new RedisStore({ client: redisAdapter(redis) as never, prefix: `aurore:rl:${budget}:` }) : new MemoryStore();
-  const make = (budget: Budget): MiddlewareHandler => {
+  const make = (budget: Budget): MiddlewareHandler | null => {
     const limit = config.rateLimit[budget];
-    if (limit === 0) return async (_c, next) => next(); // 0 switches a budget off
+    if (limit === 0) return null; // 0 switches a budget off
     return rateLimiter({
       windowMs,
       limit,
