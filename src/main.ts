@@ -37,8 +37,9 @@ async function shutdown(signal: string) {
   // flight finish, then write what was accepted.
   service.state.draining = true;
   await server.stop();
-  const { unwritten } = await service.stop();
-  process.exit(unwritten === 0 ? 0 : 1);
+  const { unwritten, spilled } = await service.stop();
+  // Exit 0 when every accepted event is in the database or saved for the next start.
+  process.exit(unwritten === spilled ? 0 : 1);
 }
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 process.on('SIGINT', () => void shutdown('SIGINT'));

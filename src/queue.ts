@@ -77,6 +77,11 @@ export class EventQueue {
     return true;
   }
 
+  /** Every record not yet committed, as a JSON array text (for the shutdown spill). */
+  backlog(): string {
+    return readBatch(this.bytes, { start: this.releasePos, end: this.writePos });
+  }
+
   /** A point to roll back to: a multi-event request is queued whole or not at all. */
   mark() {
     return { writePos: this.writePos, appended: this.appended };

@@ -11,6 +11,7 @@ import { migrate } from './migrate';
 import { createMetrics } from './metrics';
 import { createLimits } from './limits';
 import { EventQueue } from './queue';
+import { replaySpills, spillDir, writeSpill } from './spill';
 import type { WriterData, WriterTask } from '../workers/writer';
 
 export interface ServiceOptions {
@@ -80,6 +81,8 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
           const failed = await ensureSearchIndex(engine);
           if (failed) log.warn('SEARCH_INDEX=trgm: no trigram index (message search works, unindexed)', { err: failed });
         }
+        // Events saved at an earlier shutdown go in before new ones.
+        await replaySpills(spillDir(config.dataDir), engine, log);
         state.database = await detectDatabase(engine);
         log.info('database ready', { migrationsApplied: applied, ...state.database });
         state.ready = true;
@@ -99,8 +102,8 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
    * Graceful stop: refuse new events (503), write everything queued, close the writers and the
    * database. Resolves with the number of accepted events that could not be written in time.
    */
-  async function stop(): Promise<{ unwritten: number }> {
-    if (stopping) return { unwritten: queue.depth };
+  async function stop(): Promise<{ unwritten: number; spilled: number }> {
+    if (stopping) return { unwritten: queue.depth, spilled: 0 };
     stopping = true;
     state.draining = true;
     const drained = state.ready && (await batcher.drain(config.shutdownTimeoutMs));
@@ -108,7 +111,16 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     metrics.stop();
     limits.close();
     const unwritten = queue.depth;
-    if (!drained && unwritten > 0) log.error('shutdown: events accepted but not written', { unwritten });
+    let spilled = 0;
+    if (!drained && unwritten > 0) {
+      try {
+        const file = writeSpill(spillDir(config.dataDir), queue.backlog());
+        spilled = unwritten;
+        log.error('shutdown: the database did not take every accepted event; saved them, to be written at the next start', { events: unwritten, file });
+      } catch (err) {
+        log.error('shutdown: events accepted but neither written nor saved', { unwritten, err });
+      }
+    }
     try {
       await Promise.all(Array.from({ length: writers }, () => pool.run({ op: 'close' })));
     } catch (err) {
@@ -116,8 +128,8 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     }
     await pool.destroy();
     await engine.close();
-    log.info('stopped', { written: batcher.stats.written, unwritten });
-    return { unwritten };
+    log.info('stopped', { written: batcher.stats.written, unwritten, spilled });
+    return { unwritten, spilled };
   }
 
   return { app, config, engine, queue, batcher, state, metrics, ready, stop, log };

@@ -1,6 +1,9 @@
 // What was accepted is never lost: a full queue refuses instead of dropping, a writer thread that dies
 // holding a batch loses nothing and duplicates nothing, a restart keeps the data.
 import { afterEach, describe, expect, test, setDefaultTimeout } from 'bun:test';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadMigrations } from '../src/migrate';
 import { countRows, engines, newTarget, postEvent, startService, until, type Target } from './harness';
 
@@ -87,7 +90,7 @@ describe.each(engines)('durability [%s]', (kind) => {
     const t = await target(kind);
     const first = await startService(t);
     for (let i = 0; i < 10; i++) expect((await postEvent(first.app, ev(i, 'restart'))).status).toBe(202);
-    expect(await first.stop()).toEqual({ unwritten: 0 });
+    expect(await first.stop()).toEqual({ unwritten: 0, spilled: 0 });
 
     const second = await service(t);
     const page = (await (await second.app.request('/events?service=restart&pageSize=100')).json()) as { pagination: { total: number } };
@@ -102,6 +105,24 @@ describe.each(engines)('durability [%s]', (kind) => {
     expect(chunks!.n).toBeGreaterThanOrEqual(1);
   });
 
+  test('events the database could not take before shutdown are saved, then written at the next start', async () => {
+    const t = await target(kind);
+    const dataDir = t.env.DATA_DIR ?? mkdtempSync(join(tmpdir(), 'aurore-spill-'));
+    const never = new Promise<void>(() => {}); // the database never takes a write during the first run
+    const first = await startService(t, { DATA_DIR: dataDir, SHUTDOWN_TIMEOUT_MS: '300' }, { faults: { beforeWrite: () => never } });
+    for (let i = 0; i < 12; i++) expect((await postEvent(first.app, ev(i, 'spill'))).status).toBe(202);
+    expect(await first.stop()).toEqual({ unwritten: 12, spilled: 12 });
+    const spillDir = join(dataDir, 'spill');
+    const files = readdirSync(spillDir);
+    expect(files).toHaveLength(1);
+    expect(statSync(join(spillDir, files[0]!)).mode & 0o777).toBe(0o600);
+
+    const second = await service(t, { DATA_DIR: dataDir });
+    expect(await countRows(second.engine, `service = 'spill'`)).toBe(12);
+    expect(readdirSync(spillDir)).toEqual([]);
+    if (!t.env.DATA_DIR) rmSync(dataDir, { recursive: true, force: true });
+  });
+
   test('events posted while stopping are refused with 503, and stop writes everything accepted before', async () => {
     const svc = await startService(await target(kind), { BATCH_LINGER_MS: '1000' });
     for (let i = 0; i < 20; i++) expect((await postEvent(svc.app, ev(i, 'drain'))).status).toBe(202);
@@ -110,7 +131,7 @@ describe.each(engines)('durability [%s]', (kind) => {
     expect(late.status).toBe(503);
     expect(late.headers.get('retry-after')).not.toBeNull();
     expect((await svc.app.request('/health')).status).toBe(503);
-    expect(await stopping).toEqual({ unwritten: 0 });
+    expect(await stopping).toEqual({ unwritten: 0, spilled: 0 });
     expect(svc.batcher.stats.written).toBe(20);
   });
 });
