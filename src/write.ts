@@ -1,5 +1,5 @@
 // The write stage's statements: one INSERT per batch, and the path that isolates a row the database
-// refuses. Used by the writer threads (workers/writer.ts) and by the benchmark's database ceiling.
+// refuses. Used by the writer threads (workers/writer.ts), the spill replay and the benchmark.
 import type { Engine } from './engine';
 
 export interface InsertResult {
