@@ -17,12 +17,15 @@ import type { Logger } from './log';
 import type { EventQueue } from './queue';
 import type { Batcher } from './batcher';
 import { getEvent, listEvents } from './query';
-import { eventIdSchema, listQueryInput, listQuerySchema, zodErrors } from './validate';
+import { businessMetrics, eventSeries } from './aggregate';
+import type { Jobs } from './jobs';
+import { eventIdSchema, listQueryInput, listQuerySchema, seriesQuerySchema, zodErrors } from './validate';
 
 export interface ServiceState {
   ready: boolean; // database reachable and migrated
   draining: boolean; // shutting down: no new events
-  database: DatabaseInfo | null;
+  database: (DatabaseInfo & { aggregates: 'continuous' | 'rollup'; compression: boolean }) | null;
+  jobs: Jobs | null; // the maintenance scheduler, once the database is migrated
   startError: string | null;
   received: number; // events seen in POST bodies
   accepted: number;
@@ -44,6 +47,8 @@ export interface AppDeps {
 export function createApp({ config, engine, queue, batcher, state, log, metrics, limits }: AppDeps) {
   const app = new Hono();
   const listSchema = listQuerySchema(config.limits);
+  const seriesSchema = seriesQuerySchema(config.limits);
+  const startedAt = Date.now();
   const retryAfter = config.retryAfterSeconds;
 
   app.onError(errorHandler(log));
@@ -56,7 +61,7 @@ export function createApp({ config, engine, queue, batcher, state, log, metrics,
   // that hot path). The only HTTPException(503) in the app: errorHandler answers it as request_timeout.
   const requestTimeout = timeout(config.requestTimeoutMs, () => new HTTPException(503, { message: `The request took longer than ${config.requestTimeoutMs} ms (REQUEST_TIMEOUT_MS)` }));
   app.use('/events/*', requestTimeout);
-  app.on('GET', '/events', requestTimeout);
+  app.on('GET', ['/events', '/metrics/events', '/health/business', '/health/detailed'], requestTimeout);
   app.notFound((c) => respondError(c, new ApiError('not_found', `No route for ${c.req.method} ${c.req.path}`)));
 
   // Access: each route's scope. /health, /health/live and /health/ready stay open for probes.
@@ -70,9 +75,9 @@ export function createApp({ config, engine, queue, batcher, state, log, metrics,
   };
   const scope = (s: Scope) => (keys.length ? requireScope(keys, s) : null);
   guard('POST', ['/events', '/events/batch'], scope('ingest'), limits.middleware('ingest'));
-  guard('GET', ['/events', '/events/:id'], scope('query'), limits.middleware('query'));
-  guard('GET', ['/health/buffer', '/health/database', '/metrics'], scope('admin'));
-  guard('GET', ['/health', '/health/:probe', '/metrics'], limits.middleware('health'));
+  guard('GET', ['/events', '/events/:id', '/metrics/events', '/health/business'], scope('query'), limits.middleware('query'));
+  guard('GET', ['/health/buffer', '/health/database', '/health/detailed', '/metrics'], scope('admin'));
+  guard('GET', ['/health', '/health/live', '/health/ready', '/health/buffer', '/health/database', '/health/detailed', '/metrics'], limits.middleware('health'));
 
   app.route('/', ingestRoutes({ config, queue, batcher, state }));
 
@@ -120,9 +125,9 @@ export function createApp({ config, engine, queue, batcher, state, log, metrics,
     return c.json({ status: 'ready' });
   });
 
-  app.get('/health/buffer', (c) => {
+  const bufferStatus = () => {
     const s = batcher.stats;
-    return c.json({
+    return {
       depth: queue.depth,
       pending: queue.pending,
       inFlightBatches: batcher.inFlightBatches,
@@ -145,19 +150,64 @@ export function createApp({ config, engine, queue, batcher, state, log, metrics,
       lastError: s.lastError,
       lastWriteAt: s.lastWriteAt,
       draining: state.draining,
-    });
-  });
+    };
+  };
 
-  app.get('/health/database', async (c) => {
+  /** Connection, edition and the maintenance jobs' status; `ok` false when the database does not answer. */
+  const databaseStatus = async () => {
     const started = performance.now();
     try {
       await engine.query('SELECT 1');
       const latencyMs = Math.round((performance.now() - started) * 100) / 100;
-      return c.json({ connected: true, ready: state.ready, latencyMs, breaker: batcher.breaker, ...(state.database ?? { engine: engine.kind }) });
+      const jobs = state.jobs ? await state.jobs.status() : [];
+      return { ok: true, body: { connected: true, ready: state.ready, latencyMs, breaker: batcher.breaker, ...(state.database ?? { engine: engine.kind }), jobs } };
     } catch (err) {
       log.warn('database health check failed', { err });
-      return c.json({ connected: false, ready: false, breaker: batcher.breaker, engine: engine.kind, error: (err as Error).message }, 503);
+      return { ok: false, body: { connected: false, ready: false, breaker: batcher.breaker, engine: engine.kind, error: (err as Error).message } };
     }
+  };
+
+  app.get('/health/buffer', (c) => c.json(bufferStatus()));
+
+  app.get('/health/database', async (c) => {
+    const db = await databaseStatus();
+    return c.json(db.body, db.ok ? 200 : 503);
+  });
+
+  // The MVP's business metrics, from the aggregates.
+  app.get('/health/business', async (c) => {
+    if (!state.ready) throw new ApiError('not_ready', 'The database is not ready yet', { retryAfter });
+    return c.json(await businessMetrics(engine));
+  });
+
+  app.get('/metrics/events', async (c) => {
+    const all = c.req.queries();
+    const params = { service: all.service?.flatMap((s) => s.split(',')), from: all.from?.[0], to: all.to?.[0], bucket: all.bucket?.[0] };
+    const q = seriesSchema.safeParse(params);
+    if (!q.success) {
+      const errors = zodErrors(q.error, params).map((e) => ({ ...e, field: e.field.replace(/^service\.\d+$/, 'service') }));
+      throw new ApiError('validation_failed', 'Query parameters are invalid', { errors });
+    }
+    if (!state.ready) throw new ApiError('not_ready', 'The database is not ready yet', { retryAfter });
+    return c.json(await eventSeries(engine, q.data));
+  });
+
+  // The MVP's complete status: queue, database, jobs and business metrics in one reply.
+  app.get('/health/detailed', async (c) => {
+    const db = await databaseStatus();
+    const buffer = bufferStatus();
+    const jobs = 'jobs' in db.body ? db.body.jobs : [];
+    let business: Awaited<ReturnType<typeof businessMetrics>> | { error: string } | null = null;
+    if (state.ready && db.ok) {
+      try {
+        business = await businessMetrics(engine);
+      } catch (err) {
+        business = { error: (err as Error).message };
+      }
+    }
+    const degraded = !db.ok || buffer.breaker !== 'closed' || jobs.some((j) => j.lastError) || (business !== null && 'error' in business);
+    const status = state.draining ? 'shutting_down' : !state.ready ? 'starting' : degraded ? 'degraded' : 'ok';
+    return c.json({ status, timestamp: new Date().toISOString(), uptimeSeconds: Math.round((Date.now() - startedAt) / 1000), buffer, database: db.body, business });
   });
 
   return app;

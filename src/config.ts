@@ -55,6 +55,14 @@ export const envSchema = z.object({
   REDIS_URL: z.string().url().optional(), // share rate-limit budgets across instances
   CORS_ORIGINS: z.string().optional(), // comma-separated origins allowed to call the API from a browser; unset: none
   REQUEST_TIMEOUT_MS: int(60_000, 100), // longest a request may take before 503 (above WAIT_TIMEOUT_MS)
+
+  // Retention and aggregates (README: Metrics and retention). Ages in days; 0 = keep forever.
+  RETENTION_DAYS: int(30, 1, 36_500), // raw events; replaces the MVP's nightly cleanup job
+  AGGREGATE_MINUTE_RETENTION_DAYS: int(90, 0, 36_500),
+  AGGREGATE_HOUR_RETENTION_DAYS: int(730, 0, 36_500),
+  AGGREGATE_DAY_RETENTION_DAYS: int(730, 0, 36_500),
+  COMPRESS_AFTER_DAYS: int(7, 0, 36_500), // columnstore for raw chunks this old (Community edition); 0 = off
+  AGGREGATE_REFRESH_SECONDS: int(60, 1, 3600), // how often the service brings aggregates up to date
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -90,6 +98,10 @@ export interface Config {
   readonly corsOrigins: readonly string[];
   readonly rateLimit: { readonly windowMs: number; readonly ingest: number; readonly query: number; readonly health: number; readonly redisUrl: string | undefined };
   readonly requestTimeoutMs: number;
+  /** Days kept; 0 = forever (aggregates only). */
+  readonly retention: { readonly rawDays: number; readonly minuteDays: number; readonly hourDays: number; readonly dayDays: number };
+  readonly compressAfterDays: number;
+  readonly aggregateRefreshMs: number;
 }
 
 export class ConfigError extends Error {
@@ -140,6 +152,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (e.DEFAULT_QUERY_LIMIT > e.MAX_QUERY_LIMIT) {
     throw new ConfigError(`Invalid configuration:\n  DEFAULT_QUERY_LIMIT (${e.DEFAULT_QUERY_LIMIT}) must not exceed MAX_QUERY_LIMIT (${e.MAX_QUERY_LIMIT})`);
   }
+  // Each aggregate is recounted from the next finer level for every bucket that raw events still
+  // cover, so it must outlive the raw events; and the refresh windows reach back 6 days.
+  for (const name of ['AGGREGATE_MINUTE_RETENTION_DAYS', 'AGGREGATE_HOUR_RETENTION_DAYS', 'AGGREGATE_DAY_RETENTION_DAYS'] as const) {
+    const days = e[name];
+    const min = Math.max(7, e.RETENTION_DAYS + 1);
+    if (days !== 0 && days < min) {
+      throw new ConfigError(`Invalid configuration:\n  ${name} (${days}) must be 0 (keep forever) or at least ${min} (7, and more than RETENTION_DAYS=${e.RETENTION_DAYS}): aggregates must outlive the raw events they are counted from`);
+    }
+  }
   return deepFreeze({
     port: e.PORT,
     host: e.HOST,
@@ -171,5 +192,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     rateLimit: { windowMs: e.RATE_LIMIT_WINDOW_MS, ingest: e.RATE_LIMIT_INGEST, query: e.RATE_LIMIT_QUERY, health: e.RATE_LIMIT_HEALTH, redisUrl: e.REDIS_URL },
     corsOrigins: e.CORS_ORIGINS ? e.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean) : [],
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    retention: { rawDays: e.RETENTION_DAYS, minuteDays: e.AGGREGATE_MINUTE_RETENTION_DAYS, hourDays: e.AGGREGATE_HOUR_RETENTION_DAYS, dayDays: e.AGGREGATE_DAY_RETENTION_DAYS },
+    compressAfterDays: e.COMPRESS_AFTER_DAYS,
+    aggregateRefreshMs: e.AGGREGATE_REFRESH_SECONDS * 1000,
   } satisfies Config);
 }

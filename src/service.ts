@@ -7,7 +7,8 @@ import { Batcher, type Faults } from './batcher';
 import type { Config } from './config';
 import { detectDatabase, ensureSearchIndex, openServer, proxyEngine, type Engine } from './engine';
 import { createLogger, redactUrl, type Logger } from './log';
-import { migrate } from './migrate';
+import { migrate, migratedEdition, type Edition } from './migrate';
+import { createJobs } from './jobs';
 import { createMetrics } from './metrics';
 import { createLimits } from './limits';
 import { EventQueue } from './queue';
@@ -17,6 +18,8 @@ import type { WriterData, WriterTask } from '../workers/writer';
 export interface ServiceOptions {
   log?: Logger;
   faults?: Faults;
+  /** Tests and benchmarks only: migrate as this TimescaleDB edition (the Apache path on a Community database). */
+  edition?: Edition;
 }
 
 export type Service = Awaited<ReturnType<typeof createService>>;
@@ -63,7 +66,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     log,
     opts.faults,
   );
-  const state: ServiceState = { ready: false, draining: false, database: null, startError: null, received: 0, accepted: 0, invalid: 0, rejectedQueueFull: 0 };
+  const state: ServiceState = { ready: false, draining: false, database: null, startError: null, received: 0, accepted: 0, invalid: 0, rejectedQueueFull: 0, jobs: null };
   const limits = createLimits(config);
   const metrics = createMetrics(queue, batcher, state, limits);
   batcher.onBatch = metrics.observeBatch;
@@ -76,18 +79,23 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     log.info('starting', { engine: config.engine, target: embedded ? config.dataDir : redactUrl(config.databaseUrl!) });
     for (let attempt = 0; !stopping; attempt++) {
       try {
-        const applied = await migrate(engine, log);
+        const applied = await migrate(engine, log, undefined, { edition: opts.edition });
         if (config.searchIndex === 'trgm') {
           const failed = await ensureSearchIndex(engine);
           if (failed) log.warn('SEARCH_INDEX=trgm: no trigram index (message search works, unindexed)', { err: failed });
         }
         // Events saved at an earlier shutdown go in before new ones.
         await replaySpills(spillDir(config.dataDir), engine, log);
-        state.database = await detectDatabase(engine);
+        const info = await detectDatabase(engine);
+        const edition = await migratedEdition(engine);
+        state.database = { ...info, aggregates: edition === 'apache' ? 'rollup' : 'continuous', compression: edition === 'community' && config.compressAfterDays > 0 };
         log.info('database ready', { migrationsApplied: applied, ...state.database });
         state.ready = true;
         state.startError = null;
         batcher.start();
+        // Maintenance: policies follow the configuration; due jobs start running now.
+        state.jobs = createJobs({ engine, config, log, edition, backgroundWorkers: info.backgroundWorkers });
+        await state.jobs.start();
         return true;
       } catch (err) {
         state.startError = `Database not ready: ${(err as Error).message}`;
@@ -106,6 +114,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     if (stopping) return { unwritten: queue.depth, spilled: 0 };
     stopping = true;
     state.draining = true;
+    await state.jobs?.stop();
     const drained = state.ready && (await batcher.drain(config.shutdownTimeoutMs));
     batcher.stop();
     metrics.stop();

@@ -235,3 +235,43 @@ export function listQueryInput(all: Record<string, string[]>) {
 export type ListQuery = z.infer<ReturnType<typeof listQuerySchema>>;
 
 export const eventIdSchema = z.string().regex(UUID_RE, 'must be a UUID');
+
+/** Bucket widths of GET /metrics/events: the aggregate each reads and its length in ms. */
+export const BUCKETS = {
+  '1m': { view: 'events_per_minute', ms: 60_000 },
+  '1h': { view: 'events_per_hour', ms: 3_600_000 },
+  '1d': { view: 'events_per_day', ms: 86_400_000 },
+} as const;
+export const MAX_SERIES_BUCKETS = 10_000;
+
+/** GET /metrics/events: services (repeated or comma-separated), a range (default: the last 24 hours), a bucket width. */
+export function seriesQuerySchema(limits: Limits) {
+  const time = z
+    .string()
+    .transform((s, ctx) => {
+      const t = parseTimestamp(s);
+      if (!t) ctx.addIssue({ code: 'custom', message: 'must be an ISO-8601 date-time with offset' });
+      return t ?? '';
+    })
+    .optional();
+  const serviceName = z.string().min(1, 'must not be empty').max(limits.serviceMaxLength).regex(SERVICE_RE, 'may contain only letters, digits, and . _ : -');
+  return z
+    .object({
+      service: z.array(serviceName).max(100, 'at most 100 services').optional(),
+      from: time,
+      to: time,
+      bucket: z.enum(['1m', '1h', '1d'], 'must be 1m, 1h or 1d').default('1h'),
+    })
+    .transform((q, ctx) => {
+      const to = q.to ? Date.parse(q.to) : Date.now();
+      const width = BUCKETS[q.bucket].ms;
+      // Buckets are aligned to UTC; `from` is rounded down to the start of its bucket.
+      const from = Math.floor((q.from ? Date.parse(q.from) : to - 86_400_000) / width) * width;
+      if (from >= to) ctx.addIssue({ code: 'custom', path: ['from'], message: 'must be before to' });
+      else if ((to - from) / width > MAX_SERIES_BUCKETS) {
+        ctx.addIssue({ code: 'custom', path: ['bucket'], message: `the range holds more than ${MAX_SERIES_BUCKETS} buckets of ${q.bucket}: use a wider bucket or a shorter range` });
+      }
+      return { service: q.service ? [...new Set(q.service)].sort() : undefined, from, to, bucket: q.bucket };
+    });
+}
+export type SeriesQuery = z.infer<ReturnType<typeof seriesQuerySchema>>;

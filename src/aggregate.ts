@@ -1,0 +1,120 @@
+// The metrics read side: GET /health/business (the MVP's shape) and GET /metrics/events, answered
+// from the aggregates in the analytics schema, never from a scan of raw events. The same SQL serves
+// every edition: continuous aggregates (real-time) or the Apache edition's rollup tables share names
+// and columns (sql/003_aggregates.*.sql).
+import type { Engine } from './engine';
+import { BUCKETS, type SeriesQuery } from './validate';
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const TOP_SERVICES = 10;
+
+interface Row {
+  t: number; // bucket start, ms since the epoch
+  service: string;
+  events: number;
+}
+
+// Bucket starts as epoch milliseconds: independent of the session's TimeZone and DateStyle.
+const T = `(extract(epoch FROM bucket) * 1000)::float8 AS t`;
+
+/** 'YYYY-MM-DD HH:00', UTC: the MVP's eventsByHour label. */
+const hourLabel = (t: number) => new Date(t).toISOString().slice(0, 13).replace('T', ' ') + ':00';
+const iso = (t: number) => new Date(t).toISOString();
+
+/**
+ * Business metrics, correct to the minute. "Last hour" is the current minute and the 59 before it;
+ * "last 24 hours" the current minute and the 1,439 before it: whole hours from the hourly aggregate
+ * and the ragged edges from the per-minute one, so the cost does not grow with the window. Totals
+ * cover the kept history (the daily aggregate, AGGREGATE_DAY_RETENTION_DAYS).
+ */
+export async function businessMetrics(engine: Engine, now = Date.now()) {
+  const minute = Math.floor(now / MINUTE) * MINUTE;
+  const hour = Math.floor(now / HOUR) * HOUR;
+  const dayStart = minute - 1439 * MINUTE;
+  const firstFullHour = hour - 23 * HOUR; // the first whole hour after dayStart, always
+  const hourStart = minute - 59 * MINUTE;
+  const [byService, minutes, hours] = await Promise.all([
+    engine.query<{ service: string; events: number }>(`SELECT service, sum(events)::float8 AS events FROM analytics.events_per_day GROUP BY service`),
+    engine.query<{ t: number; events: number }>(
+      `SELECT ${T}, sum(events)::float8 AS events FROM analytics.events_per_minute
+       WHERE bucket >= $1::text::timestamptz AND (bucket < $2::text::timestamptz OR bucket >= $3::text::timestamptz)
+       GROUP BY bucket`,
+      [iso(dayStart), iso(firstFullHour), iso(Math.min(hourStart, hour))],
+    ),
+    engine.query<{ t: number; events: number }>(
+      `SELECT ${T}, sum(events)::float8 AS events FROM analytics.events_per_hour
+       WHERE bucket >= $1::text::timestamptz AND bucket < $2::text::timestamptz GROUP BY bucket`,
+      [iso(firstFullHour), iso(hour)],
+    ),
+  ]);
+  const perHour = new Map<number, number>();
+  let last24 = 0;
+  for (const h of hours) {
+    perHour.set(h.t, h.events);
+    last24 += h.events;
+  }
+  let lastHour = 0;
+  let currentHour = 0;
+  for (const m of minutes) {
+    if (m.t < firstFullHour || m.t >= hour) last24 += m.events;
+    if (m.t >= hour) currentHour += m.events;
+    if (m.t >= hourStart) lastHour += m.events;
+  }
+  perHour.set(hour, currentHour);
+  byService.sort((a, b) => b.events - a.events || (a.service < b.service ? -1 : 1));
+  const eventsByService: Record<string, number> = {};
+  let totalEvents = 0;
+  for (const s of byService) {
+    eventsByService[s.service] = s.events;
+    totalEvents += s.events;
+  }
+  return {
+    totalEvents,
+    eventsByService,
+    eventsLast24Hours: last24,
+    eventsLastHour: lastHour,
+    averageEventsPerMinute: Math.round((last24 / 1440) * 100) / 100,
+    topServices: byService.slice(0, TOP_SERVICES).map((s) => ({ service: s.service, count: s.events })),
+    // The last 24 hours, oldest first, zeros included (the last one is the current, partial hour).
+    eventsByHour: Array.from({ length: 24 }, (_, i) => {
+      const t = hour - (23 - i) * HOUR;
+      return { hour: hourLabel(t), count: perHour.get(t) ?? 0 };
+    }),
+    generatedAt: iso(now),
+  };
+}
+
+/** Counts per bucket per service, every bucket present (zeros included) from `from` up to `to`. */
+export async function eventSeries(engine: Engine, q: SeriesQuery) {
+  const { view, ms } = BUCKETS[q.bucket];
+  const params: unknown[] = [new Date(q.from).toISOString(), new Date(q.to).toISOString()];
+  const byService = q.service ? ` AND service = ANY($3::text[])` : '';
+  if (q.service) params.push(q.service);
+  const rows = await engine.query<Row>(
+    `SELECT ${T}, service, events::float8 AS events FROM analytics.${view}
+     WHERE bucket >= $1::text::timestamptz AND bucket < $2::text::timestamptz${byService}`,
+    params,
+  );
+  const counts = new Map<string, Map<number, number>>();
+  for (const s of q.service ?? []) counts.set(s, new Map());
+  for (const r of rows) {
+    let m = counts.get(r.service);
+    if (!m) counts.set(r.service, (m = new Map()));
+    m.set(r.t, r.events);
+  }
+  const times: number[] = [];
+  for (let t = q.from; t < q.to; t += ms) times.push(t);
+  const series = [...counts.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([service, m]) => {
+      let total = 0;
+      const points = times.map((t) => {
+        const count = m.get(t) ?? 0;
+        total += count;
+        return { time: new Date(t).toISOString(), count };
+      });
+      return { service, total, points };
+    });
+  return { bucket: q.bucket, from: iso(q.from), to: iso(q.to), series };
+}
