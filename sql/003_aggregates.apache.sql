@@ -65,7 +65,7 @@ BEGIN
   END IF;
   -- First read of pg_stat_activity in this transaction (it is a per-transaction snapshot).
   SELECT least(now(), min(xact_start)) INTO hi FROM pg_stat_activity
-  WHERE usename = current_user AND pid <> pg_backend_pid() AND xact_start IS NOT NULL;
+  WHERE datname = current_database() AND usename = current_user AND pid <> pg_backend_pid() AND xact_start IS NOT NULL;
   SELECT coalesce((SELECT ingested_before FROM aurore_watermarks WHERE job = 'rollup'), '-infinity') INTO lo;
 
   CREATE TEMP TABLE aurore_dirty ON COMMIT DROP AS

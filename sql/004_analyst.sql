@@ -1,13 +1,15 @@
 -- The analyst role: read-only SQL access to the aggregates in the analytics schema, nothing else
--- (no raw events, no writes). NOLOGIN: people log in with their own role IN ROLE analyst (README:
--- Analysts). Roles are cluster-wide; creating one needs CREATEROLE. Without it the migration still
--- succeeds, says so in a WARNING, and an administrator can run this file later.
+-- (no raw events, no writes). NOLOGIN: people log in with their own role IN ROLE analyst, made by
+-- aurore_create_analyst_login below (README: Analysts). Roles are cluster-wide; creating one needs
+-- CREATEROLE. Without it the migration still succeeds, says so in a WARNING, and an administrator
+-- can run this file later.
 DO $$
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'analyst') THEN
     CREATE ROLE analyst NOLOGIN;
   END IF;
-  -- Login roles inherit these settings: read-only transactions, and no query runs for more than 30 s.
+  -- PostgreSQL applies role settings to the role that logs in, never to members: these cover a login
+  -- granted to analyst itself; aurore_create_analyst_login sets the same on each personal login.
   ALTER ROLE analyst SET default_transaction_read_only = on;
   ALTER ROLE analyst SET statement_timeout = '30s';
 EXCEPTION
@@ -28,3 +30,17 @@ BEGIN
   END IF;
 END
 $$;
+
+-- A personal login in the analyst role: read-only transactions by default, and no statement runs
+-- longer than 30 s (an analyst's runaway query must not slow ingestion). Privileges, not these
+-- settings, are what stop writes: the role has no write grant anywhere.
+--   SELECT aurore_create_analyst_login('alice', 'a long random password');
+CREATE OR REPLACE FUNCTION aurore_create_analyst_login(login name, password text) RETURNS void
+LANGUAGE plpgsql AS $fn$
+BEGIN
+  EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L IN ROLE analyst', login, password);
+  EXECUTE format('ALTER ROLE %I SET default_transaction_read_only = on', login);
+  EXECUTE format('ALTER ROLE %I SET statement_timeout = %L', login, '30s');
+END
+$fn$;
+REVOKE ALL ON FUNCTION aurore_create_analyst_login(name, text) FROM PUBLIC;

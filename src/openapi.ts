@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import type { Config } from './config';
 import { errorStatus } from './errors';
-import { eventSchema, listQuerySchema } from './validate';
+import { eventSchema, listQuerySchema, MAX_SERIES_BUCKETS } from './validate';
 
 const json = (schema: unknown) => ({ 'application/json': { schema } });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -142,11 +142,68 @@ export function openApiDocument(config: Config) {
           responses: { '200': { description: 'The event', content: json(ref('StoredEvent')) }, '400': error('Not a UUID'), '404': error('No such event') },
         },
       },
+      '/metrics/events': {
+        get: {
+          summary: 'Event counts per bucket per service, from the aggregates (every bucket present, zeros included)',
+          tags: ['metrics'],
+          parameters: [
+            { name: 'service', in: 'query', required: false, style: 'form', explode: true, schema: { type: 'array', items: { type: 'string' }, maxItems: 100 }, description: 'One or more services (repeated or comma-separated); default: every service with events in the range.' },
+            { name: 'from', in: 'query', required: false, schema: { type: 'string', format: 'date-time' }, description: 'Start, rounded down to its bucket (UTC). Default: 24 hours before `to`.' },
+            { name: 'to', in: 'query', required: false, schema: { type: 'string', format: 'date-time' }, description: 'End (exclusive): buckets that start before it. Default: now.' },
+            { name: 'bucket', in: 'query', required: false, schema: { enum: ['1m', '1h', '1d'], default: '1h' }, description: `Bucket width; at most ${MAX_SERIES_BUCKETS} buckets per request.` },
+          ],
+          responses: {
+            '200': {
+              description: 'The series',
+              content: json({
+                type: 'object',
+                properties: {
+                  bucket: { enum: ['1m', '1h', '1d'] },
+                  from: { type: 'string', format: 'date-time' },
+                  to: { type: 'string', format: 'date-time' },
+                  series: { type: 'array', items: { type: 'object', properties: { service: { type: 'string' }, total: { type: 'integer' }, points: { type: 'array', items: { type: 'object', properties: { time: { type: 'string', format: 'date-time' }, count: { type: 'integer' } } } } } } },
+                },
+              }),
+            },
+            '400': error('A bad parameter (each named)'),
+            '401': error('No API key'),
+            '403': error('The key lacks the query scope'),
+          },
+        },
+      },
+      '/health/business': {
+        get: {
+          summary: "The MVP's business metrics, from the aggregates (correct to the minute)",
+          tags: ['metrics'],
+          responses: {
+            '200': {
+              description: 'Totals over the kept history; last hour and last 24 hours to the minute; eventsByHour: the last 24 UTC hours',
+              content: json({
+                type: 'object',
+                properties: {
+                  totalEvents: { type: 'integer' },
+                  eventsByService: { type: 'object', additionalProperties: { type: 'integer' } },
+                  eventsLast24Hours: { type: 'integer' },
+                  eventsLastHour: { type: 'integer' },
+                  averageEventsPerMinute: { type: 'number' },
+                  topServices: { type: 'array', items: { type: 'object', properties: { service: { type: 'string' }, count: { type: 'integer' } } } },
+                  eventsByHour: { type: 'array', items: { type: 'object', properties: { hour: { type: 'string', examples: ['2026-11-29 10:00'] }, count: { type: 'integer' } } } },
+                  generatedAt: { type: 'string', format: 'date-time' },
+                },
+              }),
+            },
+            '401': error('No API key'),
+            '403': error('The key lacks the query scope'),
+            '503': error('Not ready'),
+          },
+        },
+      },
+      '/health/detailed': admin('Everything at once: status (ok, degraded, starting, shutting_down), queue, database with the maintenance jobs, business metrics'),
       '/health': health('Ready: {"message":"SERVER_IS_READY"} once the database is migrated'),
       '/health/live': health('Liveness probe'),
       '/health/ready': health('Readiness probe'),
       '/health/buffer': admin('Queue depth, capacity and counters'),
-      '/health/database': admin('Database connectivity, engine, edition and versions'),
+      '/health/database': admin('Database connectivity, engine, edition, versions, and each maintenance job (last run, next run, last error)'),
       '/metrics': admin('Prometheus metrics (text format)'),
       '/openapi.json': { get: { summary: 'This document', tags: ['docs'], security: [], responses: { '200': { description: 'OpenAPI 3.1' } } } },
       '/docs': { get: { summary: 'An interactive reference built from this document', tags: ['docs'], security: [], responses: { '200': { description: 'HTML' } } } },

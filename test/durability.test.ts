@@ -96,7 +96,7 @@ describe.each(engines)('durability [%s]', (kind) => {
     const page = (await (await second.app.request('/events?service=restart&pageSize=100')).json()) as { pagination: { total: number } };
     expect(page.pagination.total).toBe(10);
     const migrations = await second.engine.query<{ version: number }>('SELECT version FROM aurore_migrations ORDER BY version');
-    expect(migrations.map((m) => m.version)).toEqual(loadMigrations().map((m) => m.version)); // each once
+    expect(migrations.map((m) => m.version)).toEqual([...new Set(loadMigrations().map((m) => m.version))]); // each once (one edition of 003)
     for (let i = 10; i < 15; i++) expect((await postEvent(second.app, ev(i, 'restart'))).status).toBe(202);
     await until(() => second.batcher.stats.written === 5);
     expect(await countRows(second.engine, `service = 'restart'`)).toBe(15);

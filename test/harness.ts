@@ -58,7 +58,19 @@ const quiet = createLogger(process.env.TEST_LOG_LEVEL === 'debug' ? 'debug' : 'w
 
 /** Starts a service on `target`, ready (migrated) when it resolves. */
 export async function startService(target: Target, env: Record<string, string> = {}, opts: ServiceOptions = {}) {
-  const config = loadConfig({ BATCH_LINGER_MS: '2', SHUTDOWN_TIMEOUT_MS: '20000', ...target.env, ...env });
+  // Many tests use fixed dates in the past (known order, known ids): nothing is old enough for
+  // retention unless a test says so (test/aggregates.test.ts sets realistic ages).
+  const config = loadConfig({
+    BATCH_LINGER_MS: '2',
+    SHUTDOWN_TIMEOUT_MS: '20000',
+    RETENTION_DAYS: '36500',
+    AGGREGATE_MINUTE_RETENTION_DAYS: '0',
+    AGGREGATE_HOUR_RETENTION_DAYS: '0',
+    AGGREGATE_DAY_RETENTION_DAYS: '0',
+    COMPRESS_AFTER_DAYS: '0', // likewise compression: test/aggregates.test.ts covers it
+    ...target.env,
+    ...env,
+  });
   const svc = createService(config, { log: quiet, ...opts });
   await svc.ready;
   return svc;
