@@ -74,10 +74,17 @@ BEGIN
   GET DIAGNOSTICS n = ROW_COUNT;
 
   IF n > 0 THEN
+    -- Statistics, so the planner picks per-bucket index lookups for the usual minute's worth of
+    -- buckets and one hash join for a backfill of millions (both join conditions below are there
+    -- for that choice: the range for the index, the bucket equality for the hash).
+    ANALYZE aurore_dirty;
     INSERT INTO analytics.events_per_minute (bucket, service, events)
-    SELECT d.bucket, d.service, (SELECT count(*) FROM events e
-                                 WHERE e.service = d.service AND e.time >= d.bucket AND e.time < d.bucket + INTERVAL '1 minute')
+    SELECT d.bucket, d.service, count(*)
     FROM aurore_dirty d
+    JOIN events e ON e.service = d.service
+                 AND e.time >= d.bucket AND e.time < d.bucket + INTERVAL '1 minute'
+                 AND time_bucket(INTERVAL '1 minute', e.time) = d.bucket
+    GROUP BY d.bucket, d.service
     ON CONFLICT (service, bucket) DO UPDATE SET events = excluded.events;
 
     INSERT INTO analytics.events_per_hour (bucket, service, events)
@@ -91,6 +98,14 @@ BEGIN
                                    WHERE h.service = dd.service AND h.bucket >= dd.bucket AND h.bucket < dd.bucket + INTERVAL '1 day')
     FROM (SELECT DISTINCT time_bucket(INTERVAL '1 day', bucket) AS bucket, service FROM aurore_dirty) dd
     ON CONFLICT (service, bucket) DO UPDATE SET events = excluded.events;
+
+    -- After a backfill the planner would otherwise plan the metrics queries without statistics
+    -- until autovacuum gets there (measured: 5 ms queries at 25-60 ms meanwhile).
+    IF n > 100000 THEN
+      ANALYZE analytics.events_per_minute;
+      ANALYZE analytics.events_per_hour;
+      ANALYZE analytics.events_per_day;
+    END IF;
   END IF;
 
   INSERT INTO aurore_watermarks (job, ingested_before) VALUES ('rollup', hi)
