@@ -24,7 +24,8 @@ import { eventIdSchema, listQueryInput, listQuerySchema, seriesQuerySchema, zodE
 export interface ServiceState {
   ready: boolean; // database reachable and migrated
   draining: boolean; // shutting down: no new events
-  database: (DatabaseInfo & { aggregates: 'continuous' | 'rollup'; compression: boolean }) | null;
+  /** compression: the columnstore (Community); reorder: CLUSTER by service in its place (Apache). */
+  database: (DatabaseInfo & { aggregates: 'continuous' | 'rollup'; compression: boolean; reorder: boolean }) | null;
   jobs: Jobs | null; // the maintenance scheduler, once the database is migrated
   startError: string | null;
   received: number; // events seen in POST bodies

@@ -188,7 +188,7 @@ describe.each(paths.map((p) => [p.name, p] as const))('aggregates [%s]', (_name,
     const names = body.jobs.map((j: { name: string }) => j.name);
     if (continuous()) {
       expect(names).toEqual(expect.arrayContaining(['late events', 'refresh events_per_minute', 'refresh events_per_hour', 'refresh events_per_day', 'compression events', 'retention events', 'retention events_per_minute', 'retention events_per_hour', 'retention events_per_day']));
-    } else expect(names).toEqual(['rollup', 'retention']);
+    } else expect(names).toEqual(['rollup', 'reorder events', 'retention']);
     for (const j of body.jobs) {
       expect(j.lastError).toBeNull();
       if (j.runBy === 'service') {
@@ -208,17 +208,17 @@ describe.each(paths.map((p) => [p.name, p] as const))('aggregates [%s]', (_name,
     expect(body.business.totalEvents).toBeGreaterThan(0);
   });
 
-  test('old chunks are compressed where the edition allows, and late events still go into them', async () => {
-    if (!svc.state.database!.compression) {
-      expect(svc.state.database!.aggregates).toBe('rollup'); // only the Apache path lacks it
-      return;
-    }
-    const chunks = await svc.engine.query<{ compressed: boolean }>(
-      `SELECT is_compressed AS compressed FROM timescaledb_information.chunks
-       WHERE hypertable_name = 'events' AND range_end <= now() - INTERVAL '8 days' AND range_start <= $1::text::timestamptz AND range_end > $1::text::timestamptz`,
+  test('old chunks are compressed (Community) or reordered by service (Apache), and late events still go into them', async () => {
+    const db = svc.state.database!;
+    expect([db.compression, db.reorder]).toEqual(continuous() ? [true, false] : [false, true]);
+    const chunks = await svc.engine.query<{ compressed: boolean; clustered: boolean }>(
+      `SELECT ch.is_compressed AS compressed,
+              EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = format('%I.%I', ch.chunk_schema, ch.chunk_name)::regclass AND i.indisclustered) AS clustered
+       FROM timescaledb_information.chunks ch
+       WHERE ch.hypertable_name = 'events' AND ch.range_start <= $1::text::timestamptz AND ch.range_end > $1::text::timestamptz`,
       [new Date(now - 10 * DAY).toISOString()],
     );
-    expect(chunks).toEqual([{ compressed: true }]);
+    expect(chunks).toEqual([continuous() ? { compressed: true, clustered: false } : { compressed: false, clustered: true }]);
     const before = (await aggregateRows(svc, 'events_per_day', 'agg-a')).reduce((s, r) => s + r.n, 0);
     await store(svc, burst('agg-a', now - 10 * DAY + 30_000, 2, 90));
     // The same events again: still exactly once (the unique key holds inside compressed chunks).
