@@ -76,17 +76,17 @@ export function createJobs(deps: { engine: Engine; config: Config; log: Logger; 
 
   function newStatus(name: string, runBy: JobStatus['runBy'], everyMs: number): JobStatus {
     return {
-    name,
-    runBy,
-    everySeconds: everyMs / 1000,
-    lastRunAt: null,
-    lastSuccessAt: null,
-    lastDurationMs: null,
-    lastError: null,
-    lastResult: null,
-    nextRunAt: new Date().toISOString(), // due at start: a restart applies new settings at once
-    runs: 0,
-    failures: 0,
+      name,
+      runBy,
+      everySeconds: everyMs / 1000,
+      lastRunAt: null,
+      lastSuccessAt: null,
+      lastDurationMs: null,
+      lastError: null,
+      lastResult: null,
+      nextRunAt: new Date().toISOString(), // due at start: a restart applies new settings at once
+      runs: 0,
+      failures: 0,
     };
   }
   const add = (name: string, everyMs: number, run: () => Promise<string>) =>
@@ -193,6 +193,7 @@ export function createJobs(deps: { engine: Engine; config: Config; log: Logger; 
       }
     }
   }
+
   async function runJob(job: Job) {
     const started = Date.now();
     job.status.lastRunAt = new Date(started).toISOString();

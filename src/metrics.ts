@@ -7,6 +7,7 @@ import type { ServiceState } from './app';
 import type { Batcher } from './batcher';
 import type { EventQueue } from './queue';
 import type { Limits } from './limits';
+import type { JobStatus } from './jobs';
 
 export interface Metrics {
   registry: Registry;
@@ -53,6 +54,23 @@ export function createMetrics(queue: EventQueue, batcher: Batcher, state: Servic
   gauge('aurore_queue_capacity_bytes', 'Queue capacity in bytes (QUEUE_MAX_BYTES)', () => queue.maxBytes);
   gauge('aurore_circuit_breaker_open', 'Circuit breaker: 0 closed, 0.5 half-open, 1 open', () => ({ closed: 0, 'half-open': 0.5, open: 1 })[batcher.breaker]);
   gauge('aurore_ready', '1 once the database is reachable and migrated', () => (state.ready ? 1 : 0));
+
+  // Maintenance jobs, for alerts such as "no successful rollup for 10 minutes".
+  const jobGauge = (name: string, help: string, value: (j: JobStatus) => number | null) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['job'],
+      registers: [registry],
+      async collect() {
+        for (const j of (await state.jobs?.status()) ?? []) {
+          const v = value(j);
+          if (v !== null) this.set({ job: j.name }, v);
+        }
+      },
+    });
+  jobGauge('aurore_job_last_success_timestamp_seconds', 'When each maintenance job last succeeded (Unix time)', (j) => (j.lastSuccessAt ? Date.parse(j.lastSuccessAt) / 1000 : null));
+  jobGauge('aurore_job_failing', '1 when the last run of a maintenance job failed', (j) => (j.lastError ? 1 : 0));
 
   const batchSize = new Histogram({ name: 'aurore_batch_size_events', help: 'Events per committed batch', buckets: [1, 10, 50, 100, 500, 1000, 2500, 5000, 10000], registers: [registry] });
   const insert = new Histogram({ name: 'aurore_batch_insert_duration_seconds', help: 'Time to commit one batch', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry] });

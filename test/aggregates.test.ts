@@ -198,6 +198,14 @@ describe.each(paths.map((p) => [p.name, p] as const))('aggregates [%s]', (_name,
     }
   });
 
+  test('/metrics exposes when each maintenance job last succeeded and whether it is failing', async () => {
+    const text = await (await svc.app.request('/metrics')).text();
+    const first = continuous() ? 'late events' : 'rollup';
+    expect(text).toContain(`aurore_job_failing{job="${first}"} 0`);
+    const success = new RegExp(`aurore_job_last_success_timestamp_seconds\\{job="${first}"\\} ([0-9.e+]+)`).exec(text);
+    expect(Number(success?.[1]) * 1000).toBeGreaterThan(now - MIN);
+  });
+
   test('/health/detailed reports queue, database, jobs and business metrics', async () => {
     const { status, body } = await get('/health/detailed');
     expect(status).toBe(200);
