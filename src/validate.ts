@@ -152,19 +152,24 @@ function decodeCursor(s: string): Cursor | null {
   }
 }
 
+/** A query parameter holding an instant: ISO-8601 with an offset, normalized to UTC ISO. */
+const timeParam = z
+  .string()
+  .transform((s, ctx) => {
+    const t = parseTimestamp(s);
+    if (!t) ctx.addIssue({ code: 'custom', message: 'must be an ISO-8601 date-time with offset' });
+    return t ?? '';
+  })
+  .optional();
+
+/** Services to filter on (repeated or comma-separated in the URL), named as events name them. */
+const serviceFilter = (limits: Limits) =>
+  z.array(z.string().min(1, 'must not be empty').max(limits.serviceMaxLength).regex(SERVICE_RE, 'may contain only letters, digits, and . _ : -')).max(100, 'at most 100 services').optional();
+
 export function listQuerySchema(limits: Limits) {
-  const timeParam = z
-    .string()
-    .transform((s, ctx) => {
-      const t = parseTimestamp(s);
-      if (!t) ctx.addIssue({ code: 'custom', message: 'must be an ISO-8601 date-time with offset' });
-      return t ?? '';
-    })
-    .optional();
-  const serviceName = z.string().min(1, 'must not be empty').max(limits.serviceMaxLength).regex(SERVICE_RE, 'may contain only letters, digits, and . _ : -');
   return z
     .object({
-      service: z.array(serviceName).max(100, 'at most 100 services').optional(),
+      service: serviceFilter(limits),
       from: timeParam,
       to: timeParam,
       order: z.enum(['desc', 'asc'], 'must be desc or asc').default('desc'),
@@ -246,20 +251,11 @@ export const MAX_SERIES_BUCKETS = 10_000;
 
 /** GET /metrics/events: services (repeated or comma-separated), a range (default: the last 24 hours), a bucket width. */
 export function seriesQuerySchema(limits: Limits) {
-  const time = z
-    .string()
-    .transform((s, ctx) => {
-      const t = parseTimestamp(s);
-      if (!t) ctx.addIssue({ code: 'custom', message: 'must be an ISO-8601 date-time with offset' });
-      return t ?? '';
-    })
-    .optional();
-  const serviceName = z.string().min(1, 'must not be empty').max(limits.serviceMaxLength).regex(SERVICE_RE, 'may contain only letters, digits, and . _ : -');
   return z
     .object({
-      service: z.array(serviceName).max(100, 'at most 100 services').optional(),
-      from: time,
-      to: time,
+      service: serviceFilter(limits),
+      from: timeParam,
+      to: timeParam,
       bucket: z.enum(['1m', '1h', '1d'], 'must be 1m, 1h or 1d').default('1h'),
     })
     .transform((q, ctx) => {
