@@ -22,7 +22,7 @@ export const envSchema = z.object({
   BATCH_LINGER_MS: int(20, 0, 60_000),
   WRITERS: int(1, 1, 64), // FIELD-NOTES: a second writer was slower on 2 cores
   RETRY_AFTER_SECONDS: int(5, 1, 3600), // Retry-After when no better estimate exists
-  WAIT_TIMEOUT_MS: int(30_000, 100), // ?wait=true: longest wait for the commit before answering 202
+  WAIT_TIMEOUT_MS: int(30_000, 100, 250_000), // ?wait=true: longest wait for the commit before answering 202 (Bun keeps a quiet connection at most 255 s)
   CIRCUIT_BREAKER_THRESHOLD: int(5, 1), // consecutive failed writes that open the breaker
   CIRCUIT_BREAKER_COOLDOWN_MS: int(5_000, 10),
   WRITE_RETRY_MAX_MS: int(10_000, 10), // cap of the exponential backoff between batch retries
@@ -54,7 +54,7 @@ export const envSchema = z.object({
   RATE_LIMIT_HEALTH: int(1_200, 0),
   REDIS_URL: z.string().url().optional(), // share rate-limit budgets across instances
   CORS_ORIGINS: z.string().optional(), // comma-separated origins allowed to call the API from a browser; unset: none
-  REQUEST_TIMEOUT_MS: int(60_000, 100), // longest a request may take before 503 (above WAIT_TIMEOUT_MS)
+  REQUEST_TIMEOUT_MS: int(60_000, 100, 250_000), // longest a request may take before 503 (above WAIT_TIMEOUT_MS)
 
   // Retention and aggregates (README: Metrics and retention). Ages in days; 0 = keep forever.
   RETENTION_DAYS: int(30, 1, 36_500), // raw events; replaces the MVP's nightly cleanup job

@@ -22,6 +22,10 @@ const server = Bun.serve({
   fetch: service.app.fetch,
   // Bun's own cap, above ours: oversize bodies get our JSON 413 from the app, not a bare reset.
   maxRequestBodySize: config.limits.bodyMaxBytes * 4,
+  // Bun closes a connection that sends nothing for idleTimeout seconds (10 by default), and a
+  // request waiting for its answer counts as idle: without this a ?wait=true (WAIT_TIMEOUT_MS) or a
+  // slow query (REQUEST_TIMEOUT_MS) would be cut off at 10 s instead of getting its answer. 255 is Bun's maximum.
+  idleTimeout: Math.min(255, Math.ceil(Math.max(config.requestTimeoutMs, config.waitTimeoutMs) / 1000) + 5),
 });
 if (config.apiKeys.length === 0) {
   log.warn('open development mode: no API keys configured, every route is open', { host: config.host });

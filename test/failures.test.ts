@@ -1,9 +1,6 @@
 // Failures: a row the database refuses, a database that goes away under load, sustained overload.
 import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { countRows, engines, newTarget, postEvent, startService, until, type Target } from './harness';
+import { countRows, engines, newTarget, postEvent, privateCluster, startService, until, type Target } from './harness';
 
 // Creating an embedded database takes about 4 s (initdb), near bun's 5 s default.
 setDefaultTimeout(90_000);
@@ -92,16 +89,9 @@ describe.each(engines)('failures [%s]', (kind) => {
 // It runs where the server engine runs (TEST_DATABASE_URL set, so TimescaleDB is installed natively).
 describe.skipIf(!engines.includes('server'))('database outage [server]', () => {
   test('the server stopped mid-load then restarted: nothing lost, nothing duplicated, breaker opens and closes', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'aurore-outage-'));
-    const script = new URL('../scripts/pg-cluster.sh', import.meta.url).pathname;
-    const run = async (...args: string[]) => {
-      const p = Bun.spawn(['bash', script, ...args, dir], { stdout: 'pipe', stderr: 'pipe' });
-      const [out, err, code] = [await new Response(p.stdout).text(), await new Response(p.stderr).text(), await p.exited];
-      if (code !== 0) throw new Error(`pg-cluster.sh ${args.join(' ')} failed: ${err}`);
-      return out;
-    };
-    const url = (await run('start')).match(/DATABASE_URL=(\S+)/)![1]!;
-    cleanups.push(() => run('stop'));
+    const cluster = await privateCluster();
+    cleanups.push(() => cluster.stop());
+    const url = cluster.url;
     const svc = await service({ kind: 'server', env: { DATABASE_URL: url }, open: async () => svc.engine, destroy: async () => {} }, {
       QUEUE_MAX_EVENTS: '3000',
       CIRCUIT_BREAKER_THRESHOLD: '3',
@@ -122,13 +112,13 @@ describe.skipIf(!engines.includes('server'))('database outage [server]', () => {
       }
     })();
     await until(() => accepted > 300);
-    await run('pause'); // immediate stop: connections die mid-transaction
+    await cluster.pause(); // immediate stop: connections die mid-transaction
     await until(() => svc.batcher.breaker === 'open', 20_000, 'the circuit breaker to open');
     const health = (await (await svc.app.request('/health/database')).json()) as { connected: boolean; breaker: string };
     expect(health).toMatchObject({ connected: false, breaker: 'open' });
     await until(() => svc.queue.depth >= 3000, 20_000, 'the queue to fill while the database is down');
     await Bun.sleep(200);
-    await run('resume');
+    await cluster.resume();
     await until(() => (statuses.get(202) ?? 0) > accepted - 1 && svc.batcher.breaker === 'closed', 30_000, 'writes to resume');
     stop = true;
     await load;

@@ -97,3 +97,26 @@ export async function countRows(engine: Engine, where = 'true', params: unknown[
   const [r] = await engine.query<{ n: number }>(`SELECT count(*)::float8 AS n FROM events WHERE ${where}`, params);
   return r!.n;
 }
+
+/**
+ * A private native cluster (scripts/pg-cluster.sh) that a test may stop and restart: only where the
+ * server engine runs (TimescaleDB installed natively). `stop` removes it.
+ */
+export async function privateCluster() {
+  const dir = mkdtempSync(join(tmpdir(), 'aurore-cluster-'));
+  const script = new URL('../scripts/pg-cluster.sh', import.meta.url).pathname;
+  const run = async (...args: string[]) => {
+    const p = Bun.spawn(['bash', script, ...args, dir], { stdout: 'pipe', stderr: 'pipe' });
+    const [out, err, code] = [await new Response(p.stdout).text(), await new Response(p.stderr).text(), await p.exited];
+    if (code !== 0) throw new Error(`pg-cluster.sh ${args.join(' ')} failed: ${err}`);
+    return out;
+  };
+  const url = (await run('start')).match(/DATABASE_URL=(\S+)/)![1]!;
+  return {
+    url,
+    /** Immediate stop: connections die mid-transaction. */
+    pause: () => run('pause'),
+    resume: () => run('resume'),
+    stop: () => run('stop'),
+  };
+}

@@ -1,6 +1,7 @@
 // End to end through a real process and a real socket: SIGTERM in the middle of a load. Every event
 // answered 202 must be in the database afterwards, and the process must exit 0.
 import { afterAll, describe, expect, test, setDefaultTimeout } from 'bun:test';
+import postgres from 'postgres';
 import { countRows, engines, newTarget, type Target } from './harness';
 
 // Creating an embedded database takes about 4 s (initdb), near bun's 5 s default.
@@ -92,5 +93,33 @@ describe.each(engines)('graceful shutdown [%s]', (kind) => {
       await engine.close();
     }
     expect(lines.some((l) => l.includes('"msg":"stopped"'))).toBe(true);
+  });
+});
+
+// Bun closes a connection that sends nothing for 10 s by default, and a GET whose handler is still
+// waiting counts as idle (measured with Bun 1.4.5; a POST's does not): main.ts raises that limit above
+// REQUEST_TIMEOUT_MS and WAIT_TIMEOUT_MS.
+describe.skipIf(!engines.includes('server'))('long requests through a real socket [server]', () => {
+  test('a query that takes 12 s (a lock held elsewhere) gets its answer, not a dropped connection', async () => {
+    const target = await newTarget('server');
+    const { proc, url } = await spawnService(target.env);
+    const locker = postgres(target.env.DATABASE_URL!, { max: 1, onnotice: () => {} });
+    let release: Promise<unknown> = Promise.resolve();
+    try {
+      const tx = await locker.reserve();
+      await tx`BEGIN`;
+      await tx`LOCK TABLE events IN ACCESS EXCLUSIVE MODE`;
+      release = Bun.sleep(12_000).then(() => tx`COMMIT`).then(() => tx.release());
+      const started = Date.now();
+      const res = await fetch(`${url}/events?service=long-read`);
+      expect(res.status).toBe(200);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(11_500);
+    } finally {
+      await release;
+      await locker.end();
+      proc.kill('SIGTERM');
+      await proc.exited;
+      await target.destroy();
+    }
   });
 });
