@@ -4,7 +4,8 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import postgres from 'postgres';
 import { readFileSync } from 'node:fs';
-import { engines, newTarget, startService, type Target } from './harness';
+import { engines, logLines, newTarget, startService, testLogger, type Target } from './harness';
+import { createJobs } from '../src/jobs';
 import type { Edition } from '../src/migrate';
 
 setDefaultTimeout(120_000);
@@ -204,6 +205,26 @@ describe.each(paths.map((p) => [p.name, p] as const))('aggregates [%s]', (_name,
     expect(text).toContain(`aurore_job_failing{job="${first}"} 0`);
     const success = new RegExp(`aurore_job_last_success_timestamp_seconds\\{job="${first}"\\} ([0-9.e+]+)`).exec(text);
     expect(Number(success?.[1]) * 1000).toBeGreaterThan(now - MIN);
+  });
+
+  test('with background workers the database runs the policies (job statistics from TimescaleDB); the Apache edition has none to run', async () => {
+    // As on the timescale/timescaledb image: TimescaleDB runs the policies, the service only "late events".
+    const before = logLines.length;
+    const jobs = createJobs({ engine: svc.engine, config: svc.config, log: testLogger, edition: continuous() ? 'community' : 'apache', backgroundWorkers: true });
+    await jobs.start();
+    try {
+      const list = await jobs.status();
+      if (!continuous()) {
+        expect(list.map((j) => [j.name, j.runBy])).toEqual([['rollup', 'service'], ['reorder events', 'service'], ['retention', 'service']]);
+        return;
+      }
+      expect(list.filter((j) => j.runBy === 'service').map((j) => j.name)).toEqual(['late events']);
+      expect(list.filter((j) => j.runBy === 'database').map((j) => j.name)).toContain('retention events');
+      // timescaledb_information.job_stats was read without error (PGlite records no runs: run_job is foreground).
+      expect(logLines.slice(before).filter((l) => l.includes('job_stats'))).toEqual([]);
+    } finally {
+      await jobs.stop();
+    }
   });
 
   test('/health/detailed reports queue, database, jobs and business metrics', async () => {

@@ -51,7 +51,7 @@ export async function newTarget(kind: EngineKind): Promise<Target> {
 }
 
 export const logLines: string[] = [];
-const quiet = createLogger(process.env.TEST_LOG_LEVEL === 'debug' ? 'debug' : 'warn', (l) => {
+export const testLogger = createLogger(process.env.TEST_LOG_LEVEL === 'debug' ? 'debug' : 'warn', (l) => {
   logLines.push(l);
   if (process.env.TEST_LOG_LEVEL) console.log(l);
 });
@@ -71,7 +71,7 @@ export async function startService(target: Target, env: Record<string, string> =
     ...target.env,
     ...env,
   });
-  const svc = createService(config, { log: quiet, ...opts });
+  const svc = createService(config, { log: testLogger, ...opts });
   await svc.ready;
   return svc;
 }
