@@ -114,7 +114,9 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     if (stopping) return { unwritten: queue.depth, spilled: 0 };
     stopping = true;
     state.draining = true;
-    await state.jobs?.stop();
+    // No new maintenance job from now on. One in progress (a long refresh, say) is waited for only
+    // after the accepted events are written or saved: they must not wait behind it.
+    const jobsStopped = state.jobs?.stop();
     const drained = state.ready && (await batcher.drain(config.shutdownTimeoutMs));
     batcher.stop();
     metrics.stop();
@@ -130,6 +132,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
         log.error('shutdown: events accepted but neither written nor saved', { unwritten, err });
       }
     }
+    await jobsStopped;
     try {
       await Promise.all(Array.from({ length: writers }, () => pool.run({ op: 'close' })));
     } catch (err) {

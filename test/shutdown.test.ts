@@ -2,7 +2,10 @@
 // answered 202 must be in the database afterwards, and the process must exit 0.
 import { afterAll, describe, expect, test, setDefaultTimeout } from 'bun:test';
 import postgres from 'postgres';
-import { countRows, engines, newTarget, type Target } from './harness';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { countRows, engines, newTarget, postEvent, startService, until, type Target } from './harness';
 
 // Creating an embedded database takes about 4 s (initdb), near bun's 5 s default.
 setDefaultTimeout(60_000);
@@ -120,6 +123,44 @@ describe.skipIf(!engines.includes('server'))('long requests through a real socke
       proc.kill('SIGTERM');
       await proc.exited;
       await target.destroy();
+    }
+  });
+});
+
+describe.skipIf(!engines.includes('server'))('shutdown during maintenance [server]', () => {
+  test('accepted events are saved at the shutdown timeout even while a maintenance job holds the database', async () => {
+    const target = await newTarget('server');
+    const dataDir = mkdtempSync(join(tmpdir(), 'aurore-jobspill-'));
+    const env = { DATA_DIR: dataDir, SHUTDOWN_TIMEOUT_MS: '1000' };
+    const svc = await startService(target, env);
+    const locker = postgres(target.env.DATABASE_URL!, { max: 1, onnotice: () => {} });
+    const direct = await target.open();
+    let release: Promise<unknown> = Promise.resolve();
+    try {
+      await svc.state.jobs!.runAll(); // the first runs are done: the next one is ours
+      const tx = await locker.reserve();
+      await tx`BEGIN`;
+      // Inserts and the job both wait now: a stand-in for a long refresh that holds the database.
+      await tx`LOCK TABLE events IN ACCESS EXCLUSIVE MODE`;
+      release = (async () => {
+        await until(() => existsSync(join(dataDir, 'spill')) && readdirSync(join(dataDir, 'spill')).length > 0, 20_000, 'the accepted events to be saved while the job waits');
+        await tx`COMMIT`;
+        tx.release();
+      })();
+      void svc.state.jobs!.runAll();
+      for (let i = 0; i < 40; i++) expect((await postEvent(svc.app, { service: 'during-job', message: `m${i}` })).status).toBe(202);
+      expect(await svc.stop()).toEqual({ unwritten: 40, spilled: 40 });
+      await release;
+      // The next start writes what was saved, once, whatever the blocked batch did meanwhile.
+      const next = await startService(target, env);
+      await next.stop();
+      expect(await countRows(direct, `service = 'during-job'`)).toBe(40);
+    } finally {
+      await release.catch(() => {});
+      await locker.end();
+      await direct.close();
+      await target.destroy();
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });
