@@ -37,9 +37,11 @@ interface Job {
   status: JobStatus;
 }
 
-// Rows older than this are outside the per-minute refresh policy's window (start_offset in
-// aurore_set_policies): only the "late events" job brings them into the aggregates.
-const POLICY_WINDOW = '3 hours';
+// The per-minute refresh policy covers the last 3 hours (start_offset in aurore_set_policies); the
+// "late events" job takes every row older than 2 hours. The hour of overlap is refreshed twice, which
+// costs little; without it a row 2h59m late could leave the policy's window before the policy's next
+// run, after this job had judged it recent, and never be refreshed.
+const LATE_AFTER = '2 hours';
 
 const ORDER: Record<string, number> = {
   'late events': 0,
@@ -120,7 +122,7 @@ export function createJobs(deps: { engine: Engine; config: Config; log: Logger; 
        SELECT w.hi::text AS hi, min(e.time)::text AS first, max(e.time)::text AS last
        FROM w LEFT JOIN events e
          ON e.ingested_at >= w.lo AND e.ingested_at < w.hi
-        AND e.time < now() - INTERVAL '${POLICY_WINDOW}'
+        AND e.time < now() - INTERVAL '${LATE_AFTER}'
         -- never refresh where retention may have dropped raw chunks: that would erase history
         AND e.time >= time_bucket(INTERVAL '1 day', now() - make_interval(days => $1::int))
        GROUP BY w.hi`,
@@ -254,6 +256,7 @@ export function createJobs(deps: { engine: Engine; config: Config; log: Logger; 
     /** Sets the policies to the configuration and starts the clock; every job is due at once. */
     async start() {
       await trySetup();
+      if (stopped) return; // stop() came during the setup
       timer = setInterval(() => {
         if (busy || stopped) return;
         const now = Date.now();
