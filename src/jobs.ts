@@ -211,6 +211,9 @@ export function createJobs(deps: { engine: Engine; config: Config; log: Logger; 
     }
     job.status.lastDurationMs = Date.now() - started;
     job.status.nextRunAt = new Date(started + job.everyMs).toISOString();
+    // Quick runs are visible in /health/database; a long one (the first aggregation of a big
+    // database takes minutes) is worth a line in the log.
+    if (job.status.lastDurationMs > 5000 && !job.status.lastError) log.info('job done', { job: job.name, ms: job.status.lastDurationMs, result: job.status.lastResult });
   }
 
   /** Runs `pick`ed service jobs in order, one at a time, after whatever is running now. */
@@ -239,6 +242,7 @@ export function createJobs(deps: { engine: Engine; config: Config; log: Logger; 
       dbJobIds.clear();
       await setup();
       setUp = true;
+      log.info('maintenance jobs', { edition, service: jobs.filter((j) => j.status.runBy === 'service').map((j) => j.name), database: [...dbJobIds.keys()] });
       setupStatus.lastError = null;
       setupStatus.lastSuccessAt = new Date().toISOString();
       setupStatus.nextRunAt = null;
