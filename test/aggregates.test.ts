@@ -310,23 +310,29 @@ describe.each(paths.map((p) => [p.name, p] as const))('aggregates [%s]', (_name,
 });
 
 describe.each(paths.map((p) => [p.name, p] as const))('retention [%s]', (_name, path) => {
-  test('drops raw chunks past RETENTION_DAYS (changed by a restart) while aggregate history stays, and a late event there cannot erase it', async () => {
+  test('drops raw chunks past RETENTION_DAYS and per-minute counts past 90 days (changed by a restart) while hourly and daily history stays, and a late event there cannot erase it', async () => {
     const target = await newTarget(path.kind);
     const now = Date.now();
     const old = now - 40 * DAY;
+    const ancient = now - 100 * DAY;
     try {
-      let svc = await startService(target, { ...AGES, RETENTION_DAYS: '60' }, { edition: path.edition });
-      await store(svc, [...burst('ret-old', old, 3, 1), ...burst('ret-new', now - HOUR, 2, 10)]);
+      // First kept long enough for everything to be aggregated...
+      let svc = await startService(target, { ...AGES, RETENTION_DAYS: '120', AGGREGATE_MINUTE_RETENTION_DAYS: '121' }, { edition: path.edition });
+      await store(svc, [...burst('ret-ancient', ancient, 4, 30), ...burst('ret-old', old, 3, 1), ...burst('ret-new', now - HOUR, 2, 10)]);
       await svc.state.jobs!.runAll();
       const history = async (s: Svc) => Object.fromEntries(await Promise.all(VIEWS.map(async ([v]) => [v, (await aggregateRows(s, v, 'ret-%')).map((r) => [r.service, r.n])])));
-      const kept = await history(svc);
-      expect(kept.events_per_day).toEqual([
+      const before = await history(svc);
+      expect(before.events_per_day).toEqual([
+        ['ret-ancient', 4],
         ['ret-old', 3],
         ['ret-new', 2],
       ]);
       await svc.stop();
+      // ...then the defaults: raw 30 days, per-minute 90, hourly and daily 2 years.
+      const kept = { ...before, events_per_minute: before.events_per_minute.filter(([s]: [string]) => s !== 'ret-ancient') };
+      expect(before.events_per_minute.some(([s]: [string]) => s === 'ret-ancient')).toBe(true);
 
-      svc = await startService(target, { ...AGES, RETENTION_DAYS: '30' }, { edition: path.edition });
+      svc = await startService(target, AGES, { edition: path.edition });
       try {
         await svc.state.jobs!.runAll();
         const raw = await svc.engine.query<{ service: string; n: number }>(`SELECT service, count(*)::float8 AS n FROM events GROUP BY 1 ORDER BY 1`);
