@@ -24,6 +24,8 @@ export interface JobStatus {
   lastError: string | null;
   lastResult: string | null;
   nextRunAt: string | null;
+  /** Set while a run is in progress (a stuck job shows here); the other fields describe the last finished run. */
+  runningSince: string | null;
   runs: number;
   failures: number;
 }
@@ -87,6 +89,7 @@ export function createJobs(deps: { engine: Engine; config: Config; log: Logger; 
       lastError: null,
       lastResult: null,
       nextRunAt: new Date().toISOString(), // due at start: a restart applies new settings at once
+      runningSince: null,
       runs: 0,
       failures: 0,
     };
@@ -198,22 +201,31 @@ export function createJobs(deps: { engine: Engine; config: Config; log: Logger; 
 
   async function runJob(job: Job) {
     const started = Date.now();
-    job.status.lastRunAt = new Date(started).toISOString();
-    job.status.runs++;
+    job.status.runningSince = new Date(started).toISOString();
+    let result: string | null = null;
+    let error: string | null = null;
     try {
-      job.status.lastResult = await job.run();
-      job.status.lastSuccessAt = new Date().toISOString();
-      job.status.lastError = null;
+      result = await job.run();
     } catch (err) {
-      job.status.failures++;
-      job.status.lastError = (err as Error).message;
+      error = (err as Error).message;
       log.warn('job failed; it runs again at its next time', { job: job.name, err });
     }
-    job.status.lastDurationMs = Date.now() - started;
-    job.status.nextRunAt = new Date(started + job.everyMs).toISOString();
+    const ms = Date.now() - started;
+    // All at once: a status read never mixes two runs.
+    Object.assign(job.status, {
+      runningSince: null,
+      lastRunAt: job.status.runningSince,
+      lastDurationMs: ms,
+      nextRunAt: new Date(started + job.everyMs).toISOString(),
+      runs: job.status.runs + 1,
+      failures: job.status.failures + (error ? 1 : 0),
+      lastError: error,
+      lastResult: error ? job.status.lastResult : result,
+      lastSuccessAt: error ? job.status.lastSuccessAt : new Date().toISOString(),
+    });
     // Quick runs are visible in /health/database; a long one (the first aggregation of a big
     // database takes minutes) is worth a line in the log.
-    if (job.status.lastDurationMs > 5000 && !job.status.lastError) log.info('job done', { job: job.name, ms: job.status.lastDurationMs, result: job.status.lastResult });
+    if (ms > 5000 && !error) log.info('job done', { job: job.name, ms, result });
   }
 
   /** Runs `pick`ed service jobs in order, one at a time, after whatever is running now. */
