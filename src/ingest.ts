@@ -26,7 +26,7 @@ const PREFER_WAIT = /(?:^|[\s,;])wait(?:\s*=\s*\d+)?\s*(?:[,;]|$)/i;
 
 export function ingestRoutes({ config, queue, batcher, state }: IngestDeps) {
   const app = new Hono();
-  const validateEvent = makeEventValidator(config.limits);
+  const validateEvent = makeEventValidator(config.limits, { maxAgeDays: config.retention.rawDays });
 
   /** Seconds until there is likely room: half the queue at the current drain rate, within 1..60. */
   function retryAfter() {

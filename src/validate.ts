@@ -80,9 +80,15 @@ export interface ValidEvent {
   record: string; // JSON object text, the queue record
 }
 
-/** Validates one parsed JSON value as an event; returns the queue record or the field errors. */
-export function makeEventValidator(limits: Limits) {
+/**
+ * Validates one parsed JSON value as an event; returns the queue record or the field errors.
+ * `maxAgeDays` (RETENTION_DAYS): an event older than that is refused rather than accepted and then
+ * deleted by the next retention run (a 202 promises the event is kept).
+ */
+export function makeEventValidator(limits: Limits, opts: { maxAgeDays?: number } = {}) {
   const schema = eventSchema(limits);
+  const maxAgeMs = opts.maxAgeDays ? opts.maxAgeDays * 86_400_000 : 0;
+  const tooOld = `is older than RETENTION_DAYS (${opts.maxAgeDays} days): retention would delete it within the hour; raise RETENTION_DAYS to keep older events`;
   return function validateEvent(body: unknown, now: () => string = () => new Date().toISOString()): ValidEvent | FieldError[] {
     if (body === null || typeof body !== 'object' || Array.isArray(body)) {
       return [{ field: '(body)', message: 'must be a JSON object' }];
@@ -95,7 +101,12 @@ export function makeEventValidator(limits: Limits) {
     let time: string | null = null;
     if (raw.timestamp === undefined || raw.timestamp === null) time = now();
     else if (typeof raw.timestamp === 'string') time = parseTimestamp(raw.timestamp);
-    if (!time && !bad.has('timestamp')) errors.push({ field: 'timestamp', message: 'must be an ISO-8601 date-time with offset, e.g. 2024-01-15T10:30:00.000Z' });
+    if (!time) {
+      if (!bad.has('timestamp')) errors.push({ field: 'timestamp', message: 'must be an ISO-8601 date-time with offset, e.g. 2024-01-15T10:30:00.000Z' });
+    } else if (maxAgeMs && Date.parse(time) < Date.now() - maxAgeMs) {
+      errors.push({ field: 'timestamp', message: tooOld });
+      time = null;
+    }
 
     // Checks zod cannot express, on each field whose type is right, so one reply names every problem.
     let message = '';

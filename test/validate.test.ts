@@ -48,6 +48,14 @@ describe('event records', () => {
     expect(new Set(ids).size).toBe(100);
     expect(ids.every((id) => id[14] === '7')).toBe(true);
   });
+  test('an event older than RETENTION_DAYS is refused, naming the setting; one just inside is accepted', () => {
+    const v = makeEventValidator(loadConfig({}).limits, { maxAgeDays: 30 });
+    const at = (ms: number) => v({ service: 's', message: 'm', timestamp: new Date(Date.now() - ms).toISOString() });
+    expect(at(30 * 86_400_000 + 60_000)).toEqual([{ field: 'timestamp', message: expect.stringContaining('older than RETENTION_DAYS (30 days)') }]);
+    expect(Array.isArray(at(30 * 86_400_000 - 60_000))).toBe(false);
+    expect(Array.isArray(v({ service: 's', message: 'm' }))).toBe(false); // no timestamp: now
+  });
+
   test('limits come from configuration', () => {
     const v = makeEventValidator(loadConfig({ MESSAGE_MAX_LENGTH: '5', SERVICE_NAME_MAX_LENGTH: '3', METADATA_MAX_BYTES: '10' }).limits);
     const errs = v({ service: 'abcd', message: '123456', metadata: { k: 'too long' } });
