@@ -134,17 +134,24 @@ export function createJobs(deps: { engine: Engine; config: Config; log: Logger; 
     if (!w) throw new Error('late events: watermark query returned no row');
     let did = 'nothing late';
     if (w.first && w.last) {
-      // Finer first: each level is computed from the one below. Bounds are the database's own
-      // timestamps, aligned outward to whole buckets.
-      for (const [view, width] of [
-        ['events_per_minute', '1 minute'],
-        ['events_per_hour', '1 hour'],
-        ['events_per_day', '1 day'],
-      ] as const) {
-        await engine.exec(
-          `CALL refresh_continuous_aggregate('analytics.${view}', time_bucket(INTERVAL '${width}', '${w.first}'::timestamptz), time_bucket(INTERVAL '${width}', '${w.last}'::timestamptz) + INTERVAL '${width}')`,
-          { transaction: false },
-        );
+      // Finer first: each level is computed from the one below. Windows are whole buckets, and end
+      // where that level's policy ends (end_offset): refreshing a bucket that is still filling would
+      // freeze it (rows arriving afterwards wait for the next refresh instead of showing at once).
+      const windows = await engine.query<{ view: string; a: string; b: string }>(
+        `SELECT v.view, v.a::text AS a, v.b::text AS b FROM (VALUES
+           (1, 'events_per_minute', time_bucket(INTERVAL '1 minute', $1::text::timestamptz),
+               least(time_bucket(INTERVAL '1 minute', $2::text::timestamptz) + INTERVAL '1 minute', time_bucket(INTERVAL '1 minute', now() - INTERVAL '1 minute'))),
+           (2, 'events_per_hour', time_bucket(INTERVAL '1 hour', $1::text::timestamptz),
+               least(time_bucket(INTERVAL '1 hour', $2::text::timestamptz) + INTERVAL '1 hour', time_bucket(INTERVAL '1 hour', now() - INTERVAL '1 hour'))),
+           (3, 'events_per_day', time_bucket(INTERVAL '1 day', $1::text::timestamptz),
+               least(time_bucket(INTERVAL '1 day', $2::text::timestamptz) + INTERVAL '1 day', time_bucket(INTERVAL '1 day', now() - INTERVAL '1 day')))
+         ) AS v(level, view, a, b)
+         WHERE v.a < v.b ORDER BY v.level`,
+        [w.first, w.last],
+      );
+      for (const x of windows) {
+        // Not parameters: refresh refuses to run inside the implicit transaction of a prepared statement.
+        await engine.exec(`CALL refresh_continuous_aggregate('analytics.${x.view}', '${x.a}'::timestamptz, '${x.b}'::timestamptz)`, { transaction: false });
       }
       did = `refreshed ${w.first} .. ${w.last}`;
     }
