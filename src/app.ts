@@ -24,7 +24,7 @@ import { eventIdSchema, listQueryInput, listQuerySchema, seriesQuerySchema, zodE
 export interface ServiceState {
   ready: boolean; // database reachable and migrated
   draining: boolean; // shutting down: no new events
-  /** compression: the columnstore (Community); reorder: CLUSTER by service in its place (Apache). */
+  /** compression: the columnstore (Community); reorder: closed chunks CLUSTERed by service (every edition). */
   database: (DatabaseInfo & { aggregates: 'continuous' | 'rollup'; compression: boolean; reorder: boolean }) | null;
   jobs: Jobs | null; // the maintenance scheduler, once the database is migrated
   startError: string | null;

@@ -5,8 +5,10 @@
 // - Community edition without them (the embedded PGlite engine): the service also runs each policy,
 //   on the policy's own schedule, with `CALL run_job(id)` at top level (never in a transaction).
 // - Apache-only edition: no policies exist. The service runs "rollup" (incremental recount of the
-//   rollup tables from a watermark), "reorder events" (CLUSTER closed chunks by service, in place of
-//   the columnstore) and "retention" (drop_chunks).
+//   rollup tables from a watermark) and "retention" (drop_chunks).
+// On every edition the service runs "reorder events": CLUSTER each closed, uncompressed raw chunk by
+// (service, time), which the Apache edition needs in place of the columnstore and the Community
+// edition for the days before compression.
 // Jobs run one at a time, in a fixed order (finer aggregates before coarser, retention last), so a
 // refresh never races the retention that drops what it reads.
 import type { Config } from './config';
@@ -51,13 +53,13 @@ const ORDER: Record<string, number> = {
   'refresh events_per_minute': 1,
   'refresh events_per_hour': 2,
   'refresh events_per_day': 3,
-  'compression events': 4,
-  'reorder events': 4,
-  'retention events': 5,
-  retention: 5,
-  'retention events_per_minute': 6,
-  'retention events_per_hour': 7,
-  'retention events_per_day': 8,
+  'compression events': 4, // before reorder: a chunk about to be compressed is not rewritten first
+  'reorder events': 5,
+  'retention events': 6,
+  retention: 6,
+  'retention events_per_minute': 7,
+  'retention events_per_hour': 8,
+  'retention events_per_day': 9,
 };
 
 const TICK_MS = 1000;
@@ -163,26 +165,29 @@ export function createJobs(deps: { engine: Engine; config: Config; log: Logger; 
     return did;
   }
 
+  /** CLUSTERs closed chunks, one per transaction, an hour after they close (no longer the insert target). */
+  async function reorder(): Promise<string> {
+    // Embedded, every statement waits while a chunk is rewritten (one session): at most 30 s of it
+    // per run, the rest at the next. The server locks only the chunk being rewritten.
+    const budgetMs = engine.kind === 'embedded' ? 30_000 : Infinity;
+    const started = Date.now();
+    const done: string[] = [];
+    while (!stopped && done.length < 50 && Date.now() - started < budgetMs) {
+      const [row] = await engine.query<{ chunk: string | null }>(`SELECT aurore_reorder_chunk(INTERVAL '1 hour') AS chunk`);
+      if (!row?.chunk) break;
+      done.push(row.chunk);
+    }
+    return `${done.length} chunks reordered by service`;
+  }
+
   async function setup() {
     const everyRefresh = config.aggregateRefreshMs;
+    if (config.compressAfterDays > 0) add('reorder events', 3_600_000, reorder);
     if (edition === 'apache') {
       add('rollup', everyRefresh, async () => {
         const [row] = await engine.query<{ n: number }>(`SELECT aurore_refresh_rollups($1::int) AS n`, [r.rawDays]);
         return row!.n < 0 ? 'skipped: another instance is refreshing' : `${row!.n} minute buckets recounted`;
       });
-      if (config.compressAfterDays > 0) {
-        add('reorder events', 3_600_000, async () => {
-          // Chunks closed for an hour (no longer the insert target), one per transaction, up to 50
-          // a run (a backfill of history spreads over a few runs).
-          const done: string[] = [];
-          while (!stopped && done.length < 50) {
-            const [row] = await engine.query<{ chunk: string | null }>(`SELECT aurore_reorder_chunk(INTERVAL '1 hour') AS chunk`);
-            if (!row?.chunk) break;
-            done.push(row.chunk);
-          }
-          return `${done.length} chunks reordered by service`;
-        });
-      }
       add('retention', 3_600_000, async () => {
         const [row] = await engine.query<{ n: number }>(`SELECT aurore_apply_retention($1::int, $2::int, $3::int, $4::int) AS n`, [r.rawDays, r.minuteDays, r.hourDays, r.dayDays]);
         return `${row!.n} chunks dropped`;

@@ -89,7 +89,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
         const info = await detectDatabase(engine);
         const edition = await migratedEdition(engine);
         if (stopping) return false; // stop() came while migrating: start nothing
-        state.database = { ...info, aggregates: edition === 'apache' ? 'rollup' : 'continuous', compression: edition === 'community' && config.compressAfterDays > 0, reorder: edition === 'apache' && config.compressAfterDays > 0 };
+        state.database = { ...info, aggregates: edition === 'apache' ? 'rollup' : 'continuous', compression: edition === 'community' && config.compressAfterDays > 0, reorder: config.compressAfterDays > 0 };
         log.info('database ready', { migrationsApplied: applied, ...state.database });
         state.ready = true;
         state.startError = null;
