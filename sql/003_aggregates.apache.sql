@@ -46,8 +46,8 @@ CREATE TABLE IF NOT EXISTS aurore_watermarks (
 --    (late events included: nothing depends on the event's own time being recent);
 -- 2. each changed bucket is recounted from the raw events, then its hour from the minutes and its
 --    day from the hours (recounts, not increments: running twice changes nothing);
--- 3. the watermark moves to the start of the oldest transaction still writing, so a batch that
---    commits after this run is never skipped.
+-- 3. the watermark moves to aurore_settled_before(): a batch that commits after this run is never
+--    skipped.
 -- Buckets before `horizon` are never recounted: raw events there may already be dropped by retention,
 -- and a recount would erase the history the aggregates keep (the pitfall TimescaleDB documents for
 -- continuous aggregates). Returns the number of minute buckets recounted.
@@ -64,8 +64,8 @@ BEGIN
     RETURN -1;
   END IF;
   -- First read of pg_stat_activity in this transaction (it is a per-transaction snapshot).
-  SELECT least(now(), min(xact_start)) INTO hi FROM pg_stat_activity
-  WHERE datname = current_database() AND usename = current_user AND pid <> pg_backend_pid() AND xact_start IS NOT NULL;
+  -- aurore_settled_before() is in 005_maintenance.sql (resolved when this runs, not when created).
+  hi := aurore_settled_before();
   SELECT coalesce((SELECT ingested_before FROM aurore_watermarks WHERE job = 'rollup'), '-infinity') INTO lo;
 
   CREATE TEMP TABLE aurore_dirty ON COMMIT DROP AS

@@ -120,9 +120,7 @@ export function createJobs(deps: { engine: Engine; config: Config; log: Logger; 
     const [w] = await engine.query<{ hi: string; first: string | null; last: string | null }>(
       `WITH w AS (
          SELECT coalesce((SELECT ingested_before FROM aurore_watermarks WHERE job = 'late'), '-infinity') AS lo,
-                -- a batch still being written has ingested_at >= its transaction's start: wait for it
-                (SELECT least(now(), min(xact_start)) FROM pg_stat_activity
-                  WHERE datname = current_database() AND usename = current_user AND pid <> pg_backend_pid() AND xact_start IS NOT NULL) AS hi
+                aurore_settled_before() AS hi -- a batch still being written is waited for
        )
        SELECT w.hi::text AS hi, min(e.time)::text AS first, max(e.time)::text AS last
        FROM w LEFT JOIN events e

@@ -1,3 +1,17 @@
+-- Maintenance functions every edition uses (src/jobs.ts).
+
+-- The commit time up to which the events table can be read as final: rows with ingested_at before it
+-- are all committed and visible. ingested_at is the inserting transaction's start, so a batch still
+-- being written will carry ingested_at >= its transaction's start: wait for the oldest of those (the
+-- service's own sessions on this database). Jobs read "what was written since my watermark" up to
+-- this and move their watermark to it, so a slow commit is never skipped.
+CREATE OR REPLACE FUNCTION aurore_settled_before() RETURNS timestamptz
+LANGUAGE sql STABLE AS $fn$
+  SELECT least(now(), min(xact_start)) FROM pg_stat_activity
+  WHERE datname = current_database() AND usename = current_user AND pid <> pg_backend_pid() AND xact_start IS NOT NULL
+$fn$;
+REVOKE ALL ON FUNCTION aurore_settled_before() FROM PUBLIC;
+
 -- Locality for closed raw chunks, on every edition: rewrites ONE closed, uncompressed chunk in
 -- (service, time) order (CLUSTER), so that a service's events of a day sit on a few pages instead of
 -- one page per event (services interleave in arrival order). Search and metadata filters read every
