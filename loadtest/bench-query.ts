@@ -14,8 +14,8 @@
 // for the service's first maintenance run (the aggregates of everything loaded) and reports its time.
 import { cpus } from 'node:os';
 import { createLogger } from '../src/log';
-import { migrate } from '../src/migrate';
-import { ensureSearchIndex } from '../src/engine';
+import { migrate } from '../src/store/migrate';
+import { ensureSearchIndex } from '../src/store/engine';
 import { benchTarget, startServiceProcess } from './target';
 
 const args = process.argv.slice(2);

@@ -1,6 +1,6 @@
 // The benchmark: `bun run bench [--quick] [--json]`. A program, not a test.
 // Measures, in ONE run on this machine, the ceilings and the service against them:
-//   1. database ceiling: the writers' own batch insert (src/write.ts) into the same hypertable, no HTTP
+//   1. database ceiling: the writers' own batch insert (src/store/write.ts) into the same hypertable, no HTTP
 //   2. HTTP ceiling: a bare Bun.serve answering 202 to the same POST, same load generator, same load
 //   3. POST /events, default ack (202 queued): events/s, p50/p99
 //   4. POST /events/batch, NDJSON, 500 events per request: events/s
@@ -11,10 +11,10 @@
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../src/log';
-import { migrate } from '../src/migrate';
-import { makeEventValidator } from '../src/validate';
+import { migrate } from '../src/store/migrate';
+import { makeEventValidator } from '../src/receive/validate';
 import { loadConfig } from '../src/config';
-import { insertRecords } from '../src/write';
+import { insertRecords } from '../src/store/write';
 import type { LoadOptions, LoadResult } from './load';
 import { benchTarget, startServiceProcess } from './target';
 

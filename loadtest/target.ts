@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { openEmbedded, openServer, type Engine, type EngineKind } from '../src/engine';
+import { openEmbedded, openServer, type Engine, type EngineKind } from '../src/store/engine';
 
 export interface BenchTarget {
   kind: EngineKind;

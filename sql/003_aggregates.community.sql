@@ -10,7 +10,7 @@
 -- Buckets are UTC. Real-time aggregation is switched on explicitly (off by default since TimescaleDB
 -- 2.13): a query sees the materialized buckets plus what came in since the last refresh.
 -- WITH NO DATA: nothing is computed here; the service's first "late events" run materializes any
--- history (src/jobs.ts), and refresh policies keep it current (their windows are set at start-up).
+-- history (src/maintain/), and refresh policies keep it current (their windows are set at start-up).
 CREATE SCHEMA IF NOT EXISTS analytics;
 COMMENT ON SCHEMA analytics IS 'Aurore Events aggregates, readable by the analyst role. Stable names and columns.';
 

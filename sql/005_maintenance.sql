@@ -1,4 +1,4 @@
--- Maintenance functions every edition uses (src/jobs.ts).
+-- Maintenance functions every edition uses (src/maintain/).
 
 -- The commit time up to which the events table can be read as final: rows with ingested_at before it
 -- are all committed and visible. ingested_at is the inserting transaction's start, so a batch still

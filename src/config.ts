@@ -1,9 +1,49 @@
 // Configuration: parsed once at boot from the environment into a frozen, typed object.
 // Every setting has a default (the MVP refused to start without 40 variables); a bad value fails
 // fast with an error naming the variable. Tests pass a plain object instead of touching process.env.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { parseApiKeys, type ApiKey } from './auth';
+
+// API keys: "name:scopes:secret" entries (README: Access). Only the SHA-256 digest of a secret is kept.
+export const SCOPES = ['ingest', 'query', 'admin'] as const;
+export type Scope = (typeof SCOPES)[number];
+
+export interface ApiKey {
+  readonly name: string;
+  readonly scopes: readonly Scope[];
+  readonly digest: Buffer; // sha256 of the secret
+}
+
+export const sha256 = (s: string) => createHash('sha256').update(s).digest();
+
+/** Parses key entries; throws with the entry's position (never its secret) when one is malformed. */
+export function parseApiKeys(text: string, source: string): ApiKey[] {
+  const entries = text
+    .split(/[,\n]/)
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+  return entries.map((entry, i) => {
+    const [name, scopeList, ...rest] = entry.split(':');
+    const secret = rest.join(':');
+    const where = `${source} entry ${i + 1}${name ? ` (${name})` : ''}`;
+    if (!name || !/^[\w.-]{1,64}$/.test(name)) throw new Error(`${where}: name must be 1-64 letters, digits, _ . -`);
+    const scopes = (scopeList ?? '').split('+').filter(Boolean);
+    if (!scopes.length || scopes.some((s) => !(SCOPES as readonly string[]).includes(s))) {
+      throw new Error(`${where}: scopes must be ingest, query and/or admin joined by + (e.g. ingest+query)`);
+    }
+    let digest: Buffer;
+    if (secret.startsWith('sha256:')) {
+      const hex = secret.slice(7);
+      if (!/^[0-9a-f]{64}$/i.test(hex)) throw new Error(`${where}: sha256: must be followed by 64 hex digits`);
+      digest = Buffer.from(hex, 'hex');
+    } else {
+      if (secret.length < 16) throw new Error(`${where}: the key must be at least 16 characters (generate one: openssl rand -hex 24)`);
+      digest = sha256(secret);
+    }
+    return Object.freeze({ name, scopes: Object.freeze(scopes as Scope[]), digest });
+  });
+}
 
 const int = (def: number, min = 1, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number().int().min(min).max(max).default(def);

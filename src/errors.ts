@@ -2,6 +2,7 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { z } from 'zod';
 import type { Logger } from './log';
 
 export const errorStatus = {
@@ -30,6 +31,17 @@ export type ErrorCode = keyof typeof errorStatus;
 export interface FieldError {
   field: string;
   message: string;
+}
+
+/** Field errors from zod issues; `input` tells a missing field ("is required") from a wrong one. */
+export function zodErrors(error: z.ZodError, input: unknown, prefix = ''): FieldError[] {
+  return error.issues.map((i) => {
+    const field = prefix + (i.path.length ? i.path.join('.') : '(body)');
+    let value = input;
+    for (const k of i.path) value = value && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[k] : undefined;
+    const missing = i.code === 'invalid_type' && value === undefined;
+    return { field, message: missing ? 'is required' : i.message };
+  });
 }
 
 export class ApiError extends Error {

@@ -1,22 +1,106 @@
 // GET /openapi.json (OpenAPI 3.1) and GET /docs. The request schemas are generated from the same zod
-// schemas the handlers validate with (z.toJSONSchema), so the document cannot drift from the checks.
+// schemas the handlers validate with (z.toJSONSchema), so the document cannot drift from the checks;
+// each operation's security comes from the access table (protect/access.ts).
 import { z } from 'zod';
 import type { Config } from './config';
 import { errorStatus } from './errors';
-import { eventSchema, listQuerySchema, MAX_SERIES_BUCKETS } from './validate';
+import { scopeOf } from './protect/access';
+import { listQuerySchema, MAX_SERIES_BUCKETS } from './read/params';
+import { eventSchema } from './receive/validate';
+
+type Operation = Record<string, unknown>;
+type Paths = Record<string, Record<string, Operation>>;
 
 const json = (schema: unknown) => ({ 'application/json': { schema } });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const error = (description: string) => ({ description, content: json(ref('Error')) });
+const object = (properties: Record<string, unknown>) => ({ type: 'object', properties });
+const int = { type: 'integer' };
+const str = { type: 'string' };
+const dateTime = { type: 'string', format: 'date-time' };
 
-export function openApiDocument(config: Config) {
-  const toSchema = (s: z.ZodType) => {
-    const { $schema: _drop, ...rest } = z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
-    return rest;
+const toSchema = (s: z.ZodType) => {
+  const { $schema: _drop, ...rest } = z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  return rest;
+};
+
+function components(config: Config) {
+  return {
+    securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+    schemas: {
+      Event: toSchema(eventSchema(config.limits)),
+      StoredEvent: object({
+        id: { type: 'string', format: 'uuid' },
+        eventId: { type: 'string', format: 'uuid' },
+        timestamp: dateTime,
+        service: str,
+        message: str,
+        metadata: { type: 'object' },
+        ingestedAt: dateTime,
+        createdAt: dateTime,
+      }),
+      Error: {
+        type: 'object',
+        required: ['statusCode', 'error', 'message'],
+        properties: {
+          statusCode: int,
+          error: { enum: Object.keys(errorStatus) },
+          message: str,
+          errors: { type: 'array', items: object({ index: int, field: str, message: str }) },
+          retry_after: int,
+        },
+      },
+      BatchResult: object({ accepted: int, duplicates: int, rejected: int, errors: { type: 'array', items: { type: 'object' } } }),
+    },
   };
-  const event = toSchema(eventSchema(config.limits));
+}
+
+const wait = { name: 'wait', in: 'query', required: false, schema: { type: 'boolean' }, description: 'Answer 201 only once the events are committed (also: Prefer: wait).' };
+const ingestErrors = {
+  '400': error('Invalid JSON, or an invalid event (each bad field named)'),
+  '413': error('Body over the limit (decompressed)'),
+  '415': error('Content-Type or Content-Encoding not supported'),
+  '429': error('Queue full (Retry-After) or rate limited'),
+  '503': error('Shutting down, or the database is unavailable and the queue is full (Retry-After)'),
+};
+
+function ingestPaths(config: Config): Paths {
+  return {
+    '/events': {
+      post: {
+        summary: 'Ingest one event',
+        tags: ['ingest'],
+        parameters: [wait],
+        requestBody: { required: true, content: json(ref('Event')) },
+        responses: {
+          '202': { description: 'Queued (X-Ingest-Ack: queued)', content: json(object({ statusCode: { const: 202 }, message: str, eventId: str })) },
+          '201': { description: 'Committed (?wait=true; X-Ingest-Ack: committed)' },
+          '422': error('With wait: the database refused the event (kept in events_rejected)'),
+          ...ingestErrors,
+        },
+      },
+    },
+    '/events/batch': {
+      post: {
+        summary: 'Ingest many events: a JSON array or NDJSON; valid ones are accepted, bad ones reported by index',
+        tags: ['ingest'],
+        parameters: [wait],
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': { schema: { type: 'array', items: ref('Event'), maxItems: config.limits.batchMaxEvents } },
+            'application/x-ndjson': { schema: { type: 'string', description: 'One event as JSON per line' } },
+          },
+        },
+        responses: { '202': { description: 'Queued', content: json(ref('BatchResult')) }, '201': { description: 'Committed (?wait=true)', content: json(ref('BatchResult')) }, ...ingestErrors },
+      },
+    },
+  };
+}
+
+function queryPaths(config: Config): Paths {
   const list = toSchema(listQuerySchema(config.limits)) as { properties: Record<string, Record<string, unknown>> };
-  const listParams = Object.entries(list.properties)
+  const listParams: Operation[] = Object.entries(list.properties)
     .filter(([name]) => name !== 'metaEq')
     .map(([name, schema]) => ({ name, in: 'query', required: false, schema, ...(name === 'service' ? { style: 'form', explode: true } : {}) }));
   listParams.push({
@@ -25,32 +109,117 @@ export function openApiDocument(config: Config) {
     required: false,
     schema: { type: 'string', maxLength: 1000 },
     description: 'Any parameter named metadata.<key> (dots for nested keys, up to 5 levels) keeps events whose metadata at that key equals the value, compared as text.',
-  } as never);
-  const wait = { name: 'wait', in: 'query', required: false, schema: { type: 'boolean' }, description: 'Answer 201 only once the events are committed (also: Prefer: wait).' };
-  const ingestErrors = {
-    '400': error('Invalid JSON, or an invalid event (each bad field named)'),
-    '401': error('No API key or an unknown one'),
-    '403': error('The key lacks the ingest scope'),
-    '413': error('Body over the limit (decompressed)'),
-    '415': error('Content-Type or Content-Encoding not supported'),
-    '429': error('Queue full (Retry-After) or rate limited'),
-    '503': error('Shutting down, or the database is unavailable and the queue is full (Retry-After)'),
-  };
-  const pagination = {
-    type: 'object',
-    properties: {
-      total: { type: ['integer', 'null'] },
-      total_is_exact: { type: 'boolean' },
-      count: { enum: ['exact', 'estimate', 'none'] },
-      limit: { type: 'integer' },
-      offset: { type: 'integer' },
-      has_more: { type: 'boolean' },
-      next_cursor: { type: ['string', 'null'] },
+  });
+  const pagination = object({
+    total: { type: ['integer', 'null'] },
+    total_is_exact: { type: 'boolean' },
+    count: { enum: ['exact', 'estimate', 'none'] },
+    limit: int,
+    offset: int,
+    has_more: { type: 'boolean' },
+    next_cursor: { type: ['string', 'null'] },
+  });
+  return {
+    '/events': {
+      get: {
+        summary: 'Query events (newest first; offset pages or keyset cursor)',
+        tags: ['query'],
+        parameters: listParams,
+        responses: { '200': { description: 'A page of events', content: json(object({ events: { type: 'array', items: ref('StoredEvent') }, pagination })) }, '400': error('A bad parameter (each named)') },
+      },
+    },
+    '/events/{id}': {
+      get: {
+        summary: 'One event by id',
+        tags: ['query'],
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
+        responses: { '200': { description: 'The event', content: json(ref('StoredEvent')) }, '400': error('Not a UUID'), '404': error('No such event') },
+      },
     },
   };
-  const health = (summary: string, description = 'OK') => ({ get: { summary, tags: ['health'], security: [], responses: { '200': { description }, '503': error('Not ready or shutting down') } } });
-  const admin = (summary: string) => ({ get: { summary, tags: ['health'], responses: { '200': { description: 'OK', content: json({ type: 'object' }) }, '401': error('No API key'), '403': error('Not an admin key') } } });
+}
 
+function metricsPaths(): Paths {
+  const points = { type: 'array', items: object({ time: dateTime, count: int }) };
+  const series = object({ bucket: { enum: ['1m', '1h', '1d'] }, from: dateTime, to: dateTime, series: { type: 'array', items: object({ service: str, total: int, points }) } });
+  const business = object({
+    totalEvents: int,
+    eventsByService: { type: 'object', additionalProperties: int },
+    eventsLast24Hours: int,
+    eventsLastHour: int,
+    averageEventsPerMinute: { type: 'number' },
+    topServices: { type: 'array', items: object({ service: str, count: int }) },
+    eventsByHour: { type: 'array', items: object({ hour: { type: 'string', examples: ['2026-11-29 10:00'] }, count: int }) },
+    generatedAt: dateTime,
+  });
+  return {
+    '/metrics/events': {
+      get: {
+        summary: 'Event counts per bucket per service, from the aggregates (every bucket present, zeros included)',
+        tags: ['metrics'],
+        parameters: [
+          { name: 'service', in: 'query', required: false, style: 'form', explode: true, schema: { type: 'array', items: str, maxItems: 100 }, description: 'One or more services (repeated or comma-separated); default: every service with events in the range.' },
+          { name: 'from', in: 'query', required: false, schema: dateTime, description: 'Start, rounded down to its bucket (UTC). Default: 24 hours before `to`.' },
+          { name: 'to', in: 'query', required: false, schema: dateTime, description: 'End (exclusive): buckets that start before it. Default: now.' },
+          { name: 'bucket', in: 'query', required: false, schema: { enum: ['1m', '1h', '1d'], default: '1h' }, description: `Bucket width; at most ${MAX_SERIES_BUCKETS} buckets per request.` },
+        ],
+        responses: { '200': { description: 'The series', content: json(series) }, '400': error('A bad parameter (each named)') },
+      },
+    },
+    '/health/business': {
+      get: {
+        summary: "The MVP's business metrics, from the aggregates (correct to the minute)",
+        tags: ['metrics'],
+        responses: {
+          '200': { description: 'Totals over the kept history; last hour and last 24 hours to the minute; eventsByHour: the last 24 UTC hours', content: json(business) },
+          '503': error('Not ready'),
+        },
+      },
+    },
+  };
+}
+
+function healthPaths(): Paths {
+  const probe = (summary: string) => ({ get: { summary, tags: ['health'], responses: { '200': { description: 'OK' }, '503': error('Not ready or shutting down') } } });
+  const admin = (summary: string) => ({ get: { summary, tags: ['health'], responses: { '200': { description: 'OK', content: json({ type: 'object' }) } } } });
+  return {
+    '/health/detailed': admin('Everything at once: status (ok, degraded, starting, shutting_down), queue, database with the maintenance jobs, business metrics'),
+    '/health': probe('Ready: {"message":"SERVER_IS_READY"} once the database is migrated'),
+    '/health/live': probe('Liveness probe'),
+    '/health/ready': probe('Readiness probe'),
+    '/health/buffer': admin('Queue depth, capacity and counters'),
+    '/health/database': admin('Database connectivity, engine, edition, versions, and each maintenance job (last run, next run, last error)'),
+    '/metrics': admin('Prometheus metrics (text format)'),
+    '/openapi.json': { get: { summary: 'This document', tags: ['docs'], responses: { '200': { description: 'OpenAPI 3.1' } } } },
+    '/docs': { get: { summary: 'An interactive reference built from this document', tags: ['docs'], responses: { '200': { description: 'HTML' } } } },
+  };
+}
+
+/** Each operation's security and 401/403 answers, from the access table. */
+function secure(paths: Paths, keys: boolean): Paths {
+  for (const [path, ops] of Object.entries(paths)) {
+    for (const [method, op] of Object.entries(ops)) {
+      const scope = scopeOf(method, path);
+      if (scope === undefined) throw new Error(`openapi: ${method.toUpperCase()} ${path} is not in the access table (protect/access.ts)`);
+      op.security = scope && keys ? [{ bearer: [] }] : [];
+      if (scope) {
+        op.description = `Scope: \`${scope}\`${scope === 'admin' ? '' : ' (or admin)'}.`;
+        Object.assign(op.responses as object, { '401': error('No API key, or an unknown one'), '403': error(`The key lacks the ${scope} scope`) });
+      }
+    }
+  }
+  return paths;
+}
+
+/** Merges path maps whose paths may share a URL (GET and POST /events come from two stages). */
+function merge(...maps: Paths[]): Paths {
+  const out: Paths = {};
+  for (const m of maps) for (const [path, ops] of Object.entries(m)) out[path] = { ...out[path], ...ops };
+  return out;
+}
+
+export function openApiDocument(config: Config) {
+  const keys = config.apiKeys.length > 0;
   return {
     openapi: '3.1.0',
     info: {
@@ -58,156 +227,9 @@ export function openApiDocument(config: Config) {
       version: '0.1.0',
       description: 'Event ingestion into TimescaleDB. With API keys configured, send Authorization: Bearer <key>; scopes ingest, query, admin.',
     },
-    components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
-      schemas: {
-        Event: event,
-        StoredEvent: {
-          type: 'object',
-          properties: {
-            id: { type: 'string', format: 'uuid' },
-            eventId: { type: 'string', format: 'uuid' },
-            timestamp: { type: 'string', format: 'date-time' },
-            service: { type: 'string' },
-            message: { type: 'string' },
-            metadata: { type: 'object' },
-            ingestedAt: { type: 'string', format: 'date-time' },
-            createdAt: { type: 'string', format: 'date-time' },
-          },
-        },
-        Error: {
-          type: 'object',
-          required: ['statusCode', 'error', 'message'],
-          properties: {
-            statusCode: { type: 'integer' },
-            error: { enum: Object.keys(errorStatus) },
-            message: { type: 'string' },
-            errors: { type: 'array', items: { type: 'object', properties: { index: { type: 'integer' }, field: { type: 'string' }, message: { type: 'string' } } } },
-            retry_after: { type: 'integer' },
-          },
-        },
-        BatchResult: {
-          type: 'object',
-          properties: { accepted: { type: 'integer' }, duplicates: { type: 'integer' }, rejected: { type: 'integer' }, errors: { type: 'array', items: { type: 'object' } } },
-        },
-      },
-    },
-    security: config.apiKeys.length ? [{ bearer: [] }] : [],
-    paths: {
-      '/events': {
-        post: {
-          summary: 'Ingest one event',
-          tags: ['ingest'],
-          parameters: [wait],
-          requestBody: { required: true, content: json(ref('Event')) },
-          responses: {
-            '202': { description: 'Queued (X-Ingest-Ack: queued)', content: json({ type: 'object', properties: { statusCode: { const: 202 }, message: { type: 'string' }, eventId: { type: 'string' } } }) },
-            '201': { description: 'Committed (?wait=true; X-Ingest-Ack: committed)' },
-            '422': error('With wait: the database refused the event (kept in events_rejected)'),
-            ...ingestErrors,
-          },
-        },
-        get: {
-          summary: 'Query events (newest first; offset pages or keyset cursor)',
-          tags: ['query'],
-          parameters: listParams,
-          responses: {
-            '200': { description: 'A page of events', content: json({ type: 'object', properties: { events: { type: 'array', items: ref('StoredEvent') }, pagination } }) },
-            '400': error('A bad parameter (each named)'),
-            '401': error('No API key'),
-            '403': error('The key lacks the query scope'),
-          },
-        },
-      },
-      '/events/batch': {
-        post: {
-          summary: 'Ingest many events: a JSON array or NDJSON; valid ones are accepted, bad ones reported by index',
-          tags: ['ingest'],
-          parameters: [wait],
-          requestBody: {
-            required: true,
-            content: {
-              'application/json': { schema: { type: 'array', items: ref('Event'), maxItems: config.limits.batchMaxEvents } },
-              'application/x-ndjson': { schema: { type: 'string', description: 'One event as JSON per line' } },
-            },
-          },
-          responses: { '202': { description: 'Queued', content: json(ref('BatchResult')) }, '201': { description: 'Committed (?wait=true)', content: json(ref('BatchResult')) }, ...ingestErrors },
-        },
-      },
-      '/events/{id}': {
-        get: {
-          summary: 'One event by id',
-          tags: ['query'],
-          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
-          responses: { '200': { description: 'The event', content: json(ref('StoredEvent')) }, '400': error('Not a UUID'), '404': error('No such event') },
-        },
-      },
-      '/metrics/events': {
-        get: {
-          summary: 'Event counts per bucket per service, from the aggregates (every bucket present, zeros included)',
-          tags: ['metrics'],
-          parameters: [
-            { name: 'service', in: 'query', required: false, style: 'form', explode: true, schema: { type: 'array', items: { type: 'string' }, maxItems: 100 }, description: 'One or more services (repeated or comma-separated); default: every service with events in the range.' },
-            { name: 'from', in: 'query', required: false, schema: { type: 'string', format: 'date-time' }, description: 'Start, rounded down to its bucket (UTC). Default: 24 hours before `to`.' },
-            { name: 'to', in: 'query', required: false, schema: { type: 'string', format: 'date-time' }, description: 'End (exclusive): buckets that start before it. Default: now.' },
-            { name: 'bucket', in: 'query', required: false, schema: { enum: ['1m', '1h', '1d'], default: '1h' }, description: `Bucket width; at most ${MAX_SERIES_BUCKETS} buckets per request.` },
-          ],
-          responses: {
-            '200': {
-              description: 'The series',
-              content: json({
-                type: 'object',
-                properties: {
-                  bucket: { enum: ['1m', '1h', '1d'] },
-                  from: { type: 'string', format: 'date-time' },
-                  to: { type: 'string', format: 'date-time' },
-                  series: { type: 'array', items: { type: 'object', properties: { service: { type: 'string' }, total: { type: 'integer' }, points: { type: 'array', items: { type: 'object', properties: { time: { type: 'string', format: 'date-time' }, count: { type: 'integer' } } } } } } },
-                },
-              }),
-            },
-            '400': error('A bad parameter (each named)'),
-            '401': error('No API key'),
-            '403': error('The key lacks the query scope'),
-          },
-        },
-      },
-      '/health/business': {
-        get: {
-          summary: "The MVP's business metrics, from the aggregates (correct to the minute)",
-          tags: ['metrics'],
-          responses: {
-            '200': {
-              description: 'Totals over the kept history; last hour and last 24 hours to the minute; eventsByHour: the last 24 UTC hours',
-              content: json({
-                type: 'object',
-                properties: {
-                  totalEvents: { type: 'integer' },
-                  eventsByService: { type: 'object', additionalProperties: { type: 'integer' } },
-                  eventsLast24Hours: { type: 'integer' },
-                  eventsLastHour: { type: 'integer' },
-                  averageEventsPerMinute: { type: 'number' },
-                  topServices: { type: 'array', items: { type: 'object', properties: { service: { type: 'string' }, count: { type: 'integer' } } } },
-                  eventsByHour: { type: 'array', items: { type: 'object', properties: { hour: { type: 'string', examples: ['2026-11-29 10:00'] }, count: { type: 'integer' } } } },
-                  generatedAt: { type: 'string', format: 'date-time' },
-                },
-              }),
-            },
-            '401': error('No API key'),
-            '403': error('The key lacks the query scope'),
-            '503': error('Not ready'),
-          },
-        },
-      },
-      '/health/detailed': admin('Everything at once: status (ok, degraded, starting, shutting_down), queue, database with the maintenance jobs, business metrics'),
-      '/health': health('Ready: {"message":"SERVER_IS_READY"} once the database is migrated'),
-      '/health/live': health('Liveness probe'),
-      '/health/ready': health('Readiness probe'),
-      '/health/buffer': admin('Queue depth, capacity and counters'),
-      '/health/database': admin('Database connectivity, engine, edition, versions, and each maintenance job (last run, next run, last error)'),
-      '/metrics': admin('Prometheus metrics (text format)'),
-      '/openapi.json': { get: { summary: 'This document', tags: ['docs'], security: [], responses: { '200': { description: 'OpenAPI 3.1' } } } },
-      '/docs': { get: { summary: 'An interactive reference built from this document', tags: ['docs'], security: [], responses: { '200': { description: 'HTML' } } } },
-    },
+    components: components(config),
+    security: keys ? [{ bearer: [] }] : [],
+    paths: secure(merge(ingestPaths(config), queryPaths(config), metricsPaths(), healthPaths()), keys),
   };
 }
 

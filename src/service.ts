@@ -2,18 +2,19 @@
 // main.ts serves `app` and calls `stop` on a signal; tests build one service per test around a
 // temporary data directory or a fresh database.
 import Piscina from 'piscina';
-import { createApp, type ServiceState } from './app';
-import { Batcher, type Faults } from './batcher';
-import type { Config } from './config';
-import { detectDatabase, ensureSearchIndex, openServer, proxyEngine, type Engine } from './engine';
-import { createLogger, redactUrl, type Logger } from './log';
-import { migrate, migratedEdition, type Edition } from './migrate';
-import { createJobs } from './jobs';
-import { createMetrics } from './metrics';
-import { createLimits } from './limits';
-import { EventQueue } from './queue';
-import { replaySpills, spillDir, writeSpill } from './spill';
 import type { WriterData, WriterTask } from '../workers/writer';
+import { createApp } from './app';
+import type { Config } from './config';
+import { createLogger, redactUrl, type Logger } from './log';
+import { createJobs } from './maintain/scheduler';
+import { createMetrics } from './observe/prometheus';
+import { createLimits } from './protect/limits';
+import { newState } from './state';
+import { Batcher, type Faults } from './store/batcher';
+import { detectDatabase, ensureSearchIndex, openServer, proxyEngine, type Engine } from './store/engine';
+import { migrate, migratedEdition, type Edition } from './store/migrate';
+import { EventQueue } from './store/queue';
+import { replaySpills, spillDir, writeSpill } from './store/spill';
 
 export interface ServiceOptions {
   log?: Logger;
@@ -24,14 +25,9 @@ export interface ServiceOptions {
 
 export type Service = Awaited<ReturnType<typeof createService>>;
 
-export function createService(config: Config, opts: ServiceOptions = {}) {
-  const log = opts.log ?? createLogger(config.logLevel);
+/** The writer threads: each reads batches from the queue's shared memory and owns a connection (or, embedded, the database). */
+function writerPool(config: Config, queue: EventQueue, writers: number) {
   const embedded = config.engine === 'embedded';
-  // The embedded database is one session in one thread: exactly one writer owns it.
-  const writers = embedded ? 1 : config.batch.writers;
-  if (embedded && config.batch.writers > 1) log.warn('WRITERS is ignored by the embedded engine (one writer owns the database)');
-
-  const queue = new EventQueue(config.queue.maxEvents, config.queue.maxBytes);
   const workerData: WriterData = {
     engine: config.engine,
     databaseUrl: config.databaseUrl,
@@ -39,7 +35,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     trigram: config.searchIndex === 'trgm',
     sab: queue.sab,
   };
-  const pool = new Piscina<WriterTask, unknown>({
+  return new Piscina<WriterTask, unknown>({
     filename: new URL('../workers/writer.ts', import.meta.url).href,
     minThreads: writers,
     maxThreads: writers,
@@ -51,6 +47,17 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     concurrentTasksPerWorker: embedded ? 16 : 1,
     workerData,
   });
+}
+
+export function createService(config: Config, opts: ServiceOptions = {}) {
+  const log = opts.log ?? createLogger(config.logLevel);
+  const embedded = config.engine === 'embedded';
+  // The embedded database is one session in one thread: exactly one writer owns it.
+  const writers = embedded ? 1 : config.batch.writers;
+  if (embedded && config.batch.writers > 1) log.warn('WRITERS is ignored by the embedded engine (one writer owns the database)');
+
+  const queue = new EventQueue(config.queue.maxEvents, config.queue.maxBytes);
+  const pool = writerPool(config, queue, writers);
   const engine: Engine = embedded ? proxyEngine(pool as never) : openServer(config.databaseUrl!, config.dbPoolMax);
   const batcher = new Batcher(
     queue,
@@ -66,7 +73,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     log,
     opts.faults,
   );
-  const state: ServiceState = { ready: false, draining: false, database: null, startError: null, received: 0, accepted: 0, invalid: 0, rejectedQueueFull: 0, jobs: null };
+  const state = newState();
   const limits = createLimits(config);
   const metrics = createMetrics(queue, batcher, state, limits);
   batcher.onBatch = metrics.observeBatch;

@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from '
 import postgres from 'postgres';
 import { readFileSync } from 'node:fs';
 import { engines, logLines, newTarget, startService, testLogger, type Target } from './harness';
-import { createJobs } from '../src/jobs';
-import type { Edition } from '../src/migrate';
+import { createJobs } from '../src/maintain/scheduler';
+import type { Edition } from '../src/store/migrate';
 
 setDefaultTimeout(120_000);
 

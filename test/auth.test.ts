@@ -2,8 +2,7 @@
 // errors and logs, and refusing to serve a network address without keys.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { createHash } from 'node:crypto';
-import { parseApiKeys } from '../src/auth';
-import { ConfigError, loadConfig } from '../src/config';
+import { ConfigError, loadConfig, parseApiKeys } from '../src/config';
 import { logLines, newTarget, startService, type Target } from './harness';
 
 // Creating an embedded database takes about 4 s (initdb), near bun's 5 s default.

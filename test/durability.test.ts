@@ -4,7 +4,7 @@ import { afterEach, describe, expect, test, setDefaultTimeout } from 'bun:test';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadMigrations } from '../src/migrate';
+import { loadMigrations } from '../src/store/migrate';
 import { countRows, engines, newTarget, postEvent, startService, until, type Target } from './harness';
 
 // Creating an embedded database takes about 4 s (initdb), near bun's 5 s default.

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { loadConfig } from '../src/config';
-import { openEmbedded, openServer, type Engine, type EngineKind } from '../src/engine';
+import { openEmbedded, openServer, type Engine, type EngineKind } from '../src/store/engine';
 import { createLogger } from '../src/log';
 import { createService, type ServiceOptions } from '../src/service';
 

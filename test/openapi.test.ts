@@ -1,7 +1,7 @@
 // The API document: generated from the handlers' own zod schemas, and covering every route.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { z } from 'zod';
-import { eventSchema } from '../src/validate';
+import { eventSchema } from '../src/receive/validate';
 import { newTarget, startService, type Target } from './harness';
 
 // Creating an embedded database takes about 4 s (initdb), near bun's 5 s default.

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { EventQueue, readBatch } from '../src/queue';
+import { EventQueue, readBatch } from '../src/store/queue';
 
 const rec = (i: number, pad = '') => JSON.stringify({ i, pad });
 

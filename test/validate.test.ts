@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import { loadConfig } from '../src/config';
-import { makeEventValidator, parseTimestamp } from '../src/validate';
+import { parseTimestamp } from '../src/event';
+import { makeEventValidator } from '../src/receive/validate';
 
 describe('timestamps', () => {
   test('ISO-8601 with Z or an offset is normalized to UTC', () => {

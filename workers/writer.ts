@@ -4,9 +4,9 @@
 // does it inside the database. In embedded mode this thread also owns the PGlite database and runs the
 // main thread's statements (PGlite is one session per process).
 import { workerData } from 'node:worker_threads';
-import { openEmbedded, openServer, type Engine } from '../src/engine';
-import { readBatch } from '../src/queue';
-import { insertRecords, type InsertResult } from '../src/write';
+import { openEmbedded, openServer, type Engine } from '../src/store/engine';
+import { readBatch } from '../src/store/queue';
+import { insertRecords, type InsertResult } from '../src/store/write';
 
 export interface WriterData {
   engine: 'embedded' | 'server';

@@ -1,13 +1,13 @@
-// GET /metrics: Prometheus text format (prom-client). Names follow Prometheus conventions: counters
+// The Prometheus metrics served at GET /metrics (prom-client, text format). Names follow Prometheus conventions: counters
 // end in _total, durations in _seconds, sizes in _bytes. Totals the pipeline already keeps (queue,
 // batcher, service state) are read at scrape time rather than counted twice; histograms are
 // observed as things happen.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ServiceState } from './app';
-import type { Batcher } from './batcher';
-import type { EventQueue } from './queue';
-import type { Limits } from './limits';
-import type { JobStatus } from './jobs';
+import type { JobStatus } from '../maintain/scheduler';
+import type { Limits } from '../protect/limits';
+import type { ServiceState } from '../state';
+import type { Batcher } from '../store/batcher';
+import type { EventQueue } from '../store/queue';
 
 export interface Metrics {
   registry: Registry;

@@ -1,10 +1,11 @@
 // Per-request context: the request id (the client's X-Request-Id when sane, else a new one, returned
 // either way), headers that keep JSON inert in a browser, and one log line per request.
 import type { MiddlewareHandler } from 'hono';
-import type { Config } from './config';
-import type { Logger } from './log';
-import type { Metrics } from './metrics';
-import { ApiError, respondError } from './errors';
+import type { Config } from '../config';
+import { ApiError, respondError } from '../errors';
+import type { Logger } from '../log';
+import { SECURITY_HEADERS } from '../protect/headers';
+import type { Metrics } from './prometheus';
 
 const SANE_ID = /^[\w.:@/+=-]{1,128}$/;
 const MAX_URL = 8192; // query strings beyond this are abuse, not filters
@@ -13,15 +14,6 @@ const MAX_URL = 8192; // query strings beyond this are abuse, not filters
 const BOOT = crypto.randomUUID().slice(0, 8);
 let counter = 0;
 
-// A JSON API has no business being framed, sniffed as HTML, cached by a shared proxy, or leaking
-// its URLs in a Referer: stored events are served verbatim, so these keep them inert.
-export const SECURITY_HEADERS = {
-  'x-content-type-options': 'nosniff',
-  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
-  'referrer-policy': 'no-referrer',
-  'cache-control': 'no-store',
-  'cross-origin-resource-policy': 'same-origin',
-} as const;
 const SECURITY_ENTRIES = Object.entries(SECURITY_HEADERS);
 
 export function requestContext(config: Config, log: Logger, metrics: Metrics): MiddlewareHandler {

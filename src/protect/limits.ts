@@ -6,8 +6,8 @@ import { RedisClient } from 'bun';
 import type { Context, MiddlewareHandler } from 'hono';
 import { getConnInfo } from 'hono/bun';
 import { MemoryStore, RedisStore, rateLimiter, type Store } from 'hono-rate-limiter';
-import type { Config } from './config';
-import { ApiError } from './errors';
+import type { Config } from '../config';
+import { ApiError } from '../errors';
 
 export type Budget = 'ingest' | 'query' | 'health';
 

@@ -1,4 +1,4 @@
-// The query stage: GET /events and GET /events/:id.
+// The query stage: GET /events and GET /events/:id, their routes and their SQL.
 // - Keyset pagination on (time, id): a cursor page costs the same at page 1 and page 1,000. Offset
 //   pages (page/pageSize, the MVP's) still work and also return a next_cursor to switch over.
 // - Filters: services, time range, metadata containment or key=value, case-insensitive substring
@@ -6,8 +6,12 @@
 //   the filters present, so each shape is prepared once and planned with the filters it really has.
 // - Totals never scan millions of rows by default (count=auto): exact up to 10,000 matches, the
 //   planner's estimate beyond, and the reply says which.
-import type { Engine } from './engine';
-import { encodeCursor, type ListQuery } from './validate';
+import { Hono } from 'hono';
+import type { Config } from '../config';
+import { ApiError } from '../errors';
+import { assertReady, type ServiceState } from '../state';
+import type { Engine } from '../store/engine';
+import { encodeCursor, queryParsers, type ListQuery } from './params';
 
 const EXACT_COUNT_LIMIT = 10_000;
 const COLUMNS = 'id, time, service, message, metadata, ingested_at';
@@ -126,4 +130,24 @@ export async function getEvent(engine: Engine, id: string) {
   // An id sent with two timestamps is two events; the newest is returned.
   const [row] = await engine.query<EventRow>(`SELECT ${COLUMNS} FROM events WHERE id = $1::uuid ORDER BY time DESC LIMIT 1`, [id]);
   return row ? toApiEvent(row) : null;
+}
+
+/** GET /events and GET /events/:id. */
+export function eventRoutes({ config, engine, state }: { config: Config; engine: Engine; state: ServiceState }) {
+  const app = new Hono();
+  const parse = queryParsers(config.limits);
+  const retryAfter = config.retryAfterSeconds;
+  app.get('/events', async (c) => {
+    const q = parse.list(c.req.queries());
+    assertReady(state, retryAfter);
+    return c.json(await listEvents(engine, q));
+  });
+  app.get('/events/:id', async (c) => {
+    const id = parse.eventId(c.req.param('id'));
+    assertReady(state, retryAfter);
+    const ev = await getEvent(engine, id.toLowerCase());
+    if (!ev) throw new ApiError('not_found', `No event with id ${id}`);
+    return c.json(ev);
+  });
+  return app;
 }

@@ -1,9 +1,12 @@
-// The metrics read side: GET /health/business (the MVP's shape) and GET /metrics/events, answered
-// from the aggregates in the analytics schema, never from a scan of raw events. The same SQL serves
-// every edition: continuous aggregates (real-time) or the Apache edition's rollup tables share names
-// and columns (sql/003_aggregates.*.sql).
-import type { Engine } from './engine';
-import { BUCKETS, type SeriesQuery } from './validate';
+// The metrics read side: GET /health/business (the MVP's shape) and GET /metrics/events, their routes
+// and their SQL, answered from the aggregates in the analytics schema, never from a scan of raw
+// events. The same SQL serves every edition: continuous aggregates (real-time) or the Apache
+// edition's rollup tables share names and columns (sql/003_aggregates.*.sql).
+import { Hono } from 'hono';
+import type { Config } from '../config';
+import { assertReady, type ServiceState } from '../state';
+import type { Engine } from '../store/engine';
+import { BUCKETS, queryParsers, type SeriesQuery } from './params';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -120,4 +123,21 @@ export async function eventSeries(engine: Engine, q: SeriesQuery) {
       return { service, total, points };
     });
   return { bucket: q.bucket, from: iso(q.from), to: iso(q.to), series };
+}
+
+/** GET /metrics/events and GET /health/business. */
+export function metricsRoutes({ config, engine, state }: { config: Config; engine: Engine; state: ServiceState }) {
+  const app = new Hono();
+  const parse = queryParsers(config.limits);
+  app.get('/metrics/events', async (c) => {
+    const q = parse.series(c.req.queries());
+    assertReady(state, config.retryAfterSeconds);
+    return c.json(await eventSeries(engine, q));
+  });
+  // The MVP's business metrics, from the aggregates.
+  app.get('/health/business', async (c) => {
+    assertReady(state, config.retryAfterSeconds);
+    return c.json(await businessMetrics(engine));
+  });
+  return app;
 }

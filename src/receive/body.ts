@@ -1,7 +1,7 @@
 // Reading a request body: Content-Encoding (gzip, deflate, zstd) decoded as a stream and capped on
 // the DECOMPRESSED size, so a gzip bomb is refused after `max` bytes instead of filling memory; text
 // must be valid UTF-8 (a replacement character silently stored would be a changed event).
-import { ApiError } from './errors';
+import { ApiError } from '../errors';
 
 // Bun's DecompressionStream also takes 'zstd'.
 const DECODERS: Record<string, string> = {

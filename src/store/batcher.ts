@@ -9,8 +9,8 @@
 // - A circuit breaker opens after repeated failures: writes pause for the cool-down, then one probe.
 import type Piscina from 'piscina';
 import type { Batch, EventQueue } from './queue';
-import type { Logger } from './log';
-import type { WriterTask } from '../workers/writer';
+import type { Logger } from '../log';
+import type { WriterTask } from '../../workers/writer';
 import type { InsertResult } from './write';
 
 export interface BatcherOptions {

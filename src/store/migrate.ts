@@ -7,9 +7,9 @@
 // refused by the Apache-only edition). aurore_migrations records which, and later code reads it back.
 import { readdirSync, readFileSync } from 'node:fs';
 import type { Engine } from './engine';
-import type { Logger } from './log';
+import type { Logger } from '../log';
 
-const SQL_DIR = new URL('../sql/', import.meta.url);
+const SQL_DIR = new URL('../../sql/', import.meta.url);
 const FILE_RE = /^(\d{3})_[a-z0-9_]+(?:\.(community|apache))?\.sql$/;
 
 export type Edition = 'community' | 'apache';

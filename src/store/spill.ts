@@ -5,7 +5,7 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, unlinkSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Engine } from './engine';
-import type { Logger } from './log';
+import type { Logger } from '../log';
 import { insertRecords, splitArray, type InsertResult } from './write';
 
 const CHUNK = 5_000; // records per statement on replay, as the writers use

@@ -1,0 +1,83 @@
+// Maintenance jobs that keep the aggregates (analytics.events_per_{minute,hour,day}) current beyond
+// what TimescaleDB's refresh policies cover:
+// - "late events" (Community edition): rows committed since the last run whose timestamps are older
+//   than the per-minute policy's window get their time range refreshed at every level.
+// - "rollup" (Apache edition, no continuous aggregates): the incremental recount of the rollup tables
+//   from an ingested_at watermark (aurore_refresh_rollups in sql/003_aggregates.apache.sql).
+import type { Config } from '../config';
+import type { Engine } from '../store/engine';
+
+// The per-minute refresh policy covers the last 3 hours (start_offset in aurore_set_policies); the
+// "late events" job takes every row older than 2 hours. The hour of overlap is refreshed twice, which
+// costs little; without it a row 2h59m late could leave the policy's window before the policy's next
+// run, after this job had judged it recent, and never be refreshed.
+const LATE_AFTER = '2 hours';
+
+/** The range of rows committed since the last run that are older than the policies' windows. */
+async function lateRange(engine: Engine, rawDays: number) {
+  const [w] = await engine.query<{ hi: string; first: string | null; last: string | null }>(
+    `WITH w AS (
+       SELECT coalesce((SELECT ingested_before FROM aurore_watermarks WHERE job = 'late'), '-infinity') AS lo,
+              aurore_settled_before() AS hi -- a batch still being written is waited for
+     )
+     SELECT w.hi::text AS hi, min(e.time)::text AS first, max(e.time)::text AS last
+     FROM w LEFT JOIN events e
+       ON e.ingested_at >= w.lo AND e.ingested_at < w.hi
+      AND e.time < now() - INTERVAL '${LATE_AFTER}'
+      -- never refresh where retention may have dropped raw chunks: that would erase history
+      AND e.time >= time_bucket(INTERVAL '1 day', now() - make_interval(days => $1::int))
+     GROUP BY w.hi`,
+    [rawDays],
+  );
+  if (!w) throw new Error('late events: watermark query returned no row');
+  return w;
+}
+
+/** Refreshes [first, last] at every level, finer first: each level is computed from the one below. */
+async function refreshLevels(engine: Engine, first: string, last: string) {
+  // Windows are whole buckets, and end where that level's policy ends (end_offset): refreshing a
+  // bucket that is still filling would freeze it (rows arriving afterwards wait for the next refresh
+  // instead of showing at once).
+  const windows = await engine.query<{ view: string; a: string; b: string }>(
+    `SELECT v.view, v.a::text AS a, v.b::text AS b FROM (VALUES
+       (1, 'events_per_minute', time_bucket(INTERVAL '1 minute', $1::text::timestamptz),
+           least(time_bucket(INTERVAL '1 minute', $2::text::timestamptz) + INTERVAL '1 minute', time_bucket(INTERVAL '1 minute', now() - INTERVAL '1 minute'))),
+       (2, 'events_per_hour', time_bucket(INTERVAL '1 hour', $1::text::timestamptz),
+           least(time_bucket(INTERVAL '1 hour', $2::text::timestamptz) + INTERVAL '1 hour', time_bucket(INTERVAL '1 hour', now() - INTERVAL '1 hour'))),
+       (3, 'events_per_day', time_bucket(INTERVAL '1 day', $1::text::timestamptz),
+           least(time_bucket(INTERVAL '1 day', $2::text::timestamptz) + INTERVAL '1 day', time_bucket(INTERVAL '1 day', now() - INTERVAL '1 day')))
+     ) AS v(level, view, a, b)
+     WHERE v.a < v.b ORDER BY v.level`,
+    [first, last],
+  );
+  for (const x of windows) {
+    // Not parameters: refresh refuses to run inside the implicit transaction of a prepared statement.
+    await engine.exec(`CALL refresh_continuous_aggregate('analytics.${x.view}', '${x.a}'::timestamptz, '${x.b}'::timestamptz)`, { transaction: false });
+  }
+}
+
+/** "late events": brings aggregates up to date for rows that arrived after the refresh policies' windows passed them. */
+export function lateEvents(engine: Engine, config: Config) {
+  return async (): Promise<string> => {
+    const w = await lateRange(engine, config.retention.rawDays);
+    let did = 'nothing late';
+    if (w.first && w.last) {
+      await refreshLevels(engine, w.first, w.last);
+      did = `refreshed ${w.first} .. ${w.last}`;
+    }
+    await engine.query(
+      `INSERT INTO aurore_watermarks (job, ingested_before) VALUES ('late', $1::text::timestamptz)
+       ON CONFLICT (job) DO UPDATE SET ingested_before = excluded.ingested_before`,
+      [w.hi],
+    );
+    return did;
+  };
+}
+
+/** "rollup" (Apache edition): recounts the minutes that received rows, then their hours and days. */
+export function rollup(engine: Engine, config: Config) {
+  return async (): Promise<string> => {
+    const [row] = await engine.query<{ n: number }>(`SELECT aurore_refresh_rollups($1::int) AS n`, [config.retention.rawDays]);
+    return row!.n < 0 ? 'skipped: another instance is refreshing' : `${row!.n} minute buckets recounted`;
+  };
+}

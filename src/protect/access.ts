@@ -1,0 +1,43 @@
+// Who may call what, in one table: each route's scope (null: open, for probes and documentation) and
+// its rate-limit budget. app.ts registers the guards from it and the OpenAPI document declares each
+// operation's security from it, so a new route without an entry here shows up in both (and in the
+// access test that walks the OpenAPI document).
+import type { Hono, MiddlewareHandler } from 'hono';
+import type { Config, Scope } from '../config';
+import { requireScope } from './auth';
+import type { Budget, Limits } from './limits';
+
+export interface RouteAccess {
+  method: 'GET' | 'POST';
+  paths: readonly string[];
+  scope: Scope | null;
+  budget: Budget | null;
+}
+
+export const ACCESS: readonly RouteAccess[] = [
+  { method: 'POST', paths: ['/events', '/events/batch'], scope: 'ingest', budget: 'ingest' },
+  { method: 'GET', paths: ['/events', '/events/:id', '/metrics/events', '/health/business'], scope: 'query', budget: 'query' },
+  { method: 'GET', paths: ['/health/buffer', '/health/database', '/health/detailed', '/metrics'], scope: 'admin', budget: 'health' },
+  { method: 'GET', paths: ['/health', '/health/live', '/health/ready'], scope: null, budget: 'health' },
+  { method: 'GET', paths: ['/openapi.json', '/docs'], scope: null, budget: null },
+];
+
+/** The scope a route needs (OpenAPI path syntax or Hono's), or undefined for a route not in the table. */
+export function scopeOf(method: string, path: string): Scope | null | undefined {
+  const hono = path.replace(/\{(\w+)\}/g, ':$1');
+  return ACCESS.find((a) => a.method === method.toUpperCase() && a.paths.includes(hono))?.scope;
+}
+
+/**
+ * Registers each route's scope check, then its budget (after auth: budgets are per key). Each is
+ * registered only when it does something: every middleware is a hop on the hot path. Patterns must
+ * not overlap ('/events/*' also matches '/events'): a middleware must run once.
+ */
+export function guardRoutes(app: Hono, config: Config, limits: Limits) {
+  const keys = config.apiKeys;
+  for (const a of ACCESS) {
+    const mw = [a.scope && keys.length ? requireScope(keys, a.scope) : null, a.budget ? limits.middleware(a.budget) : null];
+    const active = mw.filter((m): m is MiddlewareHandler => m !== null);
+    if (active.length) app.on(a.method, [...a.paths], ...(active as [MiddlewareHandler]));
+  }
+}

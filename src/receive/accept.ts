@@ -1,0 +1,99 @@
+// What every receiver shares below its wire format: refusing while shutting down, the client's wait
+// preference, appending a request's events to the queue whole or not at all (429/503 with
+// Retry-After when they do not fit), and waiting for their commit. A receiver decodes and maps; the
+// limits, the queueing and the acknowledgement come from here, so a fix here fixes every way in.
+import type { Context } from 'hono';
+import type { Config } from '../config';
+import { ApiError, queueFull } from '../errors';
+import type { ServiceState } from '../state';
+import type { Batcher, CommitOutcome } from '../store/batcher';
+import type { EventQueue } from '../store/queue';
+
+export interface AcceptDeps {
+  config: Config;
+  queue: EventQueue;
+  batcher: Batcher;
+  state: ServiceState;
+}
+
+const PREFER_WAIT = /(?:^|[\s,;])wait(?:\s*=\s*\d+)?\s*(?:[,;]|$)/i;
+
+export type Acceptor = ReturnType<typeof createAcceptor>;
+
+export function createAcceptor({ config, queue, batcher, state }: AcceptDeps) {
+  /** Seconds until there is likely room: half the queue at the current drain rate, within 1..60. */
+  function retryAfter() {
+    if (batcher.breaker !== 'closed') return Math.max(config.retryAfterSeconds, Math.ceil(batcher.breakerRemainingMs / 1000));
+    if (batcher.drainRate < 1) return config.retryAfterSeconds;
+    return Math.min(60, Math.max(1, Math.ceil(queue.depth / 2 / batcher.drainRate)));
+  }
+
+  function refuseFull(): never {
+    state.rejectedQueueFull++;
+    const seconds = retryAfter();
+    if (batcher.breaker !== 'closed') {
+      throw new ApiError('database_unavailable', 'The database is unavailable and the queue is full; retry later', { retryAfter: seconds });
+    }
+    throw queueFull(seconds);
+  }
+
+  return {
+    retryAfter,
+
+    /** 503 while shutting down: the client should go to another instance. */
+    assertOpen() {
+      if (state.draining) throw new ApiError('shutting_down', 'The service is shutting down; retry against another instance', { retryAfter: config.retryAfterSeconds });
+    },
+
+    /** ?wait=true (or 1, or empty) or `Prefer: wait`: answer once the events are committed. */
+    wantsWait(c: Context): boolean {
+      // Most requests have no query string: skip Hono's query parsing for them (hot path).
+      const q = c.req.url.includes('?') ? c.req.query('wait') : undefined;
+      if (q !== undefined) {
+        if (q === 'true' || q === '1' || q === '') return true;
+        if (q === 'false' || q === '0') return false;
+        throw new ApiError('validation_failed', 'Query parameters are invalid', { errors: [{ field: 'wait', message: 'must be true or false' }] });
+      }
+      const prefer = c.req.raw.headers.get('prefer');
+      return prefer !== null && PREFER_WAIT.test(prefer);
+    },
+
+    /** Queues one record (the single-event hot path); returns its sequence number. */
+    one(record: string): number {
+      const seq = queue.appendedSeq;
+      if (!queue.push(record)) refuseFull();
+      state.accepted++;
+      batcher.notify();
+      return seq;
+    },
+
+    /**
+     * Queues a request's records all or nothing (a client retrying after 429 must not create a
+     * half-stored request); returns the sequence number of the first.
+     */
+    all(records: readonly string[]): number {
+      if (records.length > queue.maxEvents) {
+        throw new ApiError('payload_too_large', `The request holds more events than the whole queue (QUEUE_MAX_EVENTS=${queue.maxEvents})`);
+      }
+      const mark = queue.mark();
+      for (const r of records) {
+        if (!queue.push(r)) {
+          queue.rollback(mark);
+          refuseFull();
+        }
+      }
+      state.accepted += records.length;
+      batcher.notify();
+      return mark.appended;
+    },
+
+    /** The commit outcome of sequence range [from, to), or null when WAIT_TIMEOUT_MS passes first (the events stay queued). */
+    async committed(from: number, to: number): Promise<CommitOutcome | null> {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<null>((res) => (timer = setTimeout(() => res(null), config.waitTimeoutMs)));
+      const outcome = await Promise.race([batcher.waitFor(from, to), timeout]);
+      clearTimeout(timer);
+      return outcome;
+    },
+  };
+}
