@@ -1,7 +1,8 @@
 // Entry point: parse config, build the service, serve it, stop gracefully on SIGTERM/SIGINT.
 import { ConfigError, loadConfig } from './config';
 import { createLogger } from './log';
-import { createService } from './service';
+import { createService, type Service } from './service';
+import { DataDirLocked } from './store/lock';
 
 let config;
 try {
@@ -15,7 +16,16 @@ try {
 }
 
 const log = createLogger(config.logLevel, undefined, config.logFormat);
-const service = createService(config, { log });
+let service: Service;
+try {
+  service = createService(config, { log });
+} catch (e) {
+  if (e instanceof DataDirLocked) {
+    console.error(e.message);
+    process.exit(2);
+  }
+  throw e;
+}
 const server = Bun.serve({
   port: config.port,
   hostname: config.host,

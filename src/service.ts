@@ -13,6 +13,7 @@ import { newState } from './state';
 import { Batcher, type Faults } from './store/batcher';
 import { detectDatabase, ensureSearchIndex, openServer, proxyEngine, type Engine } from './store/engine';
 import { migrate, migratedEdition, type Edition } from './store/migrate';
+import { lockDataDir } from './store/lock';
 import { EventQueue } from './store/queue';
 import { replaySpills, spillDir, writeSpill } from './store/spill';
 
@@ -56,6 +57,12 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
   const writers = embedded ? 1 : config.batch.writers;
   if (embedded && config.batch.writers > 1) log.warn('WRITERS is ignored by the embedded engine (one writer owns the database)');
 
+  // Before anything can open the database: a second process on this DATA_DIR stops here (DataDirLocked).
+  const dirLock = embedded ? lockDataDir(config.dataDir) : null;
+  if (dirLock?.previous) {
+    const p = dirLock.previous;
+    log.warn('DATA_DIR lock taken over from a process that did not stop cleanly (it is gone; the database recovers from its log)', { dataDir: config.dataDir, pid: p.pid, host: p.host, since: p.startedAt });
+  }
   const queue = new EventQueue(config.queue.maxEvents, config.queue.maxBytes);
   const pool = writerPool(config, queue, writers);
   const engine: Engine = embedded ? proxyEngine(pool as never) : openServer(config.databaseUrl!, config.dbPoolMax);
@@ -93,6 +100,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
         }
         // Events saved at an earlier shutdown go in before new ones.
         await replaySpills(spillDir(config.dataDir), engine, log);
+        dirLock?.recordHolder(); // the database files exist now
         const info = await detectDatabase(engine);
         const edition = await migratedEdition(engine);
         if (stopping) return false; // stop() came while migrating: start nothing
@@ -148,6 +156,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     }
     await pool.destroy();
     await engine.close();
+    dirLock?.release();
     log.info('stopped', { written: batcher.stats.written, unwritten, spilled });
     return { unwritten, spilled };
   }

@@ -120,3 +120,52 @@ export async function privateCluster() {
     stop: () => run('stop'),
   };
 }
+
+export const ROOT = new URL('..', import.meta.url).pathname;
+
+/** Starts `bun src/main.ts` on a free port; resolves once it logs that the database is ready. */
+export async function spawnService(env: Record<string, string>) {
+  const proc = Bun.spawn([process.execPath, 'src/main.ts'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: '0', LOG_LEVEL: 'info', ...env },
+    stdout: 'pipe',
+    stderr: 'pipe',
+  });
+  const lines: string[] = [];
+  let url = '';
+  const reader = proc.stdout.getReader();
+  const decoder = new TextDecoder();
+  let buf = '';
+  const ready = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`service exited before ready:\n${lines.join('\n')}\n${await new Response(proc.stderr).text()}`);
+      buf += decoder.decode(value, { stream: true });
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        lines.push(line);
+        const msg = JSON.parse(line) as { msg: string; url?: string };
+        if (msg.msg === 'listening') url = msg.url!;
+        if (msg.msg === 'database ready') return;
+      }
+    }
+  })();
+  await ready;
+  // keep draining stdout (a line at a time) so the child never blocks on a full pipe
+  const drained = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buf += decoder.decode(value, { stream: true });
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        lines.push(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+      }
+    }
+  })();
+  return { proc, url, lines, drained };
+}
+

@@ -5,53 +5,10 @@ import postgres from 'postgres';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { countRows, engines, newTarget, postEvent, startService, until, type Target } from './harness';
+import { countRows, engines, newTarget, postEvent, spawnService, startService, until, type Target } from './harness';
 
 // Creating an embedded database takes about 4 s (initdb), near bun's 5 s default.
 setDefaultTimeout(60_000);
-
-const ROOT = new URL('..', import.meta.url).pathname;
-
-/** Starts `bun src/main.ts` on a free port; resolves once it logs that the database is ready. */
-export async function spawnService(env: Record<string, string>) {
-  const proc = Bun.spawn([process.execPath, 'src/main.ts'], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: '0', LOG_LEVEL: 'info', ...env },
-    stdout: 'pipe',
-    stderr: 'pipe',
-  });
-  const lines: string[] = [];
-  let url = '';
-  const reader = proc.stdout.getReader();
-  const decoder = new TextDecoder();
-  let buf = '';
-  const ready = (async () => {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`service exited before ready:\n${lines.join('\n')}\n${await new Response(proc.stderr).text()}`);
-      buf += decoder.decode(value, { stream: true });
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        lines.push(line);
-        const msg = JSON.parse(line) as { msg: string; url?: string };
-        if (msg.msg === 'listening') url = msg.url!;
-        if (msg.msg === 'database ready') return;
-      }
-    }
-  })();
-  await ready;
-  // keep draining stdout so the child never blocks on a full pipe
-  void (async () => {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      lines.push(decoder.decode(value));
-    }
-  })();
-  return { proc, url, lines };
-}
 
 describe.each(engines)('graceful shutdown [%s]', (kind) => {
   let target: Target;

@@ -27,7 +27,7 @@ const bytes = new Uint8Array(data.sab);
 let db: Promise<Engine> | undefined;
 
 function database(): Promise<Engine> {
-  db ??= (data.engine === 'server' ? Promise.resolve(openServer(data.databaseUrl!, 1)) : openEmbedded(data.dataDir, { trigram: data.trigram })).catch((e) => {
+  db ??= (data.engine === 'server' ? Promise.resolve(openServer(data.databaseUrl!, 1)) : openEmbedded(data.dataDir, { trigram: data.trigram, locked: true })).catch((e) => {
     db = undefined; // let the next task try again (server not up yet, say)
     throw e;
   });

