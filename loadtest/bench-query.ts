@@ -10,6 +10,8 @@
 //   business: GET /health/business (from the aggregates)
 //   series24h:    GET /metrics/events, every service, the last 24 hours by hour
 //   series24h_1m: GET /metrics/events, one service, the last 24 hours by minute
+//   total_month_1svc / total_month_all: GET /events totals (count=auto) over a ragged month, one
+//             service or all of them, from the aggregates; then each checked against count=exact
 // The events end at the current hour, so "the last 24 hours" holds data. Before measuring, it waits
 // for the service's first maintenance run (the aggregates of everything loaded) and reports its time.
 import { cpus } from 'node:os';
@@ -150,7 +152,25 @@ try {
   results.push(await measure('series24h', () => '/metrics/events?bucket=1h', (b: { series: { points: unknown[] }[] }) => b.series.reduce((n, s) => n + s.points.length, 0)));
   results.push(await measure('series24h_1m', () => `/metrics/events?bucket=1m&service=${service()}`, (b: { series: { points: unknown[] }[] }) => b.series.reduce((n, s) => n + s.points.length, 0)));
 
-  const out = { engine: target.kind, events: N, load_seconds: Math.round(loadSeconds), aggregate_seconds: aggregateSeconds, search_index: searchIndex, requests_per_scenario: REQUESTS, machine: `${cpus().length} x ${cpus()[0]?.model ?? '?'}`, scenarios: results };
+  // Totals over a month (ragged at both ends), one service and all of them: from the aggregates.
+  const month = () => `from=${iso(END - SPAN_MS + rand(3_600_000))}&to=${iso(END - rand(3_600_000))}`;
+  type Page = { pagination: { total: number; total_is_exact: boolean } };
+  results.push(await measure('total_month_1svc', () => `/events?service=${service()}&${month()}&pageSize=1`, (b: Page) => b.pagination.total));
+  results.push(await measure('total_month_all', () => `/events?${month()}&pageSize=1`, (b: Page) => b.pagination.total));
+  // Accuracy: the same ranges counted row by row.
+  let worst = 0;
+  let allExact = true;
+  for (let i = 0; i < 6; i++) {
+    const q = `${i % 2 ? '' : `service=${service()}&`}${month()}&pageSize=1`;
+    const auto = (await (await fetch(`${base}/events?${q}`)).json()) as Page;
+    const exact = (await (await fetch(`${base}/events?${q}&count=exact`)).json()) as Page;
+    worst = Math.max(worst, Math.abs(auto.pagination.total - exact.pagination.total) / exact.pagination.total);
+    allExact &&= auto.pagination.total_is_exact && auto.pagination.total === exact.pagination.total;
+  }
+  const totals = { max_error_pct: Math.round(worst * 10_000) / 100, all_exact: allExact };
+  progress(`  totals against count=exact: largest error ${totals.max_error_pct}%, every one exact and flagged so: ${allExact}`);
+
+  const out = { engine: target.kind, events: N, load_seconds: Math.round(loadSeconds), aggregate_seconds: aggregateSeconds, search_index: searchIndex, requests_per_scenario: REQUESTS, totals, machine: `${cpus().length} x ${cpus()[0]?.model ?? '?'}`, scenarios: results };
   console.log(['', `| ${target.kind}, ${N.toLocaleString('en')} events${searchIndex ? ', trigram index' : ''} | p50 | p95 | p99 | rows/page |`, '| --- | --- | --- | --- | --- |', ...results.map((r) => `| ${r.name} | ${r.p50_ms} ms | ${r.p95_ms} ms | ${r.p99_ms} ms | ${r.avg_rows} |`), ''].join('\n'));
   if (flag('--json')) console.log(JSON.stringify(out));
 } finally {

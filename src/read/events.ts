@@ -4,8 +4,9 @@
 // - Filters: services, time range, metadata containment or key=value, case-insensitive substring
 //   of the message. Every value is a bound parameter; only the SHAPE of the statement varies, with
 //   the filters present, so each shape is prepared once and planned with the filters it really has.
-// - Totals never scan millions of rows by default (count=auto): exact up to 10,000 matches, the
-//   planner's estimate beyond, and the reply says which.
+// - Totals never scan millions of rows by default (count=auto): exact up to 10,000 matches; beyond,
+//   from the aggregates for service and time filters (exact once they are final for the range), the
+//   planner's estimate for the others, and the reply says which.
 import { Hono } from 'hono';
 import type { Config } from '../config';
 import { ApiError } from '../errors';
@@ -82,7 +83,7 @@ export async function listEvents(engine: Engine, q: ListQuery) {
   // A last page that holds everything from its start already knows the total: counting would scan
   // the same rows again (the slow case: a filter that matches little in a big range).
   const knownTotal = !hasMore && !q.cursor && (offset === 0 || rows.length > 0) && q.count !== 'none' && q.count !== 'estimate';
-  const total = knownTotal ? { value: offset + rows.length, exact: true, mode: 'exact' as const } : await countEvents(engine, q.count, countWhere, params);
+  const total = knownTotal ? { value: offset + rows.length, exact: true, mode: 'exact' as const } : await countEvents(engine, q, countWhere, params);
   const page = hasMore ? rows.slice(0, limit) : rows;
   const last = page.at(-1);
   return {
@@ -99,23 +100,44 @@ export async function listEvents(engine: Engine, q: ListQuery) {
   };
 }
 
-async function countEvents(engine: Engine, mode: ListQuery['count'], where: string, params: unknown[]) {
+async function countEvents(engine: Engine, q: ListQuery, where: string, params: unknown[]) {
+  const mode = q.count;
   if (mode === 'none') return { value: null, exact: false, mode: 'none' as const };
   if (mode === 'exact') {
     const [r] = await engine.query<{ n: number }>(`SELECT count(*)::float8 AS n FROM events ${where}`, params);
     return { value: r?.n ?? 0, exact: true, mode: 'exact' as const };
   }
-  if (mode === 'auto') {
-    // Counting stops after EXACT_COUNT_LIMIT + 1 matches: a bounded cost whatever the range.
-    const [r] = await engine.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM (SELECT 1 FROM events ${where} LIMIT ${EXACT_COUNT_LIMIT + 1}) s`,
-      params,
+  if (mode === 'estimate') return { value: await estimate(engine, where, params), exact: false, mode: 'estimate' as const };
+  // auto. Service and time filters: the aggregates answer in a few ms whatever the range holds, and
+  // say whether that is exact; when it is not, a bounded count may still be.
+  const fromAggregates = await aggregateTotal(engine, q);
+  if (fromAggregates?.exact) return fromAggregates;
+  // Counting stops after EXACT_COUNT_LIMIT + 1 matches: a bounded cost whatever the range.
+  const [r] = await engine.query<{ n: number }>(`SELECT count(*)::int AS n FROM (SELECT 1 FROM events ${where} LIMIT ${EXACT_COUNT_LIMIT + 1}) s`, params);
+  const n = r?.n ?? 0;
+  if (n <= EXACT_COUNT_LIMIT) return { value: n, exact: true, mode: 'exact' as const };
+  // Both are lower bounds: what the aggregates had counted, and the bounded count.
+  if (fromAggregates) return { ...fromAggregates, value: Math.max(n, fromAggregates.value) };
+  return { value: Math.max(n, await estimate(engine, where, params)), exact: false, mode: 'estimate' as const };
+}
+
+/**
+ * Filters of services and time only (the common case): the total from the aggregates, exact when
+ * they are final for the range (sql/007_count_events.sql). Null for other filters (message search,
+ * metadata: the aggregates do not know them) or when the aggregates cannot answer.
+ */
+async function aggregateTotal(engine: Engine, q: ListQuery) {
+  if (q.q || q.metadata || Object.keys(q.metaEq).length) return null;
+  try {
+    const [r] = await engine.query<{ total: number; exact: boolean }>(
+      `SELECT total::float8 AS total, exact FROM aurore_count_events($1::text[], $2::text::timestamptz, $3::text::timestamptz)`,
+      [q.service ?? null, q.from ?? null, q.to ?? null],
     );
-    const n = r?.n ?? 0;
-    if (n <= EXACT_COUNT_LIMIT) return { value: n, exact: true, mode: 'exact' as const };
-    return { value: Math.max(n, await estimate(engine, where, params)), exact: false, mode: 'estimate' as const };
+    if (!r) return null;
+    return { value: r.total, exact: r.exact, mode: r.exact ? ('exact' as const) : ('estimate' as const) };
+  } catch {
+    return null; // the planner's estimate still answers
   }
-  return { value: await estimate(engine, where, params), exact: false, mode: 'estimate' as const };
 }
 
 /** The planner's row estimate for the filters: instant, from the statistics ANALYZE keeps. */
