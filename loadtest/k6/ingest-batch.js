@@ -3,7 +3,7 @@
 //   k6 run -e RATE=40 -e BATCH_EVENTS=500 loadtest/k6/ingest-batch.js
 import http from 'k6/http';
 import { check } from 'k6';
-import { BASE_URL, event, headers, ingestThresholds, num, record, runService, verifyStored } from './lib.js';
+import { BASE_URL, event, headers, ingestThresholds, latency, num, record, runService, verifyStored } from './lib.js';
 
 const BATCH_EVENTS = num('BATCH_EVENTS', 500);
 http.setResponseCallback(http.expectedStatuses({ min: 200, max: 299 }, 429));
@@ -22,7 +22,7 @@ export const options = {
   },
   thresholds: {
     ...ingestThresholds,
-    'http_req_duration{name:batch}': ['p(95)<250', 'p(99)<500'],
+    'http_req_duration{name:batch}': latency(250, 500),
     'checks{check:every event in the batch accepted}': ['rate>0.99'],
   },
 };

@@ -21,7 +21,7 @@ export const options = {
   thresholds: {
     ...ingestThresholds,
     http_req_failed: ['rate<0.001'],
-    'http_req_duration{name:ingest}': ['p(99)<100', 'max<2000'],
+    'http_req_duration{name:ingest}': [`p(99)<${num('P99_MS', 250)}`, `max<${num('MAX_MS', 2000)}`],
   },
 };
 
