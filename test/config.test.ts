@@ -53,4 +53,17 @@ describe('documentation', () => {
     const readme = await Bun.file(new URL('../README.md', import.meta.url)).text();
     for (const name of Object.keys(envSchema.shape)) expect(readme).toMatch(new RegExp(`\\| \`${name}\` \\| [^|]+ \\| [^|]+ \\|`));
   });
+
+  test("README's default for each setting is the one the code applies", async () => {
+    const { envSchema } = await import('../src/config');
+    const readme = await Bun.file(new URL('../README.md', import.meta.url)).text();
+    const defaults = envSchema.parse({}) as Record<string, unknown>;
+    for (const name of Object.keys(envSchema.shape)) {
+      const documented = new RegExp(`\\| \`${name}\` \\| ([^|]+) \\|`).exec(readme)![1]!.trim();
+      const code = defaults[name];
+      // unset in the code: the README says so (unset, or what leaving it unset means)
+      if (code === undefined) expect(`${name}: ${documented}`).toMatch(new RegExp(`^${name}: (unset|none|\\(|—)`, 'i'));
+      else expect(`${name}: ${documented}`).toBe(`${name}: \`${String(code)}\``);
+    }
+  });
 });

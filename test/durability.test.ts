@@ -1,20 +1,23 @@
 // What was accepted is never lost: a full queue refuses instead of dropping, a writer thread that dies
 // holding a batch loses nothing and duplicates nothing, a restart keeps the data.
 import { afterEach, describe, expect, test, setDefaultTimeout } from 'bun:test';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadMigrations } from '../src/store/migrate';
-import { countRows, engines, newTarget, postEvent, startService, until, type Target } from './harness';
+import { spillDir, writeSpill } from '../src/store/spill';
+import { buildService, countRows, engines, newTarget, postEvent, startService, until, type Target } from './harness';
 
 // Creating an embedded database takes about 4 s (initdb), near bun's 5 s default.
 setDefaultTimeout(60_000);
 
 const targets: Target[] = [];
 const services: { stop(): Promise<unknown> }[] = [];
+const cleanupsAfter: (() => unknown)[] = [];
 afterEach(async () => {
   for (const s of services.splice(0)) await s.stop();
   for (const t of targets.splice(0)) await t.destroy();
+  for (const c of cleanupsAfter.splice(0)) c();
 });
 async function target(kind: Target['kind']) {
   const t = await newTarget(kind);
@@ -121,6 +124,68 @@ describe.each(engines)('durability [%s]', (kind) => {
     expect(await countRows(second.engine, `service = 'spill'`)).toBe(12);
     expect(readdirSync(spillDir)).toEqual([]);
     if (!t.env.DATA_DIR) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  /** A DATA_DIR for the spill (the embedded target's own; a fresh one for the server) whose database exists. */
+  async function spillWorld() {
+    const t = await target(kind);
+    const dataDir = t.env.DATA_DIR ?? mkdtempSync(join(tmpdir(), 'aurore-spill-'));
+    if (!t.env.DATA_DIR) cleanupsAfter.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    await (await startService(t, { DATA_DIR: dataDir })).stop(); // migrated, then stopped
+    return { t, dataDir };
+  }
+  const record = (i: number, service: string) => `{"id":"00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}","time":"2024-03-01T00:00:${String(i % 60).padStart(2, '0')}.${String(i % 1000).padStart(3, '0')}Z","service":"${service}","message":"spilled ${i}","metadata":{}}`;
+
+  test('spilled events are written before the events that arrive while the service starts', async () => {
+    const { t, dataDir } = await spillWorld();
+    writeSpill(spillDir(dataDir), `[${Array.from({ length: 20_000 }, (_, i) => record(i, 'spill-first')).join(',')}]`);
+    const svc = buildService(t, { DATA_DIR: dataDir });
+    services.push(svc);
+    // Accepted while the service migrates and replays: they wait in the queue.
+    for (let i = 0; i < 50; i++) expect((await postEvent(svc.app, ev(i, 'spill-then'))).status).toBe(202);
+    await svc.ready;
+    await until(() => svc.queue.depth === 0);
+    const [r] = await svc.engine.query<{ spilled_last: string; new_first: string; spilled: number }>(
+      `SELECT (SELECT max(ingested_at) FROM events WHERE service = 'spill-first')::text AS spilled_last,
+              (SELECT min(ingested_at) FROM events WHERE service = 'spill-then')::text AS new_first,
+              (SELECT count(*) FROM events WHERE service = 'spill-first')::int AS spilled`,
+    );
+    expect(r!.spilled).toBe(20_000);
+    expect(r!.spilled_last < r!.new_first).toBe(true);
+  });
+
+  test('a replay is idempotent: spilled events already stored add no row', async () => {
+    const { t, dataDir } = await spillWorld();
+    const stored = await startService(t, { DATA_DIR: dataDir });
+    const body = `[${Array.from({ length: 10 }, (_, i) => record(i, 'spill-twice')).join(',')}]`;
+    // The API's own form of the same events (id, timestamp): 10 stored now.
+    const res = await stored.app.request('/events/batch?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify((JSON.parse(body) as { id: string; time: string; service: string; message: string }[]).map((e) => ({ id: e.id, timestamp: e.time, service: e.service, message: e.message }))) });
+    expect(res.status).toBe(201);
+    await stored.stop();
+    writeSpill(spillDir(dataDir), `[${Array.from({ length: 15 }, (_, i) => record(i, 'spill-twice')).join(',')}]`); // the same 10 and 5 more
+    const svc = await service(t, { DATA_DIR: dataDir });
+    expect(await countRows(svc.engine, `service = 'spill-twice'`)).toBe(15);
+    expect(readdirSync(spillDir(dataDir))).toEqual([]);
+  });
+
+  test('a replay that fails keeps the file, and the next attempt writes it', async () => {
+    const { t, dataDir } = await spillWorld();
+    // An operator's trigger that fails every insert of this service (not a data error: the whole
+    // statement fails, as a lost connection would).
+    const direct = await t.open();
+    await direct.exec(`CREATE FUNCTION refuse_replay() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.service = 'spill-kept' THEN RAISE EXCEPTION 'not now'; END IF; RETURN NEW; END $$;
+                       CREATE TRIGGER refuse_replay BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_replay();`);
+    await direct.close();
+    const file = writeSpill(spillDir(dataDir), `[${Array.from({ length: 30 }, (_, i) => record(i, 'spill-kept')).join(',')}]`);
+    const svc = buildService(t, { DATA_DIR: dataDir });
+    services.push(svc);
+    await until(() => (svc.state.startError ?? '').includes('not now'), 20_000, 'the replay to fail');
+    expect(existsSync(file)).toBe(true);
+    expect(svc.state.ready).toBe(false);
+    await svc.engine.exec(`DROP TRIGGER refuse_replay ON events`);
+    await svc.ready;
+    expect(existsSync(file)).toBe(false);
+    expect(await countRows(svc.engine, `service = 'spill-kept'`)).toBe(30);
   });
 
   test('events posted while stopping are refused with 503, and stop writes everything accepted before', async () => {

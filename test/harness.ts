@@ -58,6 +58,13 @@ export const testLogger = createLogger(process.env.TEST_LOG_LEVEL === 'debug' ? 
 
 /** Starts a service on `target`, ready (migrated) when it resolves. */
 export async function startService(target: Target, env: Record<string, string> = {}, opts: ServiceOptions = {}) {
+  const svc = buildService(target, env, opts);
+  await svc.ready;
+  return svc;
+}
+
+/** Builds a service on `target` without waiting for it to be ready (start-up is then in progress). */
+export function buildService(target: Target, env: Record<string, string> = {}, opts: ServiceOptions = {}) {
   // Many tests use fixed dates in the past (known order, known ids): nothing is old enough for
   // retention unless a test says so (test/aggregates.test.ts sets realistic ages).
   const config = loadConfig({
@@ -71,9 +78,7 @@ export async function startService(target: Target, env: Record<string, string> =
     ...target.env,
     ...env,
   });
-  const svc = createService(config, { log: testLogger, ...opts });
-  await svc.ready;
-  return svc;
+  return createService(config, { log: testLogger, ...opts });
 }
 
 export function postEvent(app: { request: (p: string, i?: RequestInit) => Response | Promise<Response> }, body: unknown, headers: Record<string, string> = {}) {

@@ -128,6 +128,8 @@ describe.each(engines)('ingest and query [%s]', (kind) => {
   });
 
   test('nothing rejected reached the database', async () => {
+    await until(() => svc.queue.depth === 0); // anything queued by mistake would be written by now
+    expect(svc.batcher.stats.written).toBeGreaterThan(0); // the writers did run
     expect(await countRows(svc.engine, `service IN ('s', 'a b')`)).toBe(0);
   });
 

@@ -21,6 +21,7 @@ describe('shared-memory queue', () => {
     expect(q.push('{"a":4}')).toBe(false); // claimed is not released
     q.release(b);
     expect(q.depth).toBe(0);
+    expect([q.push('{"a":5}'), q.push('{"a":6}'), q.push('{"a":7}'), q.push('{"a":8}')]).toEqual([true, true, true, false]); // the space came back
     expect(q.push('x'.repeat(70))).toBe(false); // more bytes than the ring holds
   });
 

@@ -17,7 +17,7 @@ export interface WriterData {
 }
 
 export type WriterTask =
-  | { op: 'insert'; start: number; end: number; count: number; fault?: 'crash-before-write' | 'crash-after-write' }
+  | { op: 'insert'; start: number; end: number; count: number; fault?: 'crash-before-write' | 'crash-after-write' | 'database-down' }
   | { op: 'query'; text: string; params: unknown[] }
   | { op: 'exec'; script: string; transaction: boolean }
   | { op: 'close' };
@@ -48,6 +48,7 @@ export default async function writer(task: WriterTask): Promise<unknown> {
       // Fault injection for the crash tests (set only by tests through createService options): the
       // thread dies holding a batch, before or after its commit.
       if (task.fault === 'crash-before-write') process.exit(3);
+      if (task.fault === 'database-down') throw new Error('08006: connection to the database lost (test fault)');
       const result: InsertResult = { inserted: 0, duplicates: [], rejected: [] };
       try {
         await insertRecords(engine, json, task.count, 0, result);

@@ -28,6 +28,8 @@ export interface Faults {
   beforeWrite?: () => Promise<void>;
   /** The writer thread exits during this write attempt (1-based count of attempts). */
   crashOnAttempt?: { attempt: number; when: 'crash-before-write' | 'crash-after-write' };
+  /** While this returns true, the writer fails each attempt as a lost database connection would (the embedded engine's outage). */
+  databaseDown?: () => boolean;
 }
 
 export interface BatcherStats {
@@ -185,7 +187,7 @@ export class Batcher {
         await this.faults.beforeWrite?.();
         await this.breakerGate();
         const attempt = ++this.attempts;
-        const crash = this.faults.crashOnAttempt?.attempt === attempt ? this.faults.crashOnAttempt.when : undefined;
+        const crash = this.faults.databaseDown?.() ? 'database-down' : this.faults.crashOnAttempt?.attempt === attempt ? this.faults.crashOnAttempt.when : undefined;
         const began = performance.now();
         result = (await this.pool.run({ op: 'insert', start: batch.start, end: batch.end, count: batch.count, fault: crash })) as InsertResult;
         this.onBatch(batch.count, (performance.now() - began) / 1000);

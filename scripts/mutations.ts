@@ -1,0 +1,163 @@
+// The mutation check (`bun run mutations`, run by CI): each entry breaks the code in one small,
+// deliberate way, in a scratch copy of the tree, and runs only the tests named for it. A test suite
+// that still passes on the broken code has a hole: the check fails naming the breakage that survived.
+// A breakage whose text no longer matches the code fails too: update it along with the code.
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+
+interface Mutation {
+  name: string;
+  file: string;
+  find: string;
+  replace: string;
+  /** Test files, and a name pattern (bun test -t) selecting the tests that must notice. */
+  tests: string[];
+  only?: string;
+}
+
+const MUTATIONS: Mutation[] = [
+  {
+    name: 'the batch insert without ON CONFLICT DO NOTHING (idempotency of every write path: writers and spill replay)',
+    file: 'src/store/write.ts',
+    find: '  ON CONFLICT DO NOTHING\n',
+    replace: '\n',
+    tests: ['test/batch.test.ts'],
+    only: 'resent with the same id',
+  },
+  {
+    name: 'the circuit breaker never opens',
+    file: 'src/store/batcher.ts',
+    find: "this.breaker = 'open';",
+    replace: '',
+    tests: ['test/failures.test.ts'],
+    only: 'writes failing under load',
+  },
+  {
+    name: '/metrics/events and /health/business open to anyone',
+    file: 'src/protect/access.ts',
+    find: "paths: ['/events', '/events/:id', '/metrics/events', '/health/business'], scope: 'query', budget: 'query' },",
+    replace: "paths: ['/events', '/events/:id'], scope: 'query', budget: 'query' },\n  { method: 'GET', paths: ['/metrics/events', '/health/business'], scope: null, budget: 'query' },",
+    tests: ['test/auth.test.ts'],
+    only: 'demands',
+  },
+  {
+    name: '/health/detailed open to a query key',
+    file: 'src/protect/access.ts',
+    find: "paths: ['/health/buffer', '/health/database', '/health/detailed', '/metrics'], scope: 'admin', budget: 'health' },",
+    replace: "paths: ['/health/buffer', '/health/database', '/metrics'], scope: 'admin', budget: 'health' },\n  { method: 'GET', paths: ['/health/detailed'], scope: 'query', budget: 'health' },",
+    tests: ['test/auth.test.ts'],
+    only: 'demands',
+  },
+  {
+    name: 'the spill replayed after the batcher starts, not awaited',
+    file: 'src/service.ts',
+    find: '        await replaySpills(spillDir(config.dataDir), engine, log);\n',
+    replace: '        setTimeout(() => void replaySpills(spillDir(config.dataDir), engine, log), 0);\n',
+    tests: ['test/durability.test.ts'],
+    only: 'written before the events that arrive',
+  },
+  {
+    name: 'a spill file deleted even when its replay failed',
+    file: 'src/store/spill.ts',
+    find: '      const { records, result } = await replayFile(path, engine);\n',
+    replace: '      const { records, result } = await replayFile(path, engine).catch(() => ({ records: 0, result: { inserted: 0, duplicates: [], rejected: [] } }));\n',
+    tests: ['test/durability.test.ts'],
+    only: 'replay that fails keeps the file',
+  },
+  {
+    name: 'no lock on the embedded DATA_DIR',
+    file: 'src/store/lock.ts',
+    find: '  if (!tryLock(fd)) {',
+    replace: '  if (false) {',
+    tests: ['test/datadir.test.ts'],
+    only: 'refused too',
+  },
+  {
+    name: 'a spill file replayed without claiming it',
+    file: 'src/store/lock.ts',
+    find: 'if (tryLock(fd) && existsSync(path)',
+    replace: 'if (existsSync(path)',
+    tests: ['test/datadir.test.ts'],
+    only: 'cannot be claimed again',
+  },
+  {
+    name: 'totals from the aggregates always called exact',
+    file: 'sql/007_count_events.sql',
+    find: '  exact := aurore_aggregates_exact(services, m1, m2);',
+    replace: '  exact := true;',
+    tests: ['test/totals.test.ts'],
+    only: 'make the total an estimate',
+  },
+  {
+    name: 'Retry-After always the fallback, not the drain rate',
+    file: 'src/receive/accept.ts',
+    find: '    if (batcher.drainRate < 1) return config.retryAfterSeconds;',
+    replace: '    return config.retryAfterSeconds;',
+    tests: ['test/promises.test.ts'],
+    only: 'Retry-After follows the drain rate',
+  },
+  {
+    name: 'queue space never released',
+    file: 'src/store/queue.ts',
+    find: '    this.releasePos = b.end;\n',
+    replace: '',
+    tests: ['test/queue.test.ts'],
+  },
+  {
+    name: 'a rate threshold without samples passes in the k6 runner',
+    file: 'loadtest/k6run/metrics.ts',
+    find: 'values.filter((v) => v !== 0).length / values.length : NaN;',
+    replace: 'values.filter((v) => v !== 0).length / values.length : 1;',
+    tests: ['test/k6.test.ts'],
+    only: 'aggregates as k6 does',
+  },
+];
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const log = (m: string) => process.stderr.write(`[mutations] ${m}\n`);
+
+/** A scratch copy of the tracked tree (node_modules linked, not copied). */
+function scratch(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'aurore-mutations-'));
+  const files = Bun.spawnSync(['git', 'ls-files', '-co', '--exclude-standard'], { cwd: ROOT }).stdout.toString().split('\n').filter(Boolean);
+  for (const f of files) {
+    mkdirSync(dirname(join(dir, f)), { recursive: true });
+    cpSync(join(ROOT, f), join(dir, f));
+  }
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  return dir;
+}
+
+const dir = scratch();
+const results: { name: string; outcome: 'killed' | 'SURVIVED' | 'NO LONGER APPLIES'; seconds: number }[] = [];
+try {
+  for (const m of MUTATIONS) {
+    const path = join(dir, m.file);
+    const original = readFileSync(path, 'utf8');
+    const started = performance.now();
+    const at = original.indexOf(m.find);
+    if (at < 0 || original.indexOf(m.find, at + 1) >= 0) {
+      results.push({ name: m.name, outcome: 'NO LONGER APPLIES', seconds: 0 });
+      log(`${m.name}: its text is not in ${m.file} exactly once`);
+      continue;
+    }
+    writeFileSync(path, original.replace(m.find, m.replace));
+    log(`${m.name} -> ${m.tests.join(' ')}${m.only ? ` -t '${m.only}'` : ''}`);
+    const env = { ...process.env, TEST_DATABASE_URL: '' }; // the embedded engine: fast, and on every machine
+    const p = Bun.spawn([process.execPath, 'test', '--timeout', '120000', ...m.tests, ...(m.only ? ['-t', m.only] : [])], { cwd: dir, env, stdout: 'pipe', stderr: 'pipe' });
+    const [out, code] = [await new Response(p.stderr).text(), await p.exited];
+    // Killed means a test failed on it (not that the run could not start): bun prints ' N fail'.
+    const failed = Number(/ (\d+) fail/.exec(out)?.[1] ?? 0);
+    const outcome = code !== 0 && failed > 0 ? 'killed' : 'SURVIVED';
+    results.push({ name: m.name, outcome, seconds: Math.round((performance.now() - started) / 100) / 10 });
+    log(`  ${outcome} (${results.at(-1)!.seconds} s)`);
+    writeFileSync(path, original);
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+console.log(['', '| breakage | outcome | seconds |', '| --- | --- | --- |', ...results.map((r) => `| ${r.name} | ${r.outcome} | ${r.seconds} |`), ''].join('\n'));
+const bad = results.filter((r) => r.outcome !== 'killed');
+if (bad.length) console.log(`${bad.length} breakage(s) not caught by the tests named for them: ${bad.map((b) => b.name).join('; ')}`);
+process.exit(bad.length ? 1 : 0);
