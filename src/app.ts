@@ -17,6 +17,8 @@ import { eventRoutes } from './read/events';
 import { metricsRoutes } from './read/metrics';
 import { createAcceptor } from './receive/accept';
 import { eventsReceiver } from './receive/events';
+import { lokiErrors, lokiReceiver } from './receive/loki';
+import { otlpErrors, otlpReceiver } from './receive/otlp';
 
 /** What the routes need: the pipeline's parts (as the health routes report them), metrics and limits. */
 export interface AppDeps extends HealthDeps {
@@ -28,7 +30,8 @@ export function createApp(deps: AppDeps) {
   const { config, state, log, metrics, limits } = deps;
   const app = new Hono();
 
-  app.onError(errorHandler(log));
+  // One handler; the agents' protocols answer errors in their own shape (OTLP Status, Loki text).
+  app.onError(errorHandler(log, [otlpErrors, lokiErrors]));
   app.use(requestContext(config, log, metrics));
   if (config.corsOrigins.length) {
     app.use(cors({ origin: [...config.corsOrigins], allowHeaders: ['Authorization', 'Content-Type', 'Content-Encoding', 'Prefer', 'X-Request-Id'], exposeHeaders: ['X-Request-Id', 'X-Ingest-Ack', 'Retry-After'], maxAge: 600 }));
@@ -38,6 +41,7 @@ export function createApp(deps: AppDeps) {
   // that hot path). The only HTTPException(503) in the app: errorHandler answers it as request_timeout.
   const requestTimeout = timeout(config.requestTimeoutMs, () => new HTTPException(503, { message: `The request took longer than ${config.requestTimeoutMs} ms (REQUEST_TIMEOUT_MS)` }));
   app.use('/events/*', requestTimeout);
+  app.on('POST', ['/v1/logs', '/loki/api/v1/push'], requestTimeout);
   app.on('GET', ['/events', '/metrics/events', '/health/business', '/health/detailed'], requestTimeout);
   app.notFound((c) => respondError(c, new ApiError('not_found', `No route for ${c.req.method} ${c.req.path}`)));
   guardRoutes(app, config, limits);
@@ -45,6 +49,8 @@ export function createApp(deps: AppDeps) {
   // receive
   const accept = createAcceptor(deps);
   app.route('/', eventsReceiver({ config, state, accept }));
+  app.route('/', otlpReceiver({ config, state, accept }));
+  app.route('/', lokiReceiver({ config, state, accept }));
   // read
   app.route('/', eventRoutes(deps));
   app.route('/', metricsRoutes(deps));

@@ -76,15 +76,25 @@ export function respondError(c: Context, e: ApiError) {
   return c.json(errorBody(e), e.status);
 }
 
-export function errorHandler(log: Logger) {
+/**
+ * How a receiver whose protocol defines its own error bodies answers them (OTLP: a google.rpc.Status;
+ * Loki: plain text), for every error on its route, the guards' included. Same codes, same statuses.
+ */
+export interface WireErrors {
+  prefix: string;
+  render(c: Context, e: ApiError): Response;
+}
+
+export function errorHandler(log: Logger, wires: readonly WireErrors[] = []) {
+  const answer = (c: Context, e: ApiError) => (wires.find((w) => c.req.path.startsWith(w.prefix))?.render ?? respondError)(c, e);
   return (err: Error, c: Context) => {
-    if (err instanceof ApiError) return respondError(c, err);
+    if (err instanceof ApiError) return answer(c, err);
     if (err instanceof HTTPException) {
       // Hono's own exceptions (body limit). Map the status into our codes; never leak internals.
       const code: ErrorCode = err.status === 413 ? 'payload_too_large' : err.status === 404 ? 'not_found' : err.status === 503 ? 'request_timeout' : 'internal';
-      if (code !== 'internal') return respondError(c, new ApiError(code, err.message || code));
+      if (code !== 'internal') return answer(c, new ApiError(code, err.message || code));
     }
     log.error('unhandled error', { requestId: c.get('requestId' as never), method: c.req.method, path: c.req.path, err });
-    return respondError(c, new ApiError('internal', 'Internal server error'));
+    return answer(c, new ApiError('internal', 'Internal server error'));
   };
 }

@@ -98,6 +98,56 @@ function ingestPaths(config: Config): Paths {
   };
 }
 
+/** The agents' protocols: their bodies are theirs (opentelemetry-proto, Loki's push.proto). */
+function agentPaths(config: Config): Paths {
+  const protobuf = (description: string) => ({ schema: { type: 'string', format: 'binary', description } });
+  return {
+    '/v1/logs': {
+      post: {
+        summary: 'OpenTelemetry logs (OTLP/HTTP): point an exporter or Collector at this URL',
+        tags: ['ingest'],
+        parameters: [wait],
+        requestBody: {
+          required: true,
+          content: {
+            'application/x-protobuf': protobuf('ExportLogsServiceRequest (opentelemetry-proto collector/logs/v1)'),
+            'application/json': { schema: { type: 'object', description: 'OTLP/JSON ExportLogsServiceRequest: {"resourceLogs":[...]}' } },
+          },
+        },
+        responses: {
+          '200': { description: `ExportLogsServiceResponse in the request's encoding; records not stored are counted in partialSuccess. At most ${config.limits.batchMaxEvents} records a request.` },
+          '400': { description: 'google.rpc.Status: the request cannot be read' },
+          '413': { description: 'google.rpc.Status: over BATCH_MAX_BYTES or BATCH_MAX_EVENTS' },
+          '415': { description: 'google.rpc.Status: neither protobuf nor JSON' },
+          '429': { description: 'google.rpc.Status: queue full or rate limited (Retry-After; retryable)' },
+          '503': { description: 'google.rpc.Status: shutting down or database unavailable (Retry-After; retryable)' },
+        },
+      },
+    },
+    '/loki/api/v1/push': {
+      post: {
+        summary: "Loki's push API: point Alloy, Promtail, Vector, Fluent Bit or a Loki client at this service",
+        tags: ['ingest'],
+        parameters: [wait],
+        requestBody: {
+          required: true,
+          content: {
+            'application/x-protobuf': protobuf('PushRequest (Loki push.proto), snappy block-compressed'),
+            'application/json': { schema: { type: 'object', description: '{"streams":[{"stream":{labels},"values":[["<unix ns>","<line>",{structured metadata}]]}]}' } },
+          },
+        },
+        responses: {
+          '204': { description: 'Stored (or queued)' },
+          '400': { description: 'Plain text: what could not be read, or which entries were not stored (the others were)' },
+          '413': { description: 'Plain text: over BATCH_MAX_BYTES or BATCH_MAX_EVENTS' },
+          '429': { description: 'Plain text: queue full or rate limited (Retry-After)' },
+          '503': { description: 'Plain text: shutting down or database unavailable (Retry-After)' },
+        },
+      },
+    },
+  };
+}
+
 function queryPaths(config: Config): Paths {
   const list = toSchema(listQuerySchema(config.limits)) as { properties: Record<string, Record<string, unknown>> };
   const listParams: Operation[] = Object.entries(list.properties)
@@ -229,7 +279,7 @@ export function openApiDocument(config: Config) {
     },
     components: components(config),
     security: keys ? [{ bearer: [] }] : [],
-    paths: secure(merge(ingestPaths(config), queryPaths(config), metricsPaths(), healthPaths()), keys),
+    paths: secure(merge(ingestPaths(config), agentPaths(config), queryPaths(config), metricsPaths(), healthPaths()), keys),
   };
 }
 

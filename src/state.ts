@@ -15,11 +15,13 @@ export interface ServiceState {
   received: number; // events seen in POST bodies
   accepted: number;
   invalid: number; // events refused at validation
+  /** Events from agents' protocols stored with something cut to fit (message or metadata). */
+  cut: number;
   rejectedQueueFull: number;
 }
 
 export function newState(): ServiceState {
-  return { ready: false, draining: false, database: null, startError: null, received: 0, accepted: 0, invalid: 0, rejectedQueueFull: 0, jobs: null };
+  return { ready: false, draining: false, database: null, startError: null, received: 0, accepted: 0, invalid: 0, cut: 0, rejectedQueueFull: 0, jobs: null };
 }
 
 /** Reads need the migrated database: before that, 503 not_ready with Retry-After. */

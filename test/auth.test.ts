@@ -81,6 +81,8 @@ describe('scopes [embedded]', () => {
   const REQUIRED: Record<string, 'ingest' | 'query' | 'admin' | 'open'> = {
     'POST /events': 'ingest',
     'POST /events/batch': 'ingest',
+    'POST /v1/logs': 'ingest',
+    'POST /loki/api/v1/push': 'ingest',
     'GET /events': 'query',
     'GET /events/{id}': 'query',
     'GET /metrics/events': 'query',

@@ -33,22 +33,25 @@ async function lateRange(engine: Engine, rawDays: number) {
   return w;
 }
 
-/** Refreshes [first, last] at every level, finer first: each level is computed from the one below. */
-async function refreshLevels(engine: Engine, first: string, last: string) {
-  // Windows are whole buckets, and end where that level's policy ends (end_offset): refreshing a
-  // bucket that is still filling would freeze it (rows arriving afterwards wait for the next refresh
-  // instead of showing at once).
+/**
+ * Refreshes from `first` up to where each level's policy ends, finer level first: each level is
+ * computed from the one below. Up to the policy's end, not only to the last late row: a refresh
+ * processes only what is not yet final in its window, so the stretch between the late rows and the
+ * policy's own window costs little when empty, and afterwards no range stays "never materialized"
+ * (that would keep totals from the aggregates an estimate forever: sql/006_totals.community.sql).
+ * Windows end where that level's policy ends (end_offset): refreshing a bucket that is still
+ * filling would freeze it (rows arriving afterwards would wait for the next refresh instead of
+ * showing at once).
+ */
+async function refreshLevels(engine: Engine, first: string) {
   const windows = await engine.query<{ view: string; a: string; b: string }>(
     `SELECT v.view, v.a::text AS a, v.b::text AS b FROM (VALUES
-       (1, 'events_per_minute', time_bucket(INTERVAL '1 minute', $1::text::timestamptz),
-           least(time_bucket(INTERVAL '1 minute', $2::text::timestamptz) + INTERVAL '1 minute', time_bucket(INTERVAL '1 minute', now() - INTERVAL '1 minute'))),
-       (2, 'events_per_hour', time_bucket(INTERVAL '1 hour', $1::text::timestamptz),
-           least(time_bucket(INTERVAL '1 hour', $2::text::timestamptz) + INTERVAL '1 hour', time_bucket(INTERVAL '1 hour', now() - INTERVAL '1 hour'))),
-       (3, 'events_per_day', time_bucket(INTERVAL '1 day', $1::text::timestamptz),
-           least(time_bucket(INTERVAL '1 day', $2::text::timestamptz) + INTERVAL '1 day', time_bucket(INTERVAL '1 day', now() - INTERVAL '1 day')))
+       (1, 'events_per_minute', time_bucket(INTERVAL '1 minute', $1::text::timestamptz), time_bucket(INTERVAL '1 minute', now() - INTERVAL '1 minute')),
+       (2, 'events_per_hour', time_bucket(INTERVAL '1 hour', $1::text::timestamptz), time_bucket(INTERVAL '1 hour', now() - INTERVAL '1 hour')),
+       (3, 'events_per_day', time_bucket(INTERVAL '1 day', $1::text::timestamptz), time_bucket(INTERVAL '1 day', now() - INTERVAL '1 day'))
      ) AS v(level, view, a, b)
      WHERE v.a < v.b ORDER BY v.level`,
-    [first, last],
+    [first],
   );
   for (const x of windows) {
     // Not parameters: refresh refuses to run inside the implicit transaction of a prepared statement.
@@ -62,7 +65,7 @@ export function lateEvents(engine: Engine, config: Config) {
     const w = await lateRange(engine, config.retention.rawDays);
     let did = 'nothing late';
     if (w.first && w.last) {
-      await refreshLevels(engine, w.first, w.last);
+      await refreshLevels(engine, w.first);
       did = `refreshed ${w.first} .. ${w.last}`;
     }
     await engine.query(

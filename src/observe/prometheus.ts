@@ -37,6 +37,7 @@ export function createMetrics(queue: EventQueue, batcher: Batcher, state: Servic
   totalCounter(registry, 'aurore_events_received_total', 'Events received in POST bodies, valid or not', () => state.received);
   totalCounter(registry, 'aurore_events_accepted_total', 'Events accepted into the queue (answered 202/201)', () => state.accepted);
   totalCounter(registry, 'aurore_events_invalid_total', 'Events refused at validation (400 or per-item errors)', () => state.invalid);
+  totalCounter(registry, 'aurore_events_cut_total', 'Events from OTLP or Loki push stored with their message or metadata cut to fit the limits', () => state.cut);
   totalCounter(registry, 'aurore_events_written_total', 'Events committed to the database', () => s.written);
   totalCounter(registry, 'aurore_events_duplicates_total', 'Events already stored (same id and timestamp)', () => s.duplicates);
   totalCounter(registry, 'aurore_events_rejected_total', 'Events the database refused, kept in events_rejected', () => s.rejected);

@@ -15,7 +15,7 @@ export interface RouteAccess {
 }
 
 export const ACCESS: readonly RouteAccess[] = [
-  { method: 'POST', paths: ['/events', '/events/batch'], scope: 'ingest', budget: 'ingest' },
+  { method: 'POST', paths: ['/events', '/events/batch', '/v1/logs', '/loki/api/v1/push'], scope: 'ingest', budget: 'ingest' },
   { method: 'GET', paths: ['/events', '/events/:id', '/metrics/events', '/health/business'], scope: 'query', budget: 'query' },
   { method: 'GET', paths: ['/health/buffer', '/health/database', '/health/detailed', '/metrics'], scope: 'admin', budget: 'health' },
   { method: 'GET', paths: ['/health', '/health/live', '/health/ready'], scope: null, budget: 'health' },

@@ -15,11 +15,13 @@ import type { Engine } from '../store/engine';
 import { encodeCursor, queryParsers, type ListQuery } from './params';
 
 const EXACT_COUNT_LIMIT = 10_000;
-const COLUMNS = 'id, time, service, message, metadata, ingested_at';
+// The event's time as text to the microsecond (OTLP and Loki timestamps keep them; a JS Date would
+// not): in replies, and in cursors, where a millisecond would skip or repeat events.
+const COLUMNS = `id, to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS time_text, service, message, metadata, ingested_at`;
 
 interface EventRow {
   id: string;
-  time: Date;
+  time_text: string; // 2024-01-15T10:30:00.123456Z
   service: string;
   message: string;
   metadata: Record<string, unknown>;
@@ -32,7 +34,7 @@ export function toApiEvent(r: EventRow) {
   return {
     id: r.id,
     eventId: r.id,
-    timestamp: new Date(r.time).toISOString(),
+    timestamp: r.time_text.endsWith('000Z') ? `${r.time_text.slice(0, -4)}Z` : r.time_text, // milliseconds unless there is more
     service: r.service,
     message: r.message,
     metadata: r.metadata,
@@ -95,7 +97,7 @@ export async function listEvents(engine: Engine, q: ListQuery) {
       limit,
       offset,
       has_more: hasMore,
-      next_cursor: hasMore && last ? encodeCursor({ t: new Date(last.time).toISOString(), i: last.id, o: q.order }) : null,
+      next_cursor: hasMore && last ? encodeCursor({ t: last.time_text, i: last.id, o: q.order }) : null,
     },
   };
 }

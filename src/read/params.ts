@@ -11,7 +11,7 @@ type Limits = Config['limits'];
 const META_KEY_RE = /^[A-Za-z0-9_-]{1,64}(?:\.[A-Za-z0-9_-]{1,64}){0,4}$/;
 
 export interface Cursor {
-  t: string; // time of the last event returned (ISO, ms)
+  t: string; // time of the last event returned (ISO, to the microsecond)
   i: string; // its id
   o: 'asc' | 'desc';
 }

@@ -87,6 +87,29 @@ export function createAcceptor({ config, queue, batcher, state }: AcceptDeps) {
       return mark.appended;
     },
 
+    /**
+     * A protocol receiver's records (OTLP, Loki push): the same event twice in the request is one
+     * row, the rest is queued whole or refused, and with `wait` the answer waits for the commit.
+     * Resolves with what a reply reports: queued, duplicates, and the records the database refused.
+     */
+    async submit(items: readonly { id: string; time: string; record: string }[], wait: boolean) {
+      const seen = new Set<string>();
+      const records: string[] = [];
+      for (const it of items) {
+        const key = it.id + it.time;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        records.push(it.record);
+      }
+      let duplicates = items.length - records.length;
+      if (!records.length) return { queued: 0, duplicates, refused: [] as string[], committed: false };
+      const from = this.all(records);
+      const outcome = wait ? await this.committed(from, from + records.length) : null;
+      duplicates += outcome?.duplicates.length ?? 0;
+      const refused = outcome?.rejected.map((r) => r.message) ?? [];
+      return { queued: records.length - (outcome ? outcome.duplicates.length + refused.length : 0), duplicates, refused, committed: outcome !== null };
+    },
+
     /** The commit outcome of sequence range [from, to), or null when WAIT_TIMEOUT_MS passes first (the events stay queued). */
     async committed(from: number, to: number): Promise<CommitOutcome | null> {
       let timer: ReturnType<typeof setTimeout> | undefined;

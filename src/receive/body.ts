@@ -1,6 +1,7 @@
-// Reading a request body: Content-Encoding (gzip, deflate, zstd) decoded as a stream and capped on
-// the DECOMPRESSED size, so a gzip bomb is refused after `max` bytes instead of filling memory; text
-// must be valid UTF-8 (a replacement character silently stored would be a changed event).
+// Reading a request body, for every receiver: Content-Encoding (gzip, deflate, zstd) decoded as a
+// stream and capped on the DECOMPRESSED size, so a gzip bomb is refused after `max` bytes instead of
+// filling memory; text must be valid UTF-8 (a replacement character silently stored would be a
+// changed event).
 import { ApiError } from '../errors';
 
 // Bun's DecompressionStream also takes 'zstd'.
@@ -13,7 +14,18 @@ const DECODERS: Record<string, string> = {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** The body as UTF-8 text (JSON and NDJSON receivers). */
 export async function readBody(req: Request, max: number, limitName: string): Promise<string> {
+  const bytes = await readBytes(req, max, limitName);
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    throw new ApiError('invalid_body', 'Request body is not valid UTF-8');
+  }
+}
+
+/** The body's bytes, decompressed per Content-Encoding, at most `max` of them (protobuf receivers). */
+export async function readBytes(req: Request, max: number, limitName: string): Promise<Uint8Array> {
   const encoding = (req.headers.get('content-encoding') ?? 'identity').trim().toLowerCase();
   const tooLarge = () => new ApiError('payload_too_large', `Request body exceeds ${max} bytes (${limitName})${encoding === 'identity' ? '' : ' once decompressed'}`);
   let bytes: Uint8Array;
@@ -35,11 +47,7 @@ export async function readBody(req: Request, max: number, limitName: string): Pr
       }
     }
   }
-  try {
-    return utf8.decode(bytes);
-  } catch {
-    throw new ApiError('invalid_body', 'Request body is not valid UTF-8');
-  }
+  return bytes;
 }
 
 /** Reads a stream into memory, giving up (and cancelling the stream) as soon as it passes `max`. */

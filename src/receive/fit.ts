@@ -1,0 +1,127 @@
+// Fitting a record decoded from an agent's protocol (OTLP, Loki push) into the one internal event.
+// Agents cannot fix what they send, and telemetry must not be dropped for one long line, so where
+// the native API answers 400, this cuts, replaces and counts instead:
+//   service   characters outside A-Z a-z 0-9 . _ : - become _, cut to SERVICE_NAME_MAX_LENGTH;
+//             none at all: 'unknown_service' (OpenTelemetry's own name for it)
+//   message   control characters (but tab, newline, CR) shown as their Unicode control pictures
+//             (ESC -> U+241B), unpaired surrogates as U+FFFD; over MESSAGE_MAX_LENGTH cut with a marker
+//   metadata  the same for every string; over METADATA_MAX_BYTES, keys kept in order while they fit
+//             and a `_cut` entry says how many were left out
+//   time      nanoseconds since the epoch, kept to the microsecond (what PostgreSQL stores); older
+//             than RETENTION_DAYS or outside years 1000-9999: refused (counted by the receiver)
+// The id is a UUIDv7 of the event's time whose random bits are a hash of the event: an exporter that
+// retries a request sends the same ids, and the (id, time) key stores each record once (Loki, too,
+// keeps one entry per identical timestamp and line).
+import type { Config } from '../config';
+
+type Limits = Config['limits'];
+
+export interface Mapped {
+  service: string | undefined;
+  /** Unix nanoseconds; null: now. */
+  timeNs: bigint | null;
+  message: string;
+  metadata: Record<string, unknown>;
+}
+
+export interface Fitted {
+  id: string;
+  time: string;
+  record: string;
+  /** Something was cut to fit (message or metadata). */
+  cut: boolean;
+}
+
+export const UNKNOWN_SERVICE = 'unknown_service';
+const CONTROLS = /[\u0000-\u0008\u000B\u000C\u000E-\u001F]/g;
+const NOT_SERVICE = /[^A-Za-z0-9._:-]/g;
+const MIN_NS = BigInt(Date.UTC(1000, 0, 1)) * 1_000_000n;
+const MAX_NS = BigInt(Date.UTC(10_000, 0, 1)) * 1_000_000n;
+
+/** Text PostgreSQL stores and a person can read: control pictures for controls, U+FFFD for lone surrogates. */
+export function cleanText(s: string): string {
+  const t = CONTROLS.test(s) ? s.replace(CONTROLS, (c) => String.fromCharCode(0x2400 + c.charCodeAt(0))) : s;
+  CONTROLS.lastIndex = 0;
+  return t.isWellFormed() ? t : t.toWellFormed();
+}
+
+/** Strings in a JSON value cleaned, keys included. */
+function cleanValue(v: unknown): unknown {
+  if (typeof v === 'string') return cleanText(v);
+  if (Array.isArray(v)) return v.map(cleanValue);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [cleanText(k), cleanValue(x)]));
+  return v;
+}
+
+/** ISO-8601 UTC to the microsecond from Unix nanoseconds. */
+export function isoMicros(ns: bigint): string {
+  const us = ns / 1000n;
+  const ms = Number(us / 1000n);
+  return new Date(ms).toISOString().replace('Z', `${String(us % 1000n).padStart(3, '0')}Z`);
+}
+
+function cutText(s: string, max: number): { text: string; cut: boolean } {
+  if (s.length <= max) return { text: s, cut: false };
+  const marker = `…[cut ${s.length - max} characters]`;
+  const keep = Math.max(0, max - marker.length);
+  return { text: (s.slice(0, keep) + marker.slice(0, max - keep)).toWellFormed(), cut: true };
+}
+
+/** Metadata as JSON within `max` bytes: keys in order while they fit, then `_cut`. */
+export function fitMetadata(md: Record<string, unknown>, max: number): { json: string; cut: boolean } {
+  const json = JSON.stringify(md);
+  const bytes = Buffer.byteLength(json);
+  if (bytes <= max) return { json, cut: false };
+  const budget = max - 64; // room for the _cut entry
+  const out: Record<string, unknown> = {};
+  let used = 2;
+  let left = 0;
+  for (const [k, v] of Object.entries(md)) {
+    const size = Buffer.byteLength(JSON.stringify(k)) + 1 + Buffer.byteLength(JSON.stringify(v)) + 1;
+    if (used + size <= budget) {
+      out[k] = v;
+      used += size;
+      continue;
+    }
+    const room = budget - used - Buffer.byteLength(JSON.stringify(k)) - 8;
+    if (typeof v === 'string' && room > 32) {
+      // UTF-8 takes at most 3 bytes per UTF-16 unit, JSON escapes at most 6: a third of the room is safe
+      out[k] = cutText(v, Math.floor(room / 6)).text;
+      used = budget;
+    } else left++;
+  }
+  out._cut = { keys: left, bytes };
+  const fitted = JSON.stringify(out);
+  return { json: Buffer.byteLength(fitted) <= max ? fitted : '{}', cut: true };
+}
+
+/** A UUIDv7 for `ms` whose 74 random bits come from hashing `content`. */
+export function stableUuidV7(ms: number, content: string): string {
+  const a = BigInt(Bun.hash.wyhash(content, 7n));
+  const b = BigInt(Bun.hash.wyhash(content, 11n));
+  const hex =
+    BigInt(ms).toString(16).padStart(12, '0').slice(-12) +
+    '7' +
+    (a & 0xfffn).toString(16).padStart(3, '0') +
+    (0x8n | ((a >> 12n) & 0x3n)).toString(16) +
+    ((a >> 14n) & 0xfffn).toString(16).padStart(3, '0') +
+    (b & 0xffffffffffffn).toString(16).padStart(12, '0');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** Fits mapped records into queue records; returns the record or why it cannot be stored. */
+export function makeFitter(limits: Limits, opts: { maxAgeDays?: number } = {}) {
+  const maxAgeMs = opts.maxAgeDays ? opts.maxAgeDays * 86_400_000 : 0;
+  return function fit(m: Mapped, nowMs = Date.now()): Fitted | { error: string } {
+    const ns = m.timeNs ?? BigInt(nowMs) * 1_000_000n;
+    if (ns < MIN_NS || ns >= MAX_NS) return { error: `timestamp ${ns} ns is outside the years 1000-9999` };
+    if (maxAgeMs && Number(ns / 1_000_000n) < nowMs - maxAgeMs) return { error: `timestamp is older than RETENTION_DAYS (${opts.maxAgeDays} days)` };
+    const time = isoMicros(ns);
+    const service = (m.service ?? '').replace(NOT_SERVICE, '_').slice(0, limits.serviceMaxLength) || UNKNOWN_SERVICE;
+    const message = cutText(cleanText(m.message), limits.messageMaxLength);
+    const metadata = fitMetadata(cleanValue(m.metadata) as Record<string, unknown>, limits.metadataMaxBytes);
+    const body = `"time":"${time}","service":"${service}","message":${JSON.stringify(message.text)},"metadata":${metadata.json}}`;
+    const id = stableUuidV7(Number(ns / 1_000_000n), body);
+    return { id, time, record: `{"id":"${id}",${body}`, cut: message.cut || metadata.cut };
+  };
+}
