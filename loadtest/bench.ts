@@ -4,8 +4,11 @@
 //   2. HTTP ceiling: a bare Bun.serve answering 202 to the same POST, same load generator, same load
 //   3. POST /events, default ack (202 queued): events/s, p50/p99
 //   4. POST /events/batch, NDJSON, 500 events per request: events/s
-//   5. POST /events?wait=true (201 committed): events/s, p50/p99
-//   6. verification: rows in the database == events acknowledged, no duplicate ids
+//   5. POST /v1/logs, OTLP protobuf, 500 records per request; POST /loki/api/v1/push, Loki protobuf
+//      (snappy), 500 lines per push: events/s, as ratios to the database ceiling like the batch
+//   6. POST /events?wait=true (201 committed): events/s, p50/p99
+//   7. verification: rows in the database == events acknowledged, no duplicate ids
+//   and, in-process, the OTLP and Loki receivers' decoding cost per record
 // Engine: embedded by default (a fresh DATA_DIR), or the server in DATABASE_URL (a fresh database is
 // created there and dropped afterwards, so point it at a server whose user may create databases).
 import { cpus } from 'node:os';
@@ -15,6 +18,8 @@ import { migrate } from '../src/store/migrate';
 import { makeEventValidator } from '../src/receive/validate';
 import { loadConfig } from '../src/config';
 import { insertRecords } from '../src/store/write';
+import { tmpdir } from 'node:os';
+import { bodiesFile, decodingCost, lokiBodies, otlpBody } from './agents';
 import type { LoadOptions, LoadResult } from './load';
 import { benchTarget, startServiceProcess } from './target';
 
@@ -110,6 +115,26 @@ try {
   const batchBacklog = await drained(batch);
   progress(`  ${batch.eps} events/s sustained (backlog ${batchBacklog}s), p99 ${batch.p99_ms} ms per request, statuses ${JSON.stringify(batch.statuses)}`);
 
+  // The agents' protocols, into the same queue. OTLP records without a time of their own are new
+  // events each time the body is sent; Loki entries carry theirs, so each push is a distinct body.
+  const otlpFile = join(tmpdir(), `aurore-bench-otlp-${process.pid}.bin`);
+  const lokiFile = join(tmpdir(), `aurore-bench-loki-${process.pid}.bin`);
+  await Bun.write(otlpFile, bodiesFile([otlpBody('checkout-service')]));
+  const lokiCount = quick ? 1500 : 4000;
+  progress(`building ${lokiCount} Loki pushes of 500 lines`);
+  await Bun.write(lokiFile, bodiesFile(lokiBodies('checkout-service', lokiCount)));
+  progress('POST /v1/logs, OTLP protobuf, 500 records per request, 4 connections');
+  const otlp = await spawnLoad({ url: `${base}/v1/logs`, body: '', bodiesFile: otlpFile, headers: { 'content-type': 'application/x-protobuf' }, connections: 4, durationMs: SECONDS * 1000, count: 500 });
+  const otlpBacklog = await drained(otlp);
+  progress(`  ${otlp.eps} events/s sustained (backlog ${otlpBacklog}s), p99 ${otlp.p99_ms} ms per request, statuses ${JSON.stringify(otlp.statuses)}`);
+  progress('POST /loki/api/v1/push, protobuf + snappy, 500 lines per push, 4 connections');
+  const loki = await spawnLoad({ url: `${base}/loki/api/v1/push`, body: '', bodiesFile: lokiFile, headers: { 'content-type': 'application/x-protobuf' }, connections: 4, durationMs: SECONDS * 1000, count: 500 });
+  const lokiBacklog = await drained(loki);
+  if (loki.bodies_used > lokiCount) progress(`  WARNING: ${loki.bodies_used} pushes for ${lokiCount} distinct bodies: repeated ones store nothing new`);
+  progress(`  ${loki.eps} events/s sustained (backlog ${lokiBacklog}s), p99 ${loki.p99_ms} ms per request, statuses ${JSON.stringify(loki.statuses)}`);
+  await Bun.file(otlpFile).delete();
+  await Bun.file(lokiFile).delete();
+
   progress('POST /events?wait=true (201 committed), 64 connections');
   const durable = await spawnLoad({ url: `${base}/events?wait=true`, body: SINGLE_BODY, headers: json, connections: 64, durationMs: SECONDS * 1000, count: 'single' });
   await drained(durable);
@@ -137,7 +162,9 @@ try {
     `SELECT count(*)::float8 AS rows, count(DISTINCT id)::float8 AS ids FROM events WHERE service = 'checkout-service'`,
   );
   await check.close();
-  const acknowledged = single.events + batch.events + durable.events + lean.events;
+  const acknowledged = single.events + batch.events + otlp.events + loki.events + durable.events + lean.events;
+  progress('decoding cost of the agents\' protocols, in-process');
+  const decoding = decodingCost();
   const stored = row!.rows;
   const result = {
     engine: engineKind,
@@ -155,6 +182,11 @@ try {
     batch_p99_ms: batch.p99_ms,
     batch_statuses: batch.statuses,
     batch_backlog_s: batchBacklog,
+    otlp_eps: otlp.eps,
+    otlp_statuses: otlp.statuses,
+    loki_eps: loki.eps,
+    loki_statuses: loki.statuses,
+    decoding,
     durable_eps: durable.eps,
     durable_p50_ms: durable.p50_ms,
     durable_p99_ms: durable.p99_ms,
@@ -166,6 +198,8 @@ try {
     ratios: {
       single_vs_http: +(single.eps / http.rps).toFixed(3),
       batch_vs_db: +(batch.eps / dbCeiling).toFixed(3),
+      otlp_vs_db: +(otlp.eps / dbCeiling).toFixed(3),
+      loki_vs_db: +(loki.eps / dbCeiling).toFixed(3),
       durable_vs_single: +(durable.eps / single.eps).toFixed(3),
     },
   };
@@ -173,6 +207,8 @@ try {
   const targets: [string, boolean][] = [
     [`single_eps >= 0.40 x http_ceiling_rps      ${result.ratios.single_vs_http}`, result.ratios.single_vs_http >= 0.4],
     [`batch_eps >= 0.75 x db_ceiling_rows        ${result.ratios.batch_vs_db}`, result.ratios.batch_vs_db >= 0.75],
+    [`otlp_eps >= 0.75 x db_ceiling_rows         ${result.ratios.otlp_vs_db}`, result.ratios.otlp_vs_db >= 0.75],
+    [`loki_eps >= 0.75 x db_ceiling_rows         ${result.ratios.loki_vs_db}`, result.ratios.loki_vs_db >= 0.75],
     [`durable_eps >= 0.30 x single_eps           ${result.ratios.durable_vs_single}`, result.ratios.durable_vs_single >= 0.3],
     [`durable_p99_ms <= 30                       ${result.durable_p99_ms}`, result.durable_p99_ms <= 30],
     [`lost == 0 and duplicated == 0              ${result.lost} / ${result.duplicated}`, result.lost === 0 && result.duplicated === 0],
@@ -185,6 +221,8 @@ try {
     `| HTTP ceiling (bare Bun.serve, 32 conns) | ${http.rps} req/s, p99 ${http.p99_ms} ms |`,
     `| POST /events, 202 queued (32 conns) | ${single.eps} events/s, p50 ${single.p50_ms} ms, p99 ${single.p99_ms} ms |`,
     `| POST /events/batch, NDJSON x500 (4 conns) | ${batch.eps} events/s |`,
+    `| POST /v1/logs, OTLP protobuf x500 (4 conns) | ${otlp.eps} events/s; decoding ${decoding.otlp_protobuf_us_per_record} us/record |`,
+    `| POST /loki/api/v1/push, protobuf+snappy x500 (4 conns) | ${loki.eps} events/s; decoding ${decoding.loki_protobuf_us_per_record} us/record |`,
     `| POST /events?wait=true, 201 committed (64 conns) | ${durable.eps} events/s, p50 ${durable.p50_ms} ms, p99 ${durable.p99_ms} ms |`,
     `| POST /events without rate limiter and request log | ${lean.eps} events/s (cost of both: ${Math.round((1 - single.eps / lean.eps) * 100)}%) |`,
     `| acknowledged / stored / lost / duplicated | ${acknowledged} / ${stored} / ${result.lost} / ${result.duplicated} |`,

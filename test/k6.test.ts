@@ -95,6 +95,7 @@ describe('every k6 script, for real against the service [embedded]', () => {
     'ingest-batch.js': { RATE: '8', BATCH_EVENTS: '500' },
     'ingest-spike.js': { RATE: '30', SPIKE_FACTOR: '3', HOLD: '1s', RAMP: '1s', PEAK_DURATION: '1s' },
     'query-mix.js': { RATE: '20', SEED_EVENTS: '300' },
+    'ingest-otlp.js': { RATE: '5', RECORDS: '200' },
   };
   const scripts = readdirSync(`${ROOT}loadtest/k6`).filter((f) => f.endsWith('.js') && f !== 'lib.js');
 

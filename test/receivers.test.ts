@@ -91,6 +91,8 @@ describe.each(engines)('agents send with their own clients [%s]', (kind) => {
     expect(got).toHaveLength(51);
     const first = got[0]!;
     expect(first.message).toBe('order 0 placed');
+    expect(first.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/); // a UUIDv7
+    expect(first.id.replace(/-/g, '').slice(0, 12)).toBe((base * 1000 + 123).toString(16).padStart(12, '0')); // of the event's millisecond
     expect(first.timestamp).toBe(`${new Date(base * 1000).toISOString().slice(0, 19)}.123456Z`); // nanoseconds past the microsecond dropped
     expect(first.metadata).toEqual({
       'order.id': 0,
@@ -133,6 +135,13 @@ describe.each(engines)('agents send with their own clients [%s]', (kind) => {
     expect(res.headers.get('x-ingest-ack')).toBe('committed');
     expect(await res.json()).toEqual({});
     expect((await events(svc, 'service=otlp-wait')).map((e) => e.message)).toEqual(['committed']);
+  });
+
+  test('two identical records in one request (same microsecond, same body) are two events', async () => {
+    const t = nowNs();
+    const same = { timeUnixNano: t, body: { stringValue: 'twice' }, attributes: [{ key: 'k', value: { stringValue: 'v' } }] };
+    expect((await svc.app.request('/v1/logs?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(otlpJson('otlp-twins', [same, same])) })).status).toBe(200);
+    expect(await events(svc, 'service=otlp-twins')).toHaveLength(2);
   });
 
   test('an exporter that retries a request stores each record once (ids follow the records)', async () => {

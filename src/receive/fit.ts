@@ -9,9 +9,10 @@
 //             and a `_cut` entry says how many were left out
 //   time      nanoseconds since the epoch, kept to the microsecond (what PostgreSQL stores); older
 //             than RETENTION_DAYS or outside years 1000-9999: refused (counted by the receiver)
-// The id is a UUIDv7 of the event's time whose random bits are a hash of the event: an exporter that
-// retries a request sends the same ids, and the (id, time) key stores each record once (Loki, too,
-// keeps one entry per identical timestamp and line).
+// The id is a UUIDv7 of the event's time whose random bits hash the record (its nanoseconds, its
+// place in the request and its content): an exporter that retries a request sends the same ids, and
+// the (id, time) key stores each record once, while two identical lines logged in the same
+// microsecond stay two events.
 import type { Config } from '../config';
 
 type Limits = Config['limits'];
@@ -68,8 +69,15 @@ function cutText(s: string, max: number): { text: string; cut: boolean } {
 }
 
 /** Metadata as JSON within `max` bytes: keys in order while they fit, then `_cut`. */
-export function fitMetadata(md: Record<string, unknown>, max: number): { json: string; cut: boolean } {
-  const json = JSON.stringify(md);
+export function fitMetadata(metadata: Record<string, unknown>, max: number): { json: string; cut: boolean } {
+  let md = metadata;
+  let json = JSON.stringify(md);
+  // JSON.stringify escapes control characters and lone surrogates as \u00XX and \udXXX: only then
+  // is there anything to clean (most records have nothing, and cleaning rebuilds every object).
+  if (json.includes('\\u00') || json.includes('\\ud') || json.includes('\\b') || json.includes('\\f')) {
+    md = cleanValue(md) as Record<string, unknown>;
+    json = JSON.stringify(md);
+  }
   const bytes = Buffer.byteLength(json);
   if (bytes <= max) return { json, cut: false };
   const budget = max - 64; // room for the _cut entry
@@ -95,33 +103,31 @@ export function fitMetadata(md: Record<string, unknown>, max: number): { json: s
   return { json: Buffer.byteLength(fitted) <= max ? fitted : '{}', cut: true };
 }
 
-/** A UUIDv7 for `ms` whose 74 random bits come from hashing `content`. */
+/** A UUIDv7 for `ms` whose 74 random bits come from hashing `content` (three seeded 32-bit hashes). */
 export function stableUuidV7(ms: number, content: string): string {
-  const a = BigInt(Bun.hash.wyhash(content, 7n));
-  const b = BigInt(Bun.hash.wyhash(content, 11n));
-  const hex =
-    BigInt(ms).toString(16).padStart(12, '0').slice(-12) +
-    '7' +
-    (a & 0xfffn).toString(16).padStart(3, '0') +
-    (0x8n | ((a >> 12n) & 0x3n)).toString(16) +
-    ((a >> 14n) & 0xfffn).toString(16).padStart(3, '0') +
-    (b & 0xffffffffffffn).toString(16).padStart(12, '0');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  const h = (seed: number) => (Bun.hash.murmur32v3(content, seed) >>> 0).toString(16).padStart(8, '0');
+  const r = h(7) + h(11) + h(13); // 24 hex digits
+  const t = ms.toString(16).padStart(12, '0').slice(-12);
+  const variant = (8 | (parseInt(r[3]!, 16) & 3)).toString(16);
+  return `${t.slice(0, 8)}-${t.slice(8)}-7${r.slice(0, 3)}-${variant}${r.slice(4, 7)}-${r.slice(7, 19)}`;
 }
 
 /** Fits mapped records into queue records; returns the record or why it cannot be stored. */
 export function makeFitter(limits: Limits, opts: { maxAgeDays?: number } = {}) {
   const maxAgeMs = opts.maxAgeDays ? opts.maxAgeDays * 86_400_000 : 0;
-  return function fit(m: Mapped, nowMs = Date.now()): Fitted | { error: string } {
+  /** `place`: the record's position in its request (part of its id, see above). */
+  return function fit(m: Mapped, place: number, nowMs = Date.now()): Fitted | { error: string } {
     const ns = m.timeNs ?? BigInt(nowMs) * 1_000_000n;
     if (ns < MIN_NS || ns >= MAX_NS) return { error: `timestamp ${ns} ns is outside the years 1000-9999` };
-    if (maxAgeMs && Number(ns / 1_000_000n) < nowMs - maxAgeMs) return { error: `timestamp is older than RETENTION_DAYS (${opts.maxAgeDays} days)` };
+    const ms = Number(ns / 1_000_000n);
+    if (maxAgeMs && ms < nowMs - maxAgeMs) return { error: `timestamp is older than RETENTION_DAYS (${opts.maxAgeDays} days)` };
     const time = isoMicros(ns);
-    const service = (m.service ?? '').replace(NOT_SERVICE, '_').slice(0, limits.serviceMaxLength) || UNKNOWN_SERVICE;
+    const service = m.service === undefined ? UNKNOWN_SERVICE : m.service.replace(NOT_SERVICE, '_').slice(0, limits.serviceMaxLength) || UNKNOWN_SERVICE;
     const message = cutText(cleanText(m.message), limits.messageMaxLength);
-    const metadata = fitMetadata(cleanValue(m.metadata) as Record<string, unknown>, limits.metadataMaxBytes);
+    const metadata = fitMetadata(m.metadata, limits.metadataMaxBytes);
     const body = `"time":"${time}","service":"${service}","message":${JSON.stringify(message.text)},"metadata":${metadata.json}}`;
-    const id = stableUuidV7(Number(ns / 1_000_000n), body);
+    // Without a time of its own a record cannot be recognized when sent again: a fresh id.
+    const id = m.timeNs === null ? Bun.randomUUIDv7('hex', ms) : stableUuidV7(ms, `${m.timeNs}:${place}:${body}`);
     return { id, time, record: `{"id":"${id}",${body}`, cut: message.cut || metadata.cut };
   };
 }

@@ -152,6 +152,28 @@ function fromProtobuf(bytes: Uint8Array, max: number) {
   });
 }
 
+/** A push's entries, decoded, mapped and fitted (the route, and the benchmark's decoding cost). */
+export function readLoki(bytes: Uint8Array, proto: boolean, fit: (m: Mapped, place: number) => Fitted | { error: string }, limits: { batchMaxEvents: number; batchMaxBytes: number }) {
+  const streams = proto ? fromProtobuf(bytes, limits.batchMaxBytes) : fromJson(bytes);
+  const total = streams.reduce((n, s) => n + s.entries.length, 0);
+  if (total > limits.batchMaxEvents) throw new ApiError('payload_too_large', `A push holds at most ${limits.batchMaxEvents} entries (BATCH_MAX_EVENTS); this one has ${total}`);
+  const fitted: Fitted[] = [];
+  const problems: string[] = [];
+  let cut = 0;
+  let place = 0;
+  streams.forEach((s, i) =>
+    mapStream(s.labels, s.entries).forEach((m, j) => {
+      const f = m instanceof Bad ? { error: m.message } : fit(m, place++);
+      if ('error' in f) problems.push(`streams[${i}].values[${j}]: ${f.error}`);
+      else {
+        fitted.push(f);
+        if (f.cut) cut++;
+      }
+    }),
+  );
+  return { fitted, problems, total, cut };
+}
+
 export const lokiErrors: WireErrors = {
   prefix: '/loki/',
   render(c, e) {
@@ -165,7 +187,6 @@ export const lokiErrors: WireErrors = {
 export function lokiReceiver({ config, state, accept }: { config: Config; state: ServiceState; accept: Acceptor }) {
   const app = new Hono();
   const fit = makeFitter(config.limits, { maxAgeDays: config.retention.rawDays });
-  const max = config.limits.batchMaxEvents;
   app.post('/loki/api/v1/push', async (c) => {
     accept.assertOpen();
     const type = c.req.header('content-type') ?? '';
@@ -174,24 +195,10 @@ export function lokiReceiver({ config, state, accept }: { config: Config; state:
     const wait = accept.wantsWait(c);
     // Snappy is the protobuf body's framing, not a Content-Encoding: some agents name it anyway.
     const raw = proto && /snappy/i.test(c.req.header('content-encoding') ?? '') ? new Request(c.req.raw, { headers: { 'content-type': type } }) : c.req.raw;
-    const bytes = await readBytes(raw, config.limits.batchMaxBytes, 'BATCH_MAX_BYTES');
-    const streams = proto ? fromProtobuf(bytes, config.limits.batchMaxBytes) : fromJson(bytes);
-    const total = streams.reduce((n, s) => n + s.entries.length, 0);
-    if (total > max) throw new ApiError('payload_too_large', `A push holds at most ${max} entries (BATCH_MAX_EVENTS); this one has ${total}`);
-    const fitted: Fitted[] = [];
-    const problems: string[] = [];
-    streams.forEach((s, i) =>
-      mapStream(s.labels, s.entries).forEach((m, j) => {
-        const f = m instanceof Bad ? { error: m.message } : fit(m);
-        if ('error' in f) problems.push(`streams[${i}].values[${j}]: ${f.error}`);
-        else {
-          fitted.push(f);
-          if (f.cut) state.cut++;
-        }
-      }),
-    );
+    const { fitted, problems, total, cut } = readLoki(await readBytes(raw, config.limits.batchMaxBytes, 'BATCH_MAX_BYTES'), proto, fit, config.limits);
     state.received += total;
     state.invalid += problems.length;
+    state.cut += cut;
     const out = await accept.submit(fitted, wait);
     c.header('X-Ingest-Ack', out.committed ? 'committed' : 'queued');
     problems.push(...out.refused.map((r) => `refused by the database (kept in events_rejected): ${r}`));

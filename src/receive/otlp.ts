@@ -130,7 +130,7 @@ function mapRecord(r: Obj, path: string, ctx: { service: string | undefined; res
 }
 
 /** Every record of a request: fitted, or why not (with its path). A request that cannot be read throws Bad. */
-function mapRequest(req: Obj, fit: (m: Mapped) => Fitted | { error: string }, max: number, fromProtobuf: boolean) {
+function mapRequest(req: Obj, fit: (m: Mapped, place: number) => Fitted | { error: string }, max: number, fromProtobuf: boolean) {
   const fitted: Fitted[] = [];
   const errors: string[] = [];
   let records = 0;
@@ -150,7 +150,7 @@ function mapRequest(req: Obj, fit: (m: Mapped) => Fitted | { error: string }, ma
       logRecords.forEach((r, k) => {
         const p = `${sp}.logRecords[${k}]`;
         try {
-          const f = fit(mapRecord(obj(r, p), p, { service, resource: res, scope }, fromProtobuf));
+          const f = fit(mapRecord(obj(r, p), p, { service, resource: res, scope }, fromProtobuf), records - logRecords.length + k);
           if ('error' in f) errors.push(`${p}: ${f.error}`);
           else {
             fitted.push(f);
@@ -164,6 +164,17 @@ function mapRequest(req: Obj, fit: (m: Mapped) => Fitted | { error: string }, ma
     });
   });
   return { fitted, errors, records, cut };
+}
+
+/** A request's records, decoded, mapped and fitted (the route, and the benchmark's decoding cost). */
+export function readOtlp(bytes: Uint8Array, fromProtobuf: boolean, fit: (m: Mapped, place: number) => Fitted | { error: string }, max: number) {
+  const req = decode(bytes, fromProtobuf);
+  try {
+    return mapRequest(req, fit, max, fromProtobuf);
+  } catch (e) {
+    if (e instanceof Bad) throw new ApiError('invalid_body', e.message);
+    throw e;
+  }
 }
 
 /** The request body as a plain object in OTLP/JSON's shape (protobuf: longs as strings, bytes as base64). */
@@ -208,14 +219,7 @@ export function otlpReceiver({ config, state, accept }: { config: Config; state:
     const fromProtobuf = PROTOBUF.test(type);
     if (!fromProtobuf && !JSON_TYPE.test(type)) throw new ApiError('unsupported_media_type', 'Content-Type must be application/x-protobuf or application/json (OTLP/HTTP)');
     const wait = accept.wantsWait(c);
-    const req = decode(await readBytes(c.req.raw, config.limits.batchMaxBytes, 'BATCH_MAX_BYTES'), fromProtobuf);
-    let mapped: ReturnType<typeof mapRequest>;
-    try {
-      mapped = mapRequest(req, fit, config.limits.batchMaxEvents, fromProtobuf);
-    } catch (e) {
-      if (e instanceof Bad) throw new ApiError('invalid_body', e.message);
-      throw e;
-    }
+    const mapped = readOtlp(await readBytes(c.req.raw, config.limits.batchMaxBytes, 'BATCH_MAX_BYTES'), fromProtobuf, fit, config.limits.batchMaxEvents);
     state.received += mapped.records;
     state.invalid += mapped.errors.length;
     state.cut += mapped.cut;
