@@ -12,8 +12,11 @@
 //   series24h_1m: GET /metrics/events, one service, the last 24 hours by minute
 //   total_month_1svc / total_month_all: GET /events totals (count=auto) over a ragged month, one
 //             service or all of them, from the aggregates; then each checked against count=exact
+//   console_first_view: the web console in Chromium (when /usr/bin/chromium exists): from navigation
+//             to the list and the chart drawn, five loads
 // The events end at the current hour, so "the last 24 hours" holds data. Before measuring, it waits
 // for the service's first maintenance run (the aggregates of everything loaded) and reports its time.
+import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { createLogger } from '../src/log';
 import { migrate } from '../src/store/migrate';
@@ -34,6 +37,33 @@ const DAYS = 30;
 const END = Math.floor(Date.now() / 3_600_000) * 3_600_000;
 const SPAN_MS = DAYS * 86_400_000;
 const rand = (n: number) => Math.floor(Math.random() * n);
+
+/** The console's first view in Chromium: navigation until the list and the chart are drawn. */
+async function consoleFirstView(base: string) {
+  const chromiumPath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+  if (!existsSync(chromiumPath)) {
+    progress(`console first view: skipped (no Chromium at ${chromiumPath})`);
+    return null;
+  }
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({ executablePath: chromiumPath, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'] });
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < 6; i++) {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+      const t = performance.now();
+      await page.goto(`${base}/`);
+      await page.waitForSelector('#list tbody tr');
+      await page.waitForSelector('#chart canvas');
+      if (i > 0) times.push(performance.now() - t); // the first load bundles the page's script
+      await page.close();
+    }
+  } finally {
+    await browser.close();
+  }
+  times.sort((a, b) => a - b);
+  return { loads: times.length, median_ms: Math.round(times[Math.floor(times.length / 2)]!), max_ms: Math.round(times.at(-1)!) };
+}
 
 const target = await benchTarget('qbench', { trigram: searchIndex });
 let svc: Awaited<ReturnType<typeof startServiceProcess>> | undefined;
@@ -170,7 +200,10 @@ try {
   const totals = { max_error_pct: Math.round(worst * 10_000) / 100, all_exact: allExact };
   progress(`  totals against count=exact: largest error ${totals.max_error_pct}%, every one exact and flagged so: ${allExact}`);
 
-  const out = { engine: target.kind, events: N, load_seconds: Math.round(loadSeconds), aggregate_seconds: aggregateSeconds, search_index: searchIndex, requests_per_scenario: REQUESTS, totals, machine: `${cpus().length} x ${cpus()[0]?.model ?? '?'}`, scenarios: results };
+  const consoleView = await consoleFirstView(base);
+  if (consoleView) progress(`  console first view: median ${consoleView.median_ms} ms, max ${consoleView.max_ms} ms (${consoleView.loads} loads)`);
+
+  const out = { engine: target.kind, events: N, load_seconds: Math.round(loadSeconds), aggregate_seconds: aggregateSeconds, search_index: searchIndex, requests_per_scenario: REQUESTS, totals, console_first_view: consoleView, machine: `${cpus().length} x ${cpus()[0]?.model ?? '?'}`, scenarios: results };
   console.log(['', `| ${target.kind}, ${N.toLocaleString('en')} events${searchIndex ? ', trigram index' : ''} | p50 | p95 | p99 | rows/page |`, '| --- | --- | --- | --- | --- |', ...results.map((r) => `| ${r.name} | ${r.p50_ms} ms | ${r.p95_ms} ms | ${r.p99_ms} ms | ${r.avg_rows} |`), ''].join('\n'));
   if (flag('--json')) console.log(JSON.stringify(out));
 } finally {

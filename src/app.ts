@@ -10,7 +10,8 @@ import { ApiError, errorHandler, respondError } from './errors';
 import { healthRoutes, type HealthDeps } from './observe/health';
 import type { Metrics } from './observe/prometheus';
 import { requestContext } from './observe/requests';
-import { DOCS_HTML, openApiDocument } from './openapi';
+import { consoleRoutes } from './console/routes';
+import { openApiDocument } from './openapi';
 import { guardRoutes } from './protect/access';
 import type { Limits } from './protect/limits';
 import { eventRoutes } from './read/events';
@@ -57,13 +58,9 @@ export function createApp(deps: AppDeps) {
   // observe
   app.route('/', healthRoutes(deps));
   app.get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType }));
-  // the reference
+  // the reference, and the console (pages that are clients of the routes above)
   const openapi = JSON.stringify(openApiDocument(config));
   app.get('/openapi.json', (c) => c.body(openapi, 200, { 'Content-Type': 'application/json' }));
-  app.get('/docs', (c) => {
-    // The page's own inline script and style, and requests to this origin: nothing else.
-    c.header('Content-Security-Policy', "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'");
-    return c.html(DOCS_HTML);
-  });
+  app.route('/', consoleRoutes(config));
   return app;
 }

@@ -93,6 +93,7 @@ export const envSchema = z.object({
   RATE_LIMIT_QUERY: int(12_000, 0),
   RATE_LIMIT_HEALTH: int(1_200, 0),
   REDIS_URL: z.string().url().optional(), // share rate-limit budgets across instances
+  CONSOLE: z.enum(['true', 'false']).default('true'), // the web console at / (false: / is a 404)
   CORS_ORIGINS: z.string().optional(), // comma-separated origins allowed to call the API from a browser; unset: none
   REQUEST_TIMEOUT_MS: int(60_000, 100, 250_000), // longest a request may take before 503 (above WAIT_TIMEOUT_MS)
 
@@ -136,6 +137,7 @@ export interface Config {
   readonly logFormat: 'json' | 'pretty';
   readonly logRequests: 'all' | 'errors' | 'none';
   readonly corsOrigins: readonly string[];
+  readonly console: boolean;
   readonly rateLimit: { readonly windowMs: number; readonly ingest: number; readonly query: number; readonly health: number; readonly redisUrl: string | undefined };
   readonly requestTimeoutMs: number;
   /** Days kept; 0 = forever (aggregates only). */
@@ -231,6 +233,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logRequests: e.LOG_REQUESTS,
     rateLimit: { windowMs: e.RATE_LIMIT_WINDOW_MS, ingest: e.RATE_LIMIT_INGEST, query: e.RATE_LIMIT_QUERY, health: e.RATE_LIMIT_HEALTH, redisUrl: e.REDIS_URL },
     corsOrigins: e.CORS_ORIGINS ? e.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean) : [],
+    console: e.CONSOLE === 'true',
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     retention: { rawDays: e.RETENTION_DAYS, minuteDays: e.AGGREGATE_MINUTE_RETENTION_DAYS, hourDays: e.AGGREGATE_HOUR_RETENTION_DAYS, dayDays: e.AGGREGATE_DAY_RETENTION_DAYS },
     compressAfterDays: e.COMPRESS_AFTER_DAYS,

@@ -241,7 +241,10 @@ function healthPaths(): Paths {
     '/health/database': admin('Database connectivity, engine, edition, versions, and each maintenance job (last run, next run, last error)'),
     '/metrics': admin('Prometheus metrics (text format)'),
     '/openapi.json': { get: { summary: 'This document', tags: ['docs'], responses: { '200': { description: 'OpenAPI 3.1' } } } },
-    '/docs': { get: { summary: 'An interactive reference built from this document', tags: ['docs'], responses: { '200': { description: 'HTML' } } } },
+    '/docs': { get: { summary: 'An interactive reference built from this document (Swagger UI)', tags: ['docs'], responses: { '200': { description: 'HTML' } } } },
+    '/docs/{file}': { get: { summary: "The reference page's script and styles", tags: ['docs'], parameters: [{ name: 'file', in: 'path', required: true, schema: { type: 'string' } }], responses: { '200': { description: 'JavaScript or CSS' }, '404': { description: 'No such file' } } } },
+    '/': { get: { summary: 'The web console (CONSOLE=false: 404)', tags: ['console'], responses: { '200': { description: 'HTML' } } } },
+    '/console/{file}': { get: { summary: "The console's script and styles", tags: ['console'], parameters: [{ name: 'file', in: 'path', required: true, schema: { type: 'string' } }], responses: { '200': { description: 'JavaScript or CSS' }, '404': { description: 'No such file' } } } },
   };
 }
 
@@ -275,48 +278,10 @@ export function openApiDocument(config: Config) {
     info: {
       title: 'Aurore Events',
       version: '0.1.0',
-      description: 'Event ingestion into TimescaleDB. With API keys configured, send Authorization: Bearer <key>; scopes ingest, query, admin.',
+      description: 'Event ingestion into TimescaleDB. With API keys configured, send `Authorization: Bearer KEY`; scopes ingest, query, admin. The console at / and this page share the key you give either of them (kept in this browser tab only).',
     },
     components: components(config),
     security: keys ? [{ bearer: [] }] : [],
     paths: secure(merge(ingestPaths(config), agentPaths(config), queryPaths(config), metricsPaths(), healthPaths()), keys),
   };
 }
-
-// A self-contained reference page (no CDN: it works offline and under a strict CSP): it reads
-// /openapi.json, lists each operation with its parameters and schemas, and can send a request.
-export const DOCS_HTML = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Aurore Events API</title>
-<style>
-body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem;color:#222}
-h1{font-size:1.4rem}details{border:1px solid #ddd;border-radius:6px;margin:.5rem 0;padding:.4rem .8rem}
-summary{cursor:pointer}code,pre,textarea,input{font:12px ui-monospace,monospace}pre{background:#f6f6f6;padding:.5rem;overflow:auto}
-.m{display:inline-block;width:3.5rem;font-weight:600}.post{color:#0a6}.get{color:#06c}textarea{width:100%;height:6rem}input{width:100%}
-</style></head><body>
-<h1>Aurore Events API</h1><p id="intro"></p>
-<p><label>API key (sent as Bearer) <input id="key" autocomplete="off"></label></p><div id="ops"></div>
-<script>
-const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
-fetch('openapi.json').then((r) => r.json()).then((doc) => {
-  document.getElementById('intro').textContent = doc.info.description;
-  const ops = document.getElementById('ops');
-  for (const [path, item] of Object.entries(doc.paths)) for (const [method, op] of Object.entries(item)) {
-    const d = document.createElement('details');
-    const params = (op.parameters || []).map((p) => '<li><code>' + esc(p.name) + '</code> (' + p.in + ') ' + esc(p.description || JSON.stringify(p.schema)) + '</li>').join('');
-    const body = op.requestBody ? '<p>Body:</p><pre>' + esc(JSON.stringify(op.requestBody.content, null, 2)) + '</pre>' : '';
-    const responses = Object.entries(op.responses).map(([s, r]) => '<li><b>' + s + '</b> ' + esc(r.description) + '</li>').join('');
-    d.innerHTML = '<summary><span class="m ' + method + '">' + method.toUpperCase() + '</span><code>' + esc(path) + '</code> ' + esc(op.summary) + '</summary>' +
-      (params ? '<ul>' + params + '</ul>' : '') + body + '<ul>' + responses + '</ul>' +
-      '<p>Try it: <input class="url" value="' + esc(path.replace(/^\\//, '')) + '">' + (op.requestBody ? '<textarea class="body">{"service":"docs","message":"hello"}</textarea>' : '') +
-      '<button>Send</button></p><pre class="out"></pre>';
-    d.querySelector('button').onclick = async () => {
-      const key = document.getElementById('key').value;
-      const init = { method: method.toUpperCase(), headers: key ? { authorization: 'Bearer ' + key } : {} };
-      if (op.requestBody) { init.headers['content-type'] = 'application/json'; init.body = d.querySelector('.body').value; }
-      const res = await fetch(d.querySelector('.url').value, init);
-      d.querySelector('.out').textContent = res.status + ' ' + res.statusText + '\\n' + await res.text();
-    };
-    ops.appendChild(d);
-  }
-});
-</script></body></html>`;

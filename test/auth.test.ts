@@ -96,6 +96,9 @@ describe('scopes [embedded]', () => {
     'GET /health/ready': 'open',
     'GET /openapi.json': 'open',
     'GET /docs': 'open',
+    'GET /docs/{file}': 'open',
+    'GET /': 'open',
+    'GET /console/{file}': 'open',
   };
   const KEYS = [undefined, 'not-a-real-key-at-all', SECRETS.ingest, SECRETS.query, SECRETS.admin] as const;
   const expected = (scope: string) => {

@@ -42,18 +42,23 @@ describe('OpenAPI [embedded]', () => {
     }
     for (const d of documented) {
       const [method, path] = d.split(' ');
-      const res = await svc.app.request(path!.replace('{id}', '00000000-0000-4000-8000-000000000000'), { method, headers: { 'content-type': 'application/json' }, body: method === 'POST' ? '{}' : undefined });
+      const concrete = path!.replace('{id}', '00000000-0000-4000-8000-000000000000').replace('{file}', path!.startsWith('/docs') ? 'init.js' : 'main.js');
+      const res = await svc.app.request(concrete, { method, headers: { 'content-type': 'application/json' }, body: method === 'POST' ? '{}' : undefined });
       expect(`${d} -> ${res.status === 404 && !path!.includes('{id}') ? 'not served' : 'served'}`).toBe(`${d} -> served`);
     }
   });
 
-  test('/docs is a self-contained page allowed to run only its own script', async () => {
+  test('/docs is Swagger UI served by the service itself: scripts and styles from this origin only, none inline', async () => {
     const res = await svc.app.request('/docs');
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toContain('text/html');
-    expect(res.headers.get('content-security-policy')).toContain("connect-src 'self'");
+    expect(res.headers.get('content-security-policy')).toContain("script-src 'self'");
+    expect(res.headers.get('content-security-policy')).not.toContain('unsafe-inline');
     const html = await res.text();
-    expect(html).toContain("fetch('openapi.json')");
-    expect(html).not.toMatch(/<script[^>]+src=/);
+    const srcs = [...html.matchAll(/<(?:script|link)[^>]+(?:src|href)="([^"]+)"/g)].map((m) => m[1]!);
+    expect(srcs.sort()).toEqual(['/docs/docs.css', '/docs/init.js', '/docs/swagger-ui-bundle.js', '/docs/swagger-ui.css', 'data:,']); // data:, an empty icon: no favicon request
+    expect(html).not.toMatch(/<script(?![^>]*src=)[^>]*>/); // no inline script
+    for (const s of srcs.filter((x) => x.startsWith('/'))) expect((await svc.app.request(s)).status).toBe(200);
+    expect(await (await svc.app.request('/docs/init.js')).text()).toContain('/openapi.json');
   });
 });

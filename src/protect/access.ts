@@ -19,7 +19,8 @@ export const ACCESS: readonly RouteAccess[] = [
   { method: 'GET', paths: ['/events', '/events/:id', '/metrics/events', '/health/business'], scope: 'query', budget: 'query' },
   { method: 'GET', paths: ['/health/buffer', '/health/database', '/health/detailed', '/metrics'], scope: 'admin', budget: 'health' },
   { method: 'GET', paths: ['/health', '/health/live', '/health/ready'], scope: null, budget: 'health' },
-  { method: 'GET', paths: ['/openapi.json', '/docs'], scope: null, budget: null },
+  // The pages hold no data: they ask for a key and call the routes above with it.
+  { method: 'GET', paths: ['/openapi.json', '/docs', '/docs/:file', '/', '/console/:file'], scope: null, budget: null },
 ];
 
 /** The scope a route needs (OpenAPI path syntax or Hono's), or undefined for a route not in the table. */
