@@ -5,7 +5,7 @@
 // Each may import what is below it, never what is above; receive and read never import each other;
 // only service.ts builds the app.
 const above = (...names) => `^src/(${names.join('|')})(/|\\.ts$)`;
-const WIRING = ['app', 'service', 'main', 'openapi'];
+const WIRING = ['app', 'service', 'main', 'openapi', 'processes'];
 
 module.exports = {
   forbidden: [

@@ -20,6 +20,7 @@ import { loadConfig } from '../src/config';
 import { insertRecords } from '../src/store/write';
 import { tmpdir } from 'node:os';
 import { bodiesFile, decodingCost, lokiBodies, otlpBody } from './agents';
+import { cpuNow, perCpuSecond } from './cpu';
 import type { LoadOptions, LoadResult } from './load';
 import { benchTarget, startServiceProcess } from './target';
 
@@ -43,6 +44,9 @@ const target = await benchTarget('bench');
 const engineKind = target.kind;
 const openDirect = target.open;
 
+/** Microseconds of CPU (service and database) per event. */
+const cpuPerEvent = (r: { events: number; cpu: { service_cpu_s: number; database_cpu_s: number } }) => Math.round(((r.cpu.service_cpu_s + r.cpu.database_cpu_s) * 1e6) / Math.max(1, r.events));
+
 function spawnLoad(o: LoadOptions): Promise<LoadResult> {
   // Options go through stdin: a 500-event body is over the kernel's limit for one argument.
   const p = Bun.spawn([BUN, join(ROOT, 'loadtest/load.ts')], { stdin: new TextEncoder().encode(JSON.stringify(o)), stdout: 'pipe', stderr: 'inherit' });
@@ -50,6 +54,27 @@ function spawnLoad(o: LoadOptions): Promise<LoadResult> {
 }
 
 let svc: Awaited<ReturnType<typeof startServiceProcess>>['proc'] | undefined;
+
+/** A load with the CPU the service (and the database server) used for it, backlog included. */
+async function measured(o: LoadOptions, base: string): Promise<LoadResult & { cpu: ReturnType<typeof perCpuSecond>; backlog_s: number }> {
+  const before = cpuNow(svc!.pid);
+  const r = await spawnLoad(o);
+  const backlog = await drained(r, base);
+  return { ...r, backlog_s: backlog, cpu: perCpuSecond(r.events, before, cpuNow(svc!.pid)) };
+}
+
+/** Waits for the queue to be written; a scenario's rate counts that time (the queue can absorb 100,000 events, a big share of a short run). */
+async function drained(r: LoadResult, url: string) {
+  const t = performance.now();
+  for (;;) {
+    const b = (await (await fetch(`${url}/health/buffer`)).json()) as { depth: number };
+    if (b.depth === 0) break;
+    await Bun.sleep(20);
+  }
+  const backlogSeconds = (performance.now() - t) / 1000;
+  r.eps = Math.round(r.events / (r.seconds + backlogSeconds));
+  return Math.round(backlogSeconds * 100) / 100;
+}
 try {
   // ---- 1. database ceiling -------------------------------------------------------------------------
   progress(`engine: ${engineKind}; ${SECONDS}s per scenario; machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}`);
@@ -93,26 +118,13 @@ try {
   const base = started.base;
 
   progress('POST /events, default ack (202 queued), 32 connections');
-  const single = await spawnLoad({ url: `${base}/events`, body: SINGLE_BODY, headers: json, connections: 32, durationMs: SECONDS * 1000, count: 'single' });
-  // Sustained means written, not queued: a scenario's rate counts the time the service needed after
-  // the load to write its backlog (the queue can absorb 100,000 events, a big share of a short run).
-  const drained = async (r: LoadResult, url = base) => {
-    const t = performance.now();
-    for (;;) {
-      const b = (await (await fetch(`${url}/health/buffer`)).json()) as { depth: number };
-      if (b.depth === 0) break;
-      await Bun.sleep(20);
-    }
-    const backlogSeconds = (performance.now() - t) / 1000;
-    r.eps = Math.round(r.events / (r.seconds + backlogSeconds));
-    return Math.round(backlogSeconds * 100) / 100;
-  };
-  const singleBacklog = await drained(single);
+  const single = await measured({ url: `${base}/events`, body: SINGLE_BODY, headers: json, connections: 32, durationMs: SECONDS * 1000, count: 'single' }, base);
+  const singleBacklog = single.backlog_s;
   progress(`  ${single.eps} events/s sustained (backlog written ${singleBacklog}s after the load), p50 ${single.p50_ms} ms, p99 ${single.p99_ms} ms, statuses ${JSON.stringify(single.statuses)}`);
 
   progress('POST /events/batch, NDJSON, 500 events per request, 4 connections');
-  const batch = await spawnLoad({ url: `${base}/events/batch`, body: NDJSON_BODY, headers: { 'content-type': 'application/x-ndjson' }, connections: 4, durationMs: SECONDS * 1000, count: 'batch' });
-  const batchBacklog = await drained(batch);
+  const batch = await measured({ url: `${base}/events/batch`, body: NDJSON_BODY, headers: { 'content-type': 'application/x-ndjson' }, connections: 4, durationMs: SECONDS * 1000, count: 'batch' }, base);
+  const batchBacklog = batch.backlog_s;
   progress(`  ${batch.eps} events/s sustained (backlog ${batchBacklog}s), p99 ${batch.p99_ms} ms per request, statuses ${JSON.stringify(batch.statuses)}`);
 
   // The agents' protocols, into the same queue. OTLP records without a time of their own are new
@@ -124,20 +136,19 @@ try {
   progress(`building ${lokiCount} Loki pushes of 500 lines`);
   await Bun.write(lokiFile, bodiesFile(lokiBodies('checkout-service', lokiCount)));
   progress('POST /v1/logs, OTLP protobuf, 500 records per request, 4 connections');
-  const otlp = await spawnLoad({ url: `${base}/v1/logs`, body: '', bodiesFile: otlpFile, headers: { 'content-type': 'application/x-protobuf' }, connections: 4, durationMs: SECONDS * 1000, count: 500 });
-  const otlpBacklog = await drained(otlp);
+  const otlp = await measured({ url: `${base}/v1/logs`, body: '', bodiesFile: otlpFile, headers: { 'content-type': 'application/x-protobuf' }, connections: 4, durationMs: SECONDS * 1000, count: 500 }, base);
+  const otlpBacklog = otlp.backlog_s;
   progress(`  ${otlp.eps} events/s sustained (backlog ${otlpBacklog}s), p99 ${otlp.p99_ms} ms per request, statuses ${JSON.stringify(otlp.statuses)}`);
   progress('POST /loki/api/v1/push, protobuf + snappy, 500 lines per push, 4 connections');
-  const loki = await spawnLoad({ url: `${base}/loki/api/v1/push`, body: '', bodiesFile: lokiFile, headers: { 'content-type': 'application/x-protobuf' }, connections: 4, durationMs: SECONDS * 1000, count: 500 });
-  const lokiBacklog = await drained(loki);
+  const loki = await measured({ url: `${base}/loki/api/v1/push`, body: '', bodiesFile: lokiFile, headers: { 'content-type': 'application/x-protobuf' }, connections: 4, durationMs: SECONDS * 1000, count: 500 }, base);
+  const lokiBacklog = loki.backlog_s;
   if (loki.bodies_used > lokiCount) progress(`  WARNING: ${loki.bodies_used} pushes for ${lokiCount} distinct bodies: repeated ones store nothing new`);
   progress(`  ${loki.eps} events/s sustained (backlog ${lokiBacklog}s), p99 ${loki.p99_ms} ms per request, statuses ${JSON.stringify(loki.statuses)}`);
   await Bun.file(otlpFile).delete();
   await Bun.file(lokiFile).delete();
 
   progress('POST /events?wait=true (201 committed), 64 connections');
-  const durable = await spawnLoad({ url: `${base}/events?wait=true`, body: SINGLE_BODY, headers: json, connections: 64, durationMs: SECONDS * 1000, count: 'single' });
-  await drained(durable);
+  const durable = await measured({ url: `${base}/events?wait=true`, body: SINGLE_BODY, headers: json, connections: 64, durationMs: SECONDS * 1000, count: 'single' }, base);
   progress(`  ${durable.eps} events/s, p50 ${durable.p50_ms} ms, p99 ${durable.p99_ms} ms, statuses ${JSON.stringify(durable.statuses)}`);
 
   svc.kill('SIGTERM');
@@ -149,11 +160,24 @@ try {
   progress('POST /events again, rate limiter and request log off (RATE_LIMIT_INGEST=0 LOG_REQUESTS=none)');
   const bare = await startServiceProcess(ROOT, { ...target.env, RATE_LIMIT_INGEST: '0', LOG_REQUESTS: 'none' });
   svc = bare.proc;
-  const lean = await spawnLoad({ url: `${bare.base}/events`, body: SINGLE_BODY, headers: json, connections: 32, durationMs: SECONDS * 1000, count: 'single' });
-  await drained(lean, bare.base);
+  const lean = await measured({ url: `${bare.base}/events`, body: SINGLE_BODY, headers: json, connections: 32, durationMs: SECONDS * 1000, count: 'single' }, bare.base);
   progress(`  ${lean.eps} events/s (with them: ${single.eps})`);
   svc.kill('SIGTERM');
   await svc.exited;
+
+  // Every core of one machine (server engine): the single-event load on two service processes
+  // sharing the port, against one, in this run.
+  let twoProcs: Awaited<ReturnType<typeof measured>> | null = null;
+  if (engineKind === 'server') {
+    progress('POST /events, HTTP_PROCESSES=2 (two processes, one port), 32 connections');
+    const two = await startServiceProcess(ROOT, { ...target.env, HTTP_PROCESSES: '2' });
+    svc = two.proc;
+    await Bun.sleep(1500); // the second process migrates nothing, but starts its pool
+    twoProcs = await measured({ url: `${two.base}/events`, body: SINGLE_BODY, headers: json, connections: 32, durationMs: SECONDS * 1000, count: 'single' }, two.base);
+    progress(`  ${twoProcs.eps} events/s (one process: ${single.eps}); CPU per event ${cpuPerEvent(twoProcs)} us (one process: ${cpuPerEvent(single)} us)`);
+    svc.kill('SIGTERM');
+    await svc.exited;
+  }
 
   // ---- 6. verification -----------------------------------------------------------------------------
   progress('verifying rows against acknowledgements');
@@ -162,7 +186,7 @@ try {
     `SELECT count(*)::float8 AS rows, count(DISTINCT id)::float8 AS ids FROM events WHERE service = 'checkout-service'`,
   );
   await check.close();
-  const acknowledged = single.events + batch.events + otlp.events + loki.events + durable.events + lean.events;
+  const acknowledged = single.events + batch.events + otlp.events + loki.events + durable.events + lean.events + (twoProcs?.events ?? 0);
   progress('decoding cost of the agents\' protocols, in-process');
   const decoding = decodingCost();
   const stored = row!.rows;
@@ -187,6 +211,8 @@ try {
     loki_eps: loki.eps,
     loki_statuses: loki.statuses,
     decoding,
+    single_two_processes_eps: twoProcs?.eps ?? null,
+    cpu: { single: single.cpu, batch: batch.cpu, otlp: otlp.cpu, loki: loki.cpu, durable: durable.cpu, single_without_limiter_and_request_log: lean.cpu, single_two_processes: twoProcs?.cpu ?? null },
     durable_eps: durable.eps,
     durable_p50_ms: durable.p50_ms,
     durable_p99_ms: durable.p99_ms,
@@ -201,6 +227,7 @@ try {
       otlp_vs_db: +(otlp.eps / dbCeiling).toFixed(3),
       loki_vs_db: +(loki.eps / dbCeiling).toFixed(3),
       durable_vs_single: +(durable.eps / single.eps).toFixed(3),
+      two_processes_vs_one: twoProcs ? +(twoProcs.eps / single.eps).toFixed(3) : null,
     },
   };
 
@@ -224,6 +251,11 @@ try {
     `| POST /v1/logs, OTLP protobuf x500 (4 conns) | ${otlp.eps} events/s; decoding ${decoding.otlp_protobuf_us_per_record} us/record |`,
     `| POST /loki/api/v1/push, protobuf+snappy x500 (4 conns) | ${loki.eps} events/s; decoding ${decoding.loki_protobuf_us_per_record} us/record |`,
     `| POST /events?wait=true, 201 committed (64 conns) | ${durable.eps} events/s, p50 ${durable.p50_ms} ms, p99 ${durable.p99_ms} ms |`,
+    ...(twoProcs ? [`| POST /events, HTTP_PROCESSES=2 (32 conns) | ${twoProcs.eps} events/s (${result.ratios.two_processes_vs_one} x one process); CPU ${cpuPerEvent(twoProcs)} us/event (one process: ${cpuPerEvent(single)}) |`] : []),
+    ...[['single', single], ['batch', batch], ['otlp', otlp], ['loki', loki], ['durable', durable]].map(([n, r]) => {
+      const c = (r as typeof single).cpu;
+      return `| events per CPU-second, ${n} (service+db / service / db) | ${c.events_per_cpu_s} / ${c.events_per_service_cpu_s} / ${c.events_per_database_cpu_s} |`;
+    }),
     `| POST /events without rate limiter and request log | ${lean.eps} events/s (cost of both: ${Math.round((1 - single.eps / lean.eps) * 100)}%) |`,
     `| acknowledged / stored / lost / duplicated | ${acknowledged} / ${stored} / ${result.lost} / ${result.duplicated} |`,
     '',

@@ -5,6 +5,9 @@
 #   scripts/pg-cluster.sh url   [DIR]   -> prints the URL of a running cluster
 #   scripts/pg-cluster.sh pause [DIR]   -> stops the server abruptly (-m immediate), keeping its data
 #   scripts/pg-cluster.sh resume [DIR]  -> starts it again on the same port (outage tests)
+#   scripts/pg-cluster.sh replica PRIMARY_DIR DIR -> a streaming replica of that running cluster
+#                                          (pg_basebackup -R, its own port): prints DATABASE_READ_URL=...
+#                                          stop/pause/resume/url take its DIR like a primary's
 # Listens on 127.0.0.1 only, on a free port, with a random password (scram-sha-256). PostgreSQL refuses
 # to run as root, so as root the cluster runs as the system user 'aurore-pg' (created when missing).
 # Install the server first: scripts/install-timescaledb.sh
@@ -80,10 +83,35 @@ CONF
   resume)
     as_owner "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start >/dev/null
     ;;
+  replica)
+    PRIMARY=${2:?usage: $0 replica PRIMARY_DIR DIR}
+    DIR=${3:?usage: $0 replica PRIMARY_DIR DIR}
+    [ -f "$PRIMARY/url" ] || { log "no running cluster in $PRIMARY"; exit 1; }
+    PURL=$(cat "$PRIMARY/url")
+    PASS=$(printf '%s' "$PURL" | sed -E 's#^postgres://[^:]+:([^@]+)@.*#\1#')
+    PPORT=$(printf '%s' "$PURL" | sed -E 's#.*:([0-9]+)/.*#\1#')
+    safe_rm "$DIR"; mkdir -p "$DIR"; chmod 700 "$DIR"; touch "$DIR/.aurore-pg-cluster"
+    [ "$(id -u)" = 0 ] && chown aurore-pg "$DIR"
+    PORT=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+    log "pg_basebackup from 127.0.0.1:$PPORT into $DIR/data"
+    as_owner env PGPASSWORD="$PASS" "$BIN/pg_basebackup" -h 127.0.0.1 -p "$PPORT" -U aurore -D "$DIR/data" -R -X stream -c fast >"$DIR/basebackup.log" 2>&1 \
+      || { cat "$DIR/basebackup.log" >&2; exit 1; }
+    cat >> "$DIR/data/postgresql.conf" <<CONF
+port = $PORT
+unix_socket_directories = '$DIR'
+hot_standby = on
+CONF
+    log "starting the replica on 127.0.0.1:$PORT"
+    as_owner "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start >/dev/null \
+      || { tail -20 "$DIR/server.log" >&2; exit 1; }
+    URL="postgres://aurore:$PASS@127.0.0.1:$PORT/aurore"
+    (umask 077; printf '%s\n' "$URL" > "$DIR/url")
+    echo "DATABASE_READ_URL=$URL"
+    ;;
   url)
     [ -f "$DIR/url" ] || { log "no cluster in $DIR"; exit 1; }
     cat "$DIR/url"
     ;;
   *)
-    echo "usage: $0 start|stop|pause|resume|url [DIR]" >&2; exit 2;;
+    echo "usage: $0 start|stop|pause|resume|url [DIR] | replica PRIMARY_DIR DIR" >&2; exit 2;;
 esac

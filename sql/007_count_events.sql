@@ -7,9 +7,8 @@
 -- (short by what arrived since their last refresh).
 -- The range is clamped to the chunks that exist: the aggregates keep counting days whose raw events
 -- retention has dropped, and those are not events GET /events can return.
--- Generic plans (plan_cache_mode): these statements are the same every call but for their bounds.
 CREATE OR REPLACE FUNCTION aurore_count_events(services text[], lo timestamptz, hi timestamptz, OUT total bigint, OUT exact boolean)
-LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $fn$
+LANGUAGE plpgsql STABLE AS $fn$
 DECLARE
   first_t timestamptz;
   end_t timestamptz;
@@ -47,15 +46,17 @@ BEGIN
   total := aurore_events_in('day', services, d1, d2)
          + aurore_events_in('hour', services, h1, d1) + aurore_events_in('hour', services, d2, h2)
          + aurore_events_in('minute', services, m1, h1) + aurore_events_in('minute', services, h2, m2)
-         + aurore_events_in('raw', services, lo, m1) + aurore_events_in('raw', services, m2, hi_x);
+         + aurore_raw_events_in(services, lo, m1) + aurore_raw_events_in(services, m2, hi_x);
   exact := aurore_aggregates_exact(services, m1, m2);
 END
 $fn$;
 
--- Events in [a, b) at one level: the sum of an aggregate's counts, or a count of the raw events.
--- One plain range per statement (an OR of two ranges would not use the bucket index).
+-- Events in [a, b) at one level of the aggregates: the sum of its counts. One plain range per
+-- statement (an OR of two ranges would not use the bucket index), planned with its bounds: a generic
+-- plan cannot tell two minutes from two months and scanned the whole per-minute table (68 ms at a
+-- million events, against 1).
 CREATE OR REPLACE FUNCTION aurore_events_in(level text, services text[], a timestamptz, b timestamptz) RETURNS bigint
-LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $fn$
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_custom_plan AS $fn$
 BEGIN
   IF a >= b THEN
     RETURN 0;
@@ -64,16 +65,29 @@ BEGIN
     CASE level
       WHEN 'day' THEN RETURN (SELECT coalesce(sum(events), 0) FROM analytics.events_per_day WHERE bucket >= a AND bucket < b);
       WHEN 'hour' THEN RETURN (SELECT coalesce(sum(events), 0) FROM analytics.events_per_hour WHERE bucket >= a AND bucket < b);
-      WHEN 'minute' THEN RETURN (SELECT coalesce(sum(events), 0) FROM analytics.events_per_minute WHERE bucket >= a AND bucket < b);
-      ELSE RETURN (SELECT count(*) FROM events WHERE time >= a AND time < b);
+      ELSE RETURN (SELECT coalesce(sum(events), 0) FROM analytics.events_per_minute WHERE bucket >= a AND bucket < b);
     END CASE;
   END IF;
   CASE level
     WHEN 'day' THEN RETURN (SELECT coalesce(sum(events), 0) FROM analytics.events_per_day WHERE bucket >= a AND bucket < b AND service = ANY (services));
     WHEN 'hour' THEN RETURN (SELECT coalesce(sum(events), 0) FROM analytics.events_per_hour WHERE bucket >= a AND bucket < b AND service = ANY (services));
-    WHEN 'minute' THEN RETURN (SELECT coalesce(sum(events), 0) FROM analytics.events_per_minute WHERE bucket >= a AND bucket < b AND service = ANY (services));
-    ELSE RETURN (SELECT count(*) FROM events WHERE time >= a AND time < b AND service = ANY (services));
+    ELSE RETURN (SELECT coalesce(sum(events), 0) FROM analytics.events_per_minute WHERE bucket >= a AND bucket < b AND service = ANY (services));
   END CASE;
+END
+$fn$;
+
+-- Raw events in [a, b), a partial minute at most: a generic plan, which excludes chunks as it runs
+-- (planning the statement for every daily chunk each call cost more than running it).
+CREATE OR REPLACE FUNCTION aurore_raw_events_in(services text[], a timestamptz, b timestamptz) RETURNS bigint
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $fn$
+BEGIN
+  IF a >= b THEN
+    RETURN 0;
+  END IF;
+  IF services IS NULL THEN
+    RETURN (SELECT count(*) FROM events WHERE time >= a AND time < b);
+  END IF;
+  RETURN (SELECT count(*) FROM events WHERE time >= a AND time < b AND service = ANY (services));
 END
 $fn$;
 

@@ -57,7 +57,7 @@ export function createApp(deps: AppDeps) {
   app.route('/', metricsRoutes(deps));
   // observe
   app.route('/', healthRoutes(deps));
-  app.get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType }));
+  app.get('/metrics', async (c) => c.body(await metrics.render(deps.peers), 200, { 'Content-Type': metrics.registry.contentType }));
   // the reference, and the console (pages that are clients of the routes above)
   const openapi = JSON.stringify(openApiDocument(config));
   app.get('/openapi.json', (c) => c.body(openapi, 200, { 'Content-Type': 'application/json' }));

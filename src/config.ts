@@ -3,6 +3,7 @@
 // fast with an error naming the variable. Tests pass a plain object instead of touching process.env.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 
 // API keys: "name:scopes:secret" entries (README: Access). Only the SHA-256 digest of a secret is kept.
@@ -51,8 +52,11 @@ const int = (def: number, min = 1, max = Number.MAX_SAFE_INTEGER) =>
 /** Each key is the environment variable; the comment is what README documents. */
 export const envSchema = z.object({
   PORT: int(3000, 0, 65535), // 0 = any free port
+  HTTP_PROCESSES: z.union([z.literal('auto'), z.coerce.number().int().min(1).max(256)]).default(1), // service processes sharing PORT (server engine); auto: one per CPU
   HOST: z.string().min(1).default('127.0.0.1'),
   DATABASE_URL: z.string().url().optional(), // unset = embedded engine
+  DATABASE_READ_URL: z.string().url().optional(), // a streaming replica for the read routes (server engine)
+  READ_MAX_LAG_MS: int(5_000, 0, 3_600_000), // a replica further behind: reads go to the primary
   DATA_DIR: z.string().min(1).default('./data'),
   DB_POOL_MAX: int(10, 1, 1000), // server engine: query connections of the main thread
 
@@ -110,9 +114,13 @@ export type Env = z.input<typeof envSchema>;
 
 export interface Config {
   readonly port: number;
+  /** Service processes sharing the port (SO_REUSEPORT): 1, or more on the server engine. */
+  readonly httpProcesses: number;
   readonly host: string;
   readonly engine: 'embedded' | 'server';
   readonly databaseUrl: string | undefined;
+  /** A streaming replica for the read routes, and how far behind it may be. */
+  readonly reads: { readonly url: string | undefined; readonly maxLagMs: number };
   readonly dataDir: string;
   readonly dbPoolMax: number;
   readonly queue: { readonly maxEvents: number; readonly maxBytes: number };
@@ -169,7 +177,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const lines = parsed.error.issues.map((i) => {
       const name = String(i.path[0]);
       // Never echo URLs or keys: they carry passwords.
-      const shown = ['DATABASE_URL', 'REDIS_URL', 'API_KEYS'].includes(name) ? '' : ` (got ${JSON.stringify(present[name])})`;
+      const shown = ['DATABASE_URL', 'DATABASE_READ_URL', 'REDIS_URL', 'API_KEYS'].includes(name) ? '' : ` (got ${JSON.stringify(present[name])})`;
       return `  ${name}: ${i.message}${shown}`;
     });
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}\nFix the variable(s) above or unset them to use the defaults (README: Configuration).`);
@@ -191,6 +199,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     );
   }
   apiKeys = Object.freeze(apiKeys) as ApiKey[];
+  if (!e.DATABASE_URL && (e.HTTP_PROCESSES === 'auto' ? availableParallelism() : e.HTTP_PROCESSES) > 1) {
+    throw new ConfigError(
+      `Invalid configuration:\n  HTTP_PROCESSES=${e.HTTP_PROCESSES} needs the server engine (DATABASE_URL): the embedded database is one session in one process.\n` +
+        '  Unset HTTP_PROCESSES (or set it to 1), or point DATABASE_URL at a TimescaleDB server.',
+    );
+  }
+  if (e.DATABASE_READ_URL && !e.DATABASE_URL) {
+    throw new ConfigError('Invalid configuration:\n  DATABASE_READ_URL needs DATABASE_URL: a read replica is for the server engine (the embedded engine has no replicas)');
+  }
   if (e.DEFAULT_QUERY_LIMIT > e.MAX_QUERY_LIMIT) {
     throw new ConfigError(`Invalid configuration:\n  DEFAULT_QUERY_LIMIT (${e.DEFAULT_QUERY_LIMIT}) must not exceed MAX_QUERY_LIMIT (${e.MAX_QUERY_LIMIT})`);
   }
@@ -205,9 +222,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   return deepFreeze({
     port: e.PORT,
+    httpProcesses: e.HTTP_PROCESSES === 'auto' ? availableParallelism() : e.HTTP_PROCESSES,
     host: e.HOST,
     engine: e.DATABASE_URL ? 'server' : 'embedded',
     databaseUrl: e.DATABASE_URL,
+    reads: { url: e.DATABASE_READ_URL, maxLagMs: e.READ_MAX_LAG_MS },
     dataDir: e.DATA_DIR,
     dbPoolMax: e.DB_POOL_MAX,
     queue: { maxEvents: e.QUEUE_MAX_EVENTS, maxBytes: e.QUEUE_MAX_BYTES },

@@ -55,23 +55,26 @@ function pretty(o: Record<string, unknown>) {
   return err ? `${head}\n  ${err.stack ?? err.message}` : head;
 }
 
+/** `base`: fields on every line (the process index when HTTP_PROCESSES > 1). */
 export function createLogger(
   level: Level,
   write: (line: string) => void = stdout,
   format: 'json' | 'pretty' = 'json',
+  base: Record<string, unknown> = {},
 ): Logger {
   const min = rank[level];
+  const baseJson = Object.keys(base).length ? `${JSON.stringify(base).slice(1, -1)},` : '';
   const emit = (lvl: Exclude<Level, 'silent'>, msg: string, fields?: Record<string, unknown>) => {
     if (rank[lvl] < min) return;
     const f = fields && 'err' in fields ? { ...fields, err: serializeError(fields.err) } : fields;
-    const o = { time: new Date().toISOString(), level: lvl, msg, ...f };
+    const o = { time: new Date().toISOString(), level: lvl, msg, ...base, ...f };
     write(format === 'pretty' ? pretty(o) : JSON.stringify(o));
   };
   return {
     fields: (lvl, m, f) => {
       if (rank[lvl] < min) return;
       if (format === 'pretty') return emit(lvl, m, JSON.parse(`{${f}}`) as Record<string, unknown>);
-      write(`{"time":"${new Date().toISOString()}","level":"${lvl}","msg":${JSON.stringify(m)},${f}}`);
+      write(`{"time":"${new Date().toISOString()}","level":"${lvl}","msg":${JSON.stringify(m)},${baseJson}${f}}`);
     },
     debug: (m, f) => emit('debug', m, f),
     info: (m, f) => emit('info', m, f),

@@ -1,6 +1,8 @@
 // Entry point: parse config, build the service, serve it, stop gracefully on SIGTERM/SIGINT.
 import { ConfigError, loadConfig } from './config';
 import { createLogger } from './log';
+import { peersFromEnv } from './observe/peers';
+import { supervise } from './processes';
 import { createService, type Service } from './service';
 import { DataDirLocked } from './store/lock';
 
@@ -15,10 +17,13 @@ try {
   throw e;
 }
 
-const log = createLogger(config.logLevel, undefined, config.logFormat);
+const peers = peersFromEnv();
+const log = createLogger(config.logLevel, undefined, config.logFormat, peers ? { process: peers.index } : {});
+if (config.httpProcesses > 1 && !peers) await supervise(config, log); // never returns
+
 let service: Service;
 try {
-  service = createService(config, { log });
+  service = createService(config, { log, peers });
 } catch (e) {
   if (e instanceof DataDirLocked) {
     console.error(e.message);
@@ -29,6 +34,7 @@ try {
 const server = Bun.serve({
   port: config.port,
   hostname: config.host,
+  reusePort: peers !== null, // HTTP_PROCESSES: the siblings share the port
   fetch: service.app.fetch,
   // Bun's own cap, above ours: oversize bodies get our JSON 413 from the app, not a bare reset.
   maxRequestBodySize: config.limits.bodyMaxBytes * 4,

@@ -7,6 +7,8 @@ import { createApp } from './app';
 import type { Config } from './config';
 import { createLogger, redactUrl, type Logger } from './log';
 import { createJobs } from './maintain/scheduler';
+import { bufferStatus } from './observe/health';
+import { servePeers, type Peers } from './observe/peers';
 import { createMetrics } from './observe/prometheus';
 import { createLimits } from './protect/limits';
 import { newState } from './state';
@@ -14,11 +16,14 @@ import { Batcher, type Faults } from './store/batcher';
 import { detectDatabase, ensureSearchIndex, openServer, proxyEngine, type Engine } from './store/engine';
 import { migrate, migratedEdition, type Edition } from './store/migrate';
 import { lockDataDir } from './store/lock';
+import { readRouting } from './store/replica';
 import { EventQueue } from './store/queue';
 import { replaySpills, spillDir, writeSpill } from './store/spill';
 
 export interface ServiceOptions {
   log?: Logger;
+  /** This process's siblings when HTTP_PROCESSES > 1 (set by main.ts from the supervisor's environment). */
+  peers?: Peers | null;
   faults?: Faults;
   /** Tests and benchmarks only: migrate as this TimescaleDB edition (the Apache path on a Community database). */
   edition?: Edition;
@@ -66,6 +71,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
   const queue = new EventQueue(config.queue.maxEvents, config.queue.maxBytes);
   const pool = writerPool(config, queue, writers);
   const engine: Engine = embedded ? proxyEngine(pool as never) : openServer(config.databaseUrl!, config.dbPoolMax);
+  const reads = config.reads.url ? readRouting(engine, config.reads.url, { maxLagMs: config.reads.maxLagMs, poolMax: config.dbPoolMax, log }) : null;
   const batcher = new Batcher(
     queue,
     pool,
@@ -81,10 +87,12 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     opts.faults,
   );
   const state = newState();
-  const limits = createLimits(config);
-  const metrics = createMetrics(queue, batcher, state, limits);
+  const peers = opts.peers ?? null;
+  const limits = createLimits(config, peers?.ports.length ?? 1);
+  const metrics = createMetrics(queue, batcher, state, limits, reads);
   batcher.onBatch = metrics.observeBatch;
-  const app = createApp({ config, engine, queue, batcher, state, log, metrics, limits });
+  const app = createApp({ config, engine, reader: reads?.engine ?? engine, reads, peers, queue, batcher, state, log, metrics, limits });
+  const peerServer = peers ? servePeers(peers, { metrics: () => metrics.registry.getMetricsAsJSON(), buffer: () => bufferStatus({ queue, batcher, state }) }) : null;
   let stopping = false;
 
   // Connect and migrate, retrying until the database answers; /health says 503 meanwhile, and events
@@ -136,6 +144,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     const drained = state.ready && (await batcher.drain(config.shutdownTimeoutMs));
     batcher.stop();
     metrics.stop();
+    void peerServer?.stop();
     limits.close();
     const unwritten = queue.depth;
     let spilled = 0;
@@ -155,6 +164,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
       log.warn('shutdown: closing a writer failed', { err });
     }
     await pool.destroy();
+    await reads?.close();
     await engine.close();
     dirLock?.release();
     log.info('stopped', { written: batcher.stats.written, unwritten, spilled });

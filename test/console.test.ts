@@ -251,7 +251,8 @@ describe.skipIf(!present)('the console with API keys [embedded]', () => {
     expect(await page.evaluate(() => (globalThis as any).localStorage.length)).toBe(0);
     await page.click('#key-button');
     await page.click('#key-form button[value=forget]');
-    expect(await page.evaluate(() => (globalThis as any).sessionStorage.getItem('aurore.apiKey'))).toBeNull();
+    // the dialog's close event comes a task later
+    await page.waitForFunction(() => (globalThis as any).sessionStorage.getItem('aurore.apiKey') === null, null, { timeout: 5000 });
   });
 });
 

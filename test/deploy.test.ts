@@ -24,9 +24,19 @@ describe('docker-compose.yml', () => {
   const s = compose.services;
 
   test('has the database, the service, optional redis and a k6 loadtest profile', () => {
-    expect(Object.keys(s).sort()).toEqual(['app', 'k6', 'redis', 'timescaledb']);
-    expect(s.redis!.profiles).toEqual(['redis']);
+    expect(Object.keys(s).sort()).toEqual(['app', 'app-b', 'k6', 'redis', 'timescaledb', 'timescaledb-replica']);
+    expect(s.redis!.profiles).toEqual(['redis', 'scale']);
     expect(s.k6!.profiles).toEqual(['loadtest']);
+  });
+
+  test('the scale profile: a second instance reading from a streaming replica of the primary, sharing Redis', () => {
+    expect(s['app-b']!.profiles).toEqual(['scale']);
+    expect(s['timescaledb-replica']!.profiles).toEqual(['scale']);
+    expect(s['app-b']!.environment!.DATABASE_READ_URL).toContain('@timescaledb-replica:5432/');
+    expect(s['app-b']!.environment!.REDIS_URL).toBe('redis://redis:6379');
+    expect(JSON.stringify((s['timescaledb-replica'] as { entrypoint?: string[] }).entrypoint)).toContain('pg_basebackup -h timescaledb');
+    expect(s.timescaledb!.volumes).toContain('./scripts/compose/10-replication.sh:/docker-entrypoint-initdb.d/10-replication.sh:ro');
+    expect(existsSync(`${root}scripts/compose/10-replication.sh`)).toBe(true);
   });
 
   test('TimescaleDB is the Community image on PostgreSQL 17, with a volume and a health check', () => {

@@ -123,6 +123,18 @@ export async function privateCluster() {
     pause: () => run('pause'),
     resume: () => run('resume'),
     stop: () => run('stop'),
+    /** A streaming replica of this cluster (pg_basebackup -R), with the same controls. */
+    async replica() {
+      const rdir = mkdtempSync(join(tmpdir(), 'aurore-replica-'));
+      const rrun = async (...args: string[]) => {
+        const p = Bun.spawn(['bash', script, ...args], { stdout: 'pipe', stderr: 'pipe' });
+        const [out, err, code] = [await new Response(p.stdout).text(), await new Response(p.stderr).text(), await p.exited];
+        if (code !== 0) throw new Error(`pg-cluster.sh ${args[0]} failed: ${err}`);
+        return out;
+      };
+      const rurl = (await rrun('replica', dir, rdir)).match(/DATABASE_READ_URL=(\S+)/)![1]!;
+      return { url: rurl, pause: () => rrun('pause', rdir), resume: () => rrun('resume', rdir), stop: () => rrun('stop', rdir) };
+    },
   };
 }
 
@@ -174,3 +186,25 @@ export async function spawnService(env: Record<string, string>) {
   return { proc, url, lines, drained };
 }
 
+
+/** A private redis-server on a free port (.ci/run installs it); `stop` kills it. */
+export async function startRedis() {
+  const bin = Bun.which('redis-server');
+  if (!bin) throw new Error('redis-server is not installed (apt-get install redis-server; .ci/run does)');
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const proc = Bun.spawn([bin, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdout: 'ignore', stderr: 'ignore' });
+  const url = `redis://127.0.0.1:${port}`;
+  const { RedisClient } = await import('bun');
+  for (let i = 0; ; i++) {
+    try {
+      const c = new RedisClient(url);
+      await c.send('PING', []);
+      c.close();
+      break;
+    } catch (e) {
+      if (i > 100) throw e;
+      await Bun.sleep(50);
+    }
+  }
+  return { url, stop: () => proc.kill() };
+}

@@ -16,6 +16,7 @@ import type { Logger } from '../log';
 import type { Engine } from '../store/engine';
 import type { Edition } from '../store/migrate';
 import { lateEvents, rollup } from './aggregates';
+import { createLease } from './lease';
 import { listPolicies, policyStats, runPolicy, setPolicies } from './policies';
 import { reorder } from './reorder';
 import { retention } from './retention';
@@ -178,6 +179,7 @@ export function createJobs(deps: JobsDeps) {
   // the status shows the error, and it is tried again every AGGREGATE_REFRESH_SECONDS.
   const setupStatus = newStatus('setup', 'service', config.aggregateRefreshMs);
   let setUp = false;
+  const lease = createLease(engine, log);
 
   /** Runs `pick`ed service jobs in order, one at a time, after whatever is running now. */
   function runSerial(pick: (j: Job) => boolean): Promise<void> {
@@ -214,9 +216,9 @@ export function createJobs(deps: JobsDeps) {
     setupStatus.lastDurationMs = Date.now() - started;
   }
 
-  /** One tick of the clock: set up when due, else start the service jobs that are due. */
+  /** One tick of the clock: set up when due, else start the service jobs that are due (on one instance). */
   function tick() {
-    if (busy || stopped) return;
+    if (busy || stopped || !lease.held()) return;
     const now = Date.now();
     if (!setUp) {
       if (Date.parse(setupStatus.nextRunAt!) <= now) {
@@ -233,6 +235,7 @@ export function createJobs(deps: JobsDeps) {
   return {
     /** Sets the policies to the configuration and starts the clock; every job is due at once. */
     async start() {
+      await lease.start();
       await trySetup();
       if (stopped) return; // stop() came during the setup
       timer = setInterval(tick, TICK_MS);
@@ -240,6 +243,8 @@ export function createJobs(deps: JobsDeps) {
     },
     /** Runs every job the service owns now, in order (also what an operator's "refresh now" is). */
     runAll: () => runSerial(() => true),
+    /** Whether this instance runs the jobs, and which instance does. */
+    runner: () => ({ here: lease.held(), holder: lease.holder() }),
     /** Each job's schedule, last run and last error. */
     async status(): Promise<JobStatus[]> {
       const list = jobs.map((j) => ({ ...j.status }));
@@ -252,6 +257,7 @@ export function createJobs(deps: JobsDeps) {
       stopped = true;
       if (timer) clearInterval(timer);
       await running;
+      await lease.stop();
     },
   };
 }

@@ -10,10 +10,17 @@ import type { ServiceState } from '../state';
 import type { Batcher } from '../store/batcher';
 import type { Engine } from '../store/engine';
 import type { EventQueue } from '../store/queue';
+import type { ReadRouting } from '../store/replica';
+import { fromSiblings, type Peers } from './peers';
 
 export interface HealthDeps {
   config: Config;
   engine: Engine;
+  /** The engine of the read routes: the replica's routing (DATABASE_READ_URL), else `engine`. */
+  reader: Engine;
+  reads: ReadRouting | null;
+  /** The sibling processes (HTTP_PROCESSES > 1), whose queues /health/buffer adds up. */
+  peers: Peers | null;
   queue: EventQueue;
   batcher: Batcher;
   state: ServiceState;
@@ -49,30 +56,55 @@ export function bufferStatus({ queue, batcher, state }: Pick<HealthDeps, 'queue'
   };
 }
 
+type BufferStatus = ReturnType<typeof bufferStatus>;
+const BREAKER_RANK = { closed: 0, 'half-open': 1, open: 2 } as const;
+
+/** The whole service's queue: this process's figures added to its siblings' (HTTP_PROCESSES > 1). */
+async function serviceBuffer(deps: HealthDeps) {
+  const own = bufferStatus(deps);
+  if (!deps.peers) return own;
+  const all = [own, ...(await fromSiblings<BufferStatus>(deps.peers, 'buffer'))];
+  const sum = (k: keyof BufferStatus) => all.reduce((n, b) => n + (b[k] as number), 0);
+  const numbers = ['depth', 'pending', 'inFlightBatches', 'capacity', 'bytesUsed', 'bytesCapacity', 'accepted', 'written', 'duplicates', 'rejected', 'recovered', 'batches', 'retriedBatches', 'failed', 'rejectedQueueFull', 'drainRate'] as const;
+  const total = Object.fromEntries(numbers.map((k) => [k, sum(k)])) as Record<(typeof numbers)[number], number>;
+  return {
+    ...own,
+    ...total,
+    utilization: Math.max(total.depth / total.capacity, total.bytesUsed / total.bytesCapacity),
+    breaker: all.map((b) => b.breaker).sort((a, b) => BREAKER_RANK[b] - BREAKER_RANK[a])[0]!,
+    lastError: all.find((b) => b.lastError)?.lastError ?? null,
+    lastWriteAt: all.map((b) => b.lastWriteAt).filter(Boolean).sort().at(-1) ?? null,
+    draining: all.some((b) => b.draining),
+    processes: { configured: deps.peers.ports.length, reporting: all.length },
+  };
+}
+
 /** Connection, edition and the maintenance jobs' status; `ok` false when the database does not answer. */
-async function databaseStatus({ engine, batcher, state, log }: HealthDeps) {
+async function databaseStatus({ engine, reads, batcher, state, log }: HealthDeps) {
   const started = performance.now();
+  const replica = reads ? { reads: reads.status() } : {};
   try {
     await engine.query('SELECT 1');
     const latencyMs = Math.round((performance.now() - started) * 100) / 100;
     const jobs = state.jobs ? await state.jobs.status() : [];
-    return { ok: true, body: { connected: true, ready: state.ready, latencyMs, breaker: batcher.breaker, ...(state.database ?? { engine: engine.kind }), jobs } };
+    const maintenance = state.jobs ? { maintenance: state.jobs.runner() } : {};
+    return { ok: true, body: { connected: true, ready: state.ready, latencyMs, breaker: batcher.breaker, ...(state.database ?? { engine: engine.kind }), ...replica, ...maintenance, jobs } };
   } catch (err) {
     log.warn('database health check failed', { err });
-    return { ok: false, body: { connected: false, ready: false, breaker: batcher.breaker, engine: engine.kind, error: (err as Error).message } };
+    return { ok: false, body: { connected: false, ready: false, breaker: batcher.breaker, engine: engine.kind, ...replica, error: (err as Error).message } };
   }
 }
 
 /** The MVP's complete status: queue, database, jobs and business metrics in one reply. */
 async function detailedStatus(deps: HealthDeps, startedAt: number) {
-  const { state, engine } = deps;
+  const { state } = deps;
   const db = await databaseStatus(deps);
-  const buffer = bufferStatus(deps);
+  const buffer = await serviceBuffer(deps);
   const jobs = 'jobs' in db.body ? db.body.jobs : [];
   let business: Awaited<ReturnType<typeof businessMetrics>> | { error: string } | null = null;
   if (state.ready && db.ok) {
     try {
-      business = await businessMetrics(engine);
+      business = await businessMetrics(deps.reader);
     } catch (err) {
       business = { error: (err as Error).message };
     }
@@ -104,7 +136,7 @@ export function healthRoutes(deps: HealthDeps) {
     const refused = unavailable('Starting');
     return refused ? respondError(c, refused) : c.json({ status: 'ready' });
   });
-  app.get('/health/buffer', (c) => c.json(bufferStatus(deps)));
+  app.get('/health/buffer', async (c) => c.json(await serviceBuffer(deps)));
   app.get('/health/database', async (c) => {
     const db = await databaseStatus(deps);
     return c.json(db.body, db.ok ? 200 : 503);

@@ -2,15 +2,19 @@
 // end in _total, durations in _seconds, sizes in _bytes. Totals the pipeline already keeps (queue,
 // batcher, service state) are read at scrape time rather than counted twice; histograms are
 // observed as things happen.
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, type Aggregator } from 'prom-client';
 import type { JobStatus } from '../maintain/scheduler';
 import type { Limits } from '../protect/limits';
 import type { ServiceState } from '../state';
 import type { Batcher } from '../store/batcher';
 import type { EventQueue } from '../store/queue';
+import type { ReadRouting } from '../store/replica';
+import { fromSiblings, type Peers } from './peers';
 
 export interface Metrics {
   registry: Registry;
+  /** The text of GET /metrics: this process's, or the whole service's summed with its siblings'. */
+  render(peers: Peers | null): Promise<string>;
   observeRequest(route: string, method: string, status: number, seconds: number): void;
   observeBatch(events: number, seconds: number): void;
   stop(): void;
@@ -31,7 +35,7 @@ function totalCounter(registry: Registry, name: string, help: string, read: () =
   });
 }
 
-export function createMetrics(queue: EventQueue, batcher: Batcher, state: ServiceState, limits: Limits): Metrics {
+export function createMetrics(queue: EventQueue, batcher: Batcher, state: ServiceState, limits: Limits, reads: ReadRouting | null = null): Metrics {
   const registry = new Registry();
   const s = batcher.stats;
   totalCounter(registry, 'aurore_events_received_total', 'Events received in POST bodies, valid or not', () => state.received);
@@ -47,14 +51,23 @@ export function createMetrics(queue: EventQueue, batcher: Batcher, state: Servic
   totalCounter(registry, 'aurore_requests_queue_full_total', 'Requests refused with 429 or 503 because the queue was full', () => state.rejectedQueueFull);
   totalCounter(registry, 'aurore_requests_rate_limited_total', 'Requests refused with 429 by a rate limit', () => limits.refused);
 
-  const gauge = (name: string, help: string, read: () => number) =>
-    new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });
+  // With HTTP_PROCESSES > 1 the processes' figures are merged: sums for queues and counters, the
+  // worst for states (`aggregator`).
+  const gauge = (name: string, help: string, read: () => number, aggregator: Aggregator = 'sum') =>
+    new Gauge({ name, help, registers: [registry], aggregator, collect() { this.set(read()); } });
   gauge('aurore_queue_depth_events', 'Events queued or being written', () => queue.depth);
   gauge('aurore_queue_capacity_events', 'Queue capacity in events (QUEUE_MAX_EVENTS)', () => queue.maxEvents);
   gauge('aurore_queue_used_bytes', 'Bytes of the queue in use', () => queue.usedBytes);
   gauge('aurore_queue_capacity_bytes', 'Queue capacity in bytes (QUEUE_MAX_BYTES)', () => queue.maxBytes);
-  gauge('aurore_circuit_breaker_open', 'Circuit breaker: 0 closed, 0.5 half-open, 1 open', () => ({ closed: 0, 'half-open': 0.5, open: 1 })[batcher.breaker]);
-  gauge('aurore_ready', '1 once the database is reachable and migrated', () => (state.ready ? 1 : 0));
+  gauge('aurore_circuit_breaker_open', 'Circuit breaker: 0 closed, 0.5 half-open, 1 open', () => ({ closed: 0, 'half-open': 0.5, open: 1 })[batcher.breaker], 'max');
+  gauge('aurore_ready', '1 once the database is reachable and migrated', () => (state.ready ? 1 : 0), 'min');
+  if (reads) {
+    gauge('aurore_read_replica_in_use', '1 while the read routes use the replica (DATABASE_READ_URL), 0 while they fall back to the primary', () => (reads.status().using === 'replica' ? 1 : 0), 'min');
+    gauge('aurore_read_replica_lag_seconds', 'How far the replica trails the primary (-1: unknown)', () => {
+      const lag = reads.status().lagMs;
+      return lag === null ? -1 : lag / 1000;
+    }, 'max');
+  }
 
   // Maintenance jobs, for alerts such as "no successful rollup for 10 minutes".
   const jobGauge = (name: string, help: string, value: (j: JobStatus) => number | null) =>
@@ -63,6 +76,8 @@ export function createMetrics(queue: EventQueue, batcher: Batcher, state: Servic
       help,
       labelNames: ['job'],
       registers: [registry],
+      aggregator: 'max', // the process that runs the jobs has the figures
+
       async collect() {
         for (const j of (await state.jobs?.status()) ?? []) {
           const v = value(j);
@@ -84,7 +99,7 @@ export function createMetrics(queue: EventQueue, batcher: Batcher, state: Servic
   });
 
   // Event-loop lag: how late a 100 ms timer fires. A busy main thread is the first sign of overload.
-  const lag = new Gauge({ name: 'aurore_event_loop_lag_seconds', help: 'Event-loop delay of the main thread (last 100 ms tick)', registers: [registry] });
+  const lag = new Gauge({ name: 'aurore_event_loop_lag_seconds', help: 'Event-loop delay of the main thread (last 100 ms tick; the slowest process)', registers: [registry], aggregator: 'max' });
   let expected = performance.now() + 100;
   const timer = setInterval(() => {
     const now = performance.now();
@@ -97,6 +112,11 @@ export function createMetrics(queue: EventQueue, batcher: Batcher, state: Servic
   const children = new Map<string, ReturnType<typeof http.labels>>();
   return {
     registry,
+    async render(peers) {
+      if (!peers) return registry.metrics();
+      const merged = AggregatorRegistry.aggregate([await registry.getMetricsAsJSON(), ...(await fromSiblings<object[]>(peers, 'metrics'))]);
+      return merged.metrics();
+    },
     observeRequest: (route, method, status, seconds) => {
       const key = `${route} ${method} ${status}`;
       let child = children.get(key);

@@ -41,15 +41,20 @@ export interface Limits {
   close(): void;
 }
 
-export function createLimits(config: Config): Limits {
+/**
+ * `processes`: how many processes share the port (HTTP_PROCESSES). Without Redis each counts in its
+ * own memory, so each gets its share of every budget; with REDIS_URL they share one count.
+ */
+export function createLimits(config: Config, processes = 1): Limits {
   let refused = 0;
   const { windowMs } = config.rateLimit;
   const redis = config.rateLimit.redisUrl ? new RedisClient(config.rateLimit.redisUrl) : undefined;
+  const share = redis ? 1 : processes;
   const store = (budget: Budget): Store =>
     redis ? new RedisStore({ client: redisAdapter(redis) as never, prefix: `aurore:rl:${budget}:` }) : new MemoryStore();
   const make = (budget: Budget): MiddlewareHandler | null => {
-    const limit = config.rateLimit[budget];
-    if (limit === 0) return null; // 0 switches a budget off
+    if (config.rateLimit[budget] === 0) return null; // 0 switches a budget off
+    const limit = Math.ceil(config.rateLimit[budget] / share);
     return rateLimiter({
       windowMs,
       limit,

@@ -15,6 +15,7 @@ import type { Engine } from '../store/engine';
 import { encodeCursor, queryParsers, type ListQuery } from './params';
 
 const EXACT_COUNT_LIMIT = 10_000;
+const SMALL_COUNT = 1_000; // counted outright: cheaper than the aggregates' few statements
 // The event's time as text to the microsecond (OTLP and Loki timestamps keep them; a JS Date would
 // not): in replies, and in cursors, where a millisecond would skip or repeat events.
 const COLUMNS = `id, to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS time_text, service, message, metadata, ingested_at`;
@@ -110,17 +111,24 @@ async function countEvents(engine: Engine, q: ListQuery, where: string, params: 
     return { value: r?.n ?? 0, exact: true, mode: 'exact' as const };
   }
   if (mode === 'estimate') return { value: await estimate(engine, where, params), exact: false, mode: 'estimate' as const };
-  // auto. Service and time filters: the aggregates answer in a few ms whatever the range holds, and
-  // say whether that is exact; when it is not, a bounded count may still be.
+  // auto: a small count is cheapest counted (the first thousand matches); past that, for service and
+  // time filters, the aggregates answer in a few ms whatever the range holds and say whether that is
+  // exact; when they cannot, a count bounded at EXACT_COUNT_LIMIT may still be.
+  const small = await boundedCount(engine, where, params, SMALL_COUNT);
+  if (small <= SMALL_COUNT) return { value: small, exact: true, mode: 'exact' as const };
   const fromAggregates = await aggregateTotal(engine, q);
   if (fromAggregates?.exact) return fromAggregates;
-  // Counting stops after EXACT_COUNT_LIMIT + 1 matches: a bounded cost whatever the range.
-  const [r] = await engine.query<{ n: number }>(`SELECT count(*)::int AS n FROM (SELECT 1 FROM events ${where} LIMIT ${EXACT_COUNT_LIMIT + 1}) s`, params);
-  const n = r?.n ?? 0;
+  const n = await boundedCount(engine, where, params, EXACT_COUNT_LIMIT);
   if (n <= EXACT_COUNT_LIMIT) return { value: n, exact: true, mode: 'exact' as const };
   // Both are lower bounds: what the aggregates had counted, and the bounded count.
   if (fromAggregates) return { ...fromAggregates, value: Math.max(n, fromAggregates.value) };
   return { value: Math.max(n, await estimate(engine, where, params)), exact: false, mode: 'estimate' as const };
+}
+
+/** Matches counted up to `limit` + 1: a bounded cost whatever the range. */
+async function boundedCount(engine: Engine, where: string, params: unknown[], limit: number) {
+  const [r] = await engine.query<{ n: number }>(`SELECT count(*)::int AS n FROM (SELECT 1 FROM events ${where} LIMIT ${limit + 1}) s`, params);
+  return r?.n ?? 0;
 }
 
 /**
@@ -157,7 +165,7 @@ export async function getEvent(engine: Engine, id: string) {
 }
 
 /** GET /events and GET /events/:id. */
-export function eventRoutes({ config, engine, state }: { config: Config; engine: Engine; state: ServiceState }) {
+export function eventRoutes({ config, reader: engine, state }: { config: Config; reader: Engine; state: ServiceState }) {
   const app = new Hono();
   const parse = queryParsers(config.limits);
   const retryAfter = config.retryAfterSeconds;

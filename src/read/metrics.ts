@@ -126,7 +126,7 @@ export async function eventSeries(engine: Engine, q: SeriesQuery) {
 }
 
 /** GET /metrics/events and GET /health/business. */
-export function metricsRoutes({ config, engine, state }: { config: Config; engine: Engine; state: ServiceState }) {
+export function metricsRoutes({ config, reader: engine, state }: { config: Config; reader: Engine; state: ServiceState }) {
   const app = new Hono();
   const parse = queryParsers(config.limits);
   app.get('/metrics/events', async (c) => {
