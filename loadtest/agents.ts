@@ -1,7 +1,8 @@
 // Request bodies as agents send them, for the benchmark: OTLP protobuf batches (as the OpenTelemetry
 // SDK's protobuf exporter sends them) and Loki protobuf pushes (snappy-compressed, as Promtail and
-// Alloy send them), 500 records each; and the receivers' own decoding cost per record, measured
-// in-process on the same bodies.
+// Alloy send them), 500 records each; and the per-event cost of each stage of the write path on the
+// main thread (NDJSON, OTLP and Loki decoding into queue records) and on a writer (COPY text),
+// measured in-process on the same bodies.
 import protobuf from 'protobufjs';
 import { compressSync } from 'snappy';
 import { readFileSync } from 'node:fs';
@@ -9,6 +10,9 @@ import { loadConfig } from '../src/config';
 import { makeFitter } from '../src/receive/fit';
 import { readLoki } from '../src/receive/loki';
 import { readOtlp } from '../src/receive/otlp';
+import { batchItems } from '../src/receive/events';
+import { makeEventValidator, type ValidEvent } from '../src/receive/validate';
+import { copyText } from '../src/store/write';
 
 const proto = (file: string) => protobuf.parse(readFileSync(new URL(`../src/receive/proto/${file}`, import.meta.url), 'utf8')).root;
 const OtlpRequest = proto('otlp_logs.proto').lookupType('aurore.otlp.ExportLogsServiceRequest');
@@ -55,9 +59,15 @@ export function decodingCost(rounds = 200) {
     for (let i = 0; i < rounds; i++) records += f();
     return Math.round(((performance.now() - t) * 1000 * 100) / records) / 100;
   };
+  const validate = makeEventValidator(limits);
+  const ndjson = Array.from({ length: 500 }, (_, i) => JSON.stringify({ service: 'bench-decode', message: `${MESSAGE} ${i}`, metadata: { user_id: '12345', region: 'eu-west-1', amount: 129.99 } })).join('\n');
+  const records = batchItems(ndjson, true, 10_000).map((it) => (validate(it.value) as ValidEvent).record);
+  const queued = `[${records.join(',')}]`;
   return {
+    ndjson_us_per_event: time(() => batchItems(ndjson, true, 10_000).map((it) => validate(it.value)).length),
     otlp_protobuf_us_per_record: time(() => readOtlp(otlp, true, fit, 10_000).fitted.length),
     loki_protobuf_us_per_record: time(() => readLoki(loki, true, fit, limits).fitted.length),
+    copy_text_us_per_event: time(() => (copyText(queued) === null ? 0 : records.length)),
   };
 }
 

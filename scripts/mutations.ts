@@ -173,6 +173,22 @@ const MUTATIONS: Mutation[] = [
     tests: ['test/k6.test.ts'],
     only: 'aggregates as k6 does',
   },
+  {
+    name: 'COPY text without the metadata backslashes doubled (COPY would read them as escapes)',
+    file: 'src/store/write.ts',
+    find: "if (metadata.includes('\\\\')) metadata = metadata.replaceAll('\\\\', '\\\\\\\\');",
+    replace: '',
+    tests: ['test/write.test.ts'],
+    only: 'exactly as the INSERT path',
+  },
+  {
+    name: 'a COPY refused for a stored event is not written again through the INSERT path',
+    file: 'src/store/write.ts',
+    find: '      // database refuses. The COPY wrote nothing: the INSERT path sorts the rows out.\n      if (!isDataError(e)) throw e;',
+    replace: '      throw e;',
+    tests: ['test/write.test.ts'],
+    only: 'already-stored event',
+  },
 ];
 
 const ROOT = new URL('..', import.meta.url).pathname;

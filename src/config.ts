@@ -64,7 +64,10 @@ export const envSchema = z.object({
   QUEUE_MAX_BYTES: int(64 * 1024 * 1024, 1024 * 1024),
   BATCH_SIZE: int(5_000, 1, 10_000), // rows per statement; FIELD-NOTES measured 5k batches near the ceiling
   BATCH_LINGER_MS: int(20, 0, 60_000),
-  WRITERS: int(1, 1, 64), // FIELD-NOTES: a second writer was slower on 2 cores
+  // Server engine. bench:write on 2 cores: a second COPY writer gave 0.8x of one (the three btrees'
+  // right-hand pages are shared, and so are the cores); one per 4 cores is this project's estimate
+  // for bigger machines, where the database has cores to spare. Measure with `bun run bench:write`.
+  WRITERS: int(Math.max(1, Math.min(8, Math.floor(availableParallelism() / 4))), 1, 64),
   RETRY_AFTER_SECONDS: int(5, 1, 3600), // Retry-After when no better estimate exists
   WAIT_TIMEOUT_MS: int(30_000, 100, 250_000), // ?wait=true: longest wait for the commit before answering 202 (Bun keeps a quiet connection at most 255 s)
   CIRCUIT_BREAKER_THRESHOLD: int(5, 1), // consecutive failed writes that open the breaker

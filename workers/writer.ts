@@ -1,12 +1,12 @@
 // The write stage, in a piscina worker thread: reads a claimed batch straight out of the shared queue
 // memory and inserts it into the events hypertable with ONE statement. The batch text is already a
-// JSON array of records (validated at the edge), so this thread parses nothing: json_to_recordset
-// does it inside the database. In embedded mode this thread also owns the PGlite database and runs the
-// main thread's statements (PGlite is one session per process).
+// JSON array of records (validated at the edge) in one fixed layout, which this thread turns into
+// COPY text by slicing, without parsing JSON (src/store/write.ts). In embedded mode this thread
+// also owns the PGlite database and runs the main thread's statements (one session per process).
 import { workerData } from 'node:worker_threads';
 import { openEmbedded, openServer, type Engine } from '../src/store/engine';
 import { readBatch } from '../src/store/queue';
-import { insertRecords, type InsertResult } from '../src/store/write';
+import { writeRecords, type InsertResult } from '../src/store/write';
 
 export interface WriterData {
   engine: 'embedded' | 'server';
@@ -16,10 +16,13 @@ export interface WriterData {
   sab: SharedArrayBuffer;
 }
 
+export type WriterFault = 'crash-before-write' | 'crash-mid-copy' | 'crash-after-write' | 'database-down';
+
 export type WriterTask =
-  | { op: 'insert'; start: number; end: number; count: number; fault?: 'crash-before-write' | 'crash-after-write' | 'database-down' }
+  | { op: 'insert'; start: number; end: number; count: number; fault?: WriterFault }
   | { op: 'query'; text: string; params: unknown[] }
   | { op: 'exec'; script: string; transaction: boolean }
+  | { op: 'copy'; statement: string; chunks: string[] }
   | { op: 'close' };
 
 const data = workerData as WriterData;
@@ -34,6 +37,12 @@ function database(): Promise<Engine> {
   return db;
 }
 
+/** The COPY text's first half, then the thread's death: the database has half a COPY and no commit. */
+function* dieHalfway(text: string): Iterable<string> {
+  yield text.slice(0, text.indexOf('\n', text.length >> 1) + 1);
+  process.exit(3);
+}
+
 export default async function writer(task: WriterTask): Promise<unknown> {
   if (task.op === 'close') {
     const d = db;
@@ -46,12 +55,12 @@ export default async function writer(task: WriterTask): Promise<unknown> {
     case 'insert': {
       const json = readBatch(bytes, task);
       // Fault injection for the crash tests (set only by tests through createService options): the
-      // thread dies holding a batch, before or after its commit.
+      // thread dies holding a batch, before its commit, halfway through its COPY, or after its commit.
       if (task.fault === 'crash-before-write') process.exit(3);
       if (task.fault === 'database-down') throw new Error('08006: connection to the database lost (test fault)');
       const result: InsertResult = { inserted: 0, duplicates: [], rejected: [] };
       try {
-        await insertRecords(engine, json, task.count, 0, result);
+        await writeRecords(engine, json, task.count, result, 0, task.fault === 'crash-mid-copy' ? dieHalfway : undefined);
       } catch (e) {
         // Errors cross the thread boundary as plain messages: keep the SQLSTATE in it for the log.
         const code = (e as { code?: string }).code;
@@ -64,6 +73,9 @@ export default async function writer(task: WriterTask): Promise<unknown> {
       return engine.query(task.text, task.params);
     case 'exec':
       await engine.exec(task.script, { transaction: task.transaction });
+      return null;
+    case 'copy':
+      await engine.copyIn(task.statement, task.chunks);
       return null;
   }
 }

@@ -35,7 +35,7 @@ function parseJson(text: string): unknown {
 }
 
 /** A batch body as items, each a parsed value or the reason it could not be parsed (NDJSON: per line). */
-function batchItems(text: string, ndjson: boolean, max: number): Item[] {
+export function batchItems(text: string, ndjson: boolean, max: number): Item[] {
   const tooMany = (n: number) => new ApiError('payload_too_large', `A batch holds at most ${max} events (BATCH_MAX_EVENTS); this one has ${n}`);
   let items: Item[];
   if (ndjson) {
@@ -75,6 +75,9 @@ export function eventsReceiver({ config, state, accept }: EventsDeps) {
 
   /** Validates each item; the queue records of the valid ones (one per id and time) and every error. */
   function validateItems(items: Item[]) {
+    // One arrival time for a request's events without a timestamp: one clock read, not one per event.
+    const arrived = new Date().toISOString();
+    const now = () => arrived;
     const errors: (FieldError & { index: number })[] = [];
     const records: string[] = [];
     const indexOf: number[] = []; // request index of each queued record
@@ -82,7 +85,7 @@ export function eventsReceiver({ config, state, accept }: EventsDeps) {
     let duplicates = 0;
     let rejected = 0;
     items.forEach((item, index) => {
-      const ev = item.error === undefined ? validateEvent(item.value) : [{ field: '(line)', message: item.error }];
+      const ev = item.error === undefined ? validateEvent(item.value, now) : [{ field: '(line)', message: item.error }];
       if (Array.isArray(ev)) {
         rejected++;
         for (const e of ev) errors.push({ index, ...e });
@@ -128,6 +131,7 @@ export function eventsReceiver({ config, state, accept }: EventsDeps) {
   app.post('/events/batch', async (c) => {
     const ndjson = contentType(c);
     const wait = accept.wantsWait(c);
+    accept.assertRoom(c.req.raw);
     const text = await readBody(c.req.raw, config.limits.batchMaxBytes, 'BATCH_MAX_BYTES');
     const items = batchItems(text, ndjson, config.limits.batchMaxEvents);
     state.received += items.length;

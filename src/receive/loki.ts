@@ -193,6 +193,7 @@ export function lokiReceiver({ config, state, accept }: { config: Config; state:
     const proto = PROTOBUF.test(type);
     if (!proto && !JSON_TYPE.test(type)) throw new ApiError('unsupported_media_type', 'Content-Type must be application/x-protobuf (snappy) or application/json');
     const wait = accept.wantsWait(c);
+    accept.assertRoom(c.req.raw);
     // Snappy is the protobuf body's framing, not a Content-Encoding: some agents name it anyway.
     const raw = proto && /snappy/i.test(c.req.header('content-encoding') ?? '') ? new Request(c.req.raw, { headers: { 'content-type': type } }) : c.req.raw;
     const { fitted, problems, total, cut } = readLoki(await readBytes(raw, config.limits.batchMaxBytes, 'BATCH_MAX_BYTES'), proto, fit, config.limits);

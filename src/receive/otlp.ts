@@ -219,6 +219,7 @@ export function otlpReceiver({ config, state, accept }: { config: Config; state:
     const fromProtobuf = PROTOBUF.test(type);
     if (!fromProtobuf && !JSON_TYPE.test(type)) throw new ApiError('unsupported_media_type', 'Content-Type must be application/x-protobuf or application/json (OTLP/HTTP)');
     const wait = accept.wantsWait(c);
+    accept.assertRoom(c.req.raw);
     const mapped = readOtlp(await readBytes(c.req.raw, config.limits.batchMaxBytes, 'BATCH_MAX_BYTES'), fromProtobuf, fit, config.limits.batchMaxEvents);
     state.received += mapped.records;
     state.invalid += mapped.errors.length;

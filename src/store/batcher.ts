@@ -10,7 +10,7 @@
 import type Piscina from 'piscina';
 import type { Batch, EventQueue } from './queue';
 import type { Logger } from '../log';
-import type { WriterTask } from '../../workers/writer';
+import type { WriterFault, WriterTask } from '../../workers/writer';
 import type { InsertResult } from './write';
 
 export interface BatcherOptions {
@@ -27,7 +27,7 @@ export interface Faults {
   /** Awaited before each write attempt: a test holds writes back to fill the queue. */
   beforeWrite?: () => Promise<void>;
   /** The writer thread exits during this write attempt (1-based count of attempts). */
-  crashOnAttempt?: { attempt: number; when: 'crash-before-write' | 'crash-after-write' };
+  crashOnAttempt?: { attempt: number; when: Exclude<WriterFault, 'database-down'> };
   /** While this returns true, the writer fails each attempt as a lost database connection would (the embedded engine's outage). */
   databaseDown?: () => boolean;
 }

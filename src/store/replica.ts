@@ -71,6 +71,7 @@ export function readRouting(primary: Engine, url: string, opts: { maxLagMs: numb
       }
     },
     exec: (script, o) => primary.exec(script, o),
+    copyIn: (statement, chunks) => primary.copyIn(statement, chunks), // a write: never a replica
     close: async () => {},
   };
   return {

@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import type { Logger } from '../log';
 import type { Engine } from './engine';
 import { claimFile } from './lock';
-import { insertRecords, splitArray, type InsertResult } from './write';
+import { splitArray, writeRecords, type InsertResult } from './write';
 
 const CHUNK = 5_000; // records per statement on replay, as the writers use
 const SPILL_FILE = /^spill-.*\.json$/;
@@ -53,7 +53,7 @@ async function replayFile(path: string, engine: Engine) {
   const result: InsertResult = { inserted: 0, duplicates: [], rejected: [] };
   for (let i = 0; i < records.length; i += CHUNK) {
     const chunk = records.slice(i, i + CHUNK);
-    await insertRecords(engine, `[${chunk.join(',')}]`, chunk.length, i, result);
+    await writeRecords(engine, `[${chunk.join(',')}]`, chunk.length, result, i);
   }
   return { records: records.length, result };
 }
