@@ -189,6 +189,14 @@ const MUTATIONS: Mutation[] = [
     tests: ['test/write.test.ts'],
     only: 'already-stored event',
   },
+  {
+    name: 'a batch read and parsed before the full queue refuses it',
+    file: 'src/receive/events.ts',
+    find: '    accept.assertRoom(c.req.raw);\n    const text = await readBody(',
+    replace: '    const text = await readBody(',
+    tests: ['test/durability.test.ts'],
+    only: 'before its body is read',
+  },
 ];
 
 const ROOT = new URL('..', import.meta.url).pathname;

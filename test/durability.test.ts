@@ -51,6 +51,28 @@ describe.each(engines)('durability [%s]', (kind) => {
     expect(await countRows(svc.engine)).toBe(4);
   });
 
+  test('a batch the full queue surely cannot take is refused with 429 before its body is read', async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const svc = await service(await target(kind), { QUEUE_MAX_EVENTS: '40', BATCH_SIZE: '40' }, { faults: { beforeWrite: () => gate } });
+    const lines = (n: number, from: number) => Array.from({ length: n }, (_, i) => JSON.stringify(ev(from + i, 'early'))).join('\n');
+    const first = await svc.app.request('/events/batch', { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: lines(30, 0) });
+    expect(first.status).toBe(202);
+    // A body that never ends: only a refusal that does not read it can answer.
+    const endless = new ReadableStream({ pull: () => new Promise(() => {}) });
+    const size = String(Buffer.byteLength(lines(30, 100)));
+    const refused = await Promise.race([
+      svc.app.request('/events/batch', { method: 'POST', headers: { 'content-type': 'application/x-ndjson', 'content-length': size }, body: endless, duplex: 'half' } as RequestInit),
+      Bun.sleep(5000).then(() => null),
+    ]);
+    expect(refused?.status).toBe(429);
+    expect(Number(refused!.headers.get('retry-after'))).toBeGreaterThan(0);
+    // Room for a small one: read and queued as usual.
+    expect((await svc.app.request('/events/batch', { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: lines(5, 200) })).status).toBe(202);
+    open();
+    await until(() => svc.batcher.stats.written === 35, 20_000, 'queued events written');
+  });
+
   test('a queue bounded in bytes refuses an event that does not fit', async () => {
     let open!: () => void;
     const gate = new Promise<void>((r) => (open = r));

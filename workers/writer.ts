@@ -4,7 +4,7 @@
 // COPY text by slicing, without parsing JSON (src/store/write.ts). In embedded mode this thread
 // also owns the PGlite database and runs the main thread's statements (one session per process).
 import { workerData } from 'node:worker_threads';
-import { openEmbedded, openServer, type Engine } from '../src/store/engine';
+import { openEmbedded, openServer, statementFailure, type Engine } from '../src/store/engine';
 import { readBatch } from '../src/store/queue';
 import { writeRecords, type InsertResult } from '../src/store/write';
 
@@ -43,6 +43,18 @@ function* dieHalfway(text: string): Iterable<string> {
   process.exit(3);
 }
 
+/** The main thread's statements (embedded engine); a failure returns as a value, SQLSTATE kept (see proxyEngine). */
+async function statement(engine: Engine, task: Extract<WriterTask, { op: 'query' | 'exec' | 'copy' }>): Promise<unknown> {
+  try {
+    if (task.op === 'query') return await engine.query(task.text, task.params);
+    if (task.op === 'exec') await engine.exec(task.script, { transaction: task.transaction });
+    else await engine.copyIn(task.statement, task.chunks);
+    return null;
+  } catch (e) {
+    return statementFailure(e);
+  }
+}
+
 export default async function writer(task: WriterTask): Promise<unknown> {
   if (task.op === 'close') {
     const d = db;
@@ -69,13 +81,7 @@ export default async function writer(task: WriterTask): Promise<unknown> {
       if (task.fault === 'crash-after-write') process.exit(3);
       return result;
     }
-    case 'query':
-      return engine.query(task.text, task.params);
-    case 'exec':
-      await engine.exec(task.script, { transaction: task.transaction });
-      return null;
-    case 'copy':
-      await engine.copyIn(task.statement, task.chunks);
-      return null;
+    default:
+      return statement(engine, task);
   }
 }

@@ -114,16 +114,35 @@ export interface StatementRunner {
   run(task: { op: 'query'; text: string; params: unknown[] } | { op: 'exec'; script: string; transaction: boolean } | { op: 'copy'; statement: string; chunks: string[] }): Promise<unknown>;
 }
 
+// An Error crosses the thread boundary without its own properties: the SQLSTATE (`code`), which
+// decides whether a row or the database is at fault (write.ts), would be lost. A failed statement
+// returns as this value instead, and the proxy throws it again on the main thread.
+const FAILED = 'aurore.statementFailed';
+interface StatementFailure {
+  [FAILED]: { message: string; code?: string };
+}
+
+export function statementFailure(e: unknown): StatementFailure {
+  const code = (e as { code?: unknown }).code;
+  return { [FAILED]: { message: (e as Error).message ?? String(e), ...(typeof code === 'string' ? { code } : {}) } };
+}
+
+function unwrap<T>(r: unknown): T {
+  const f = (r as Partial<StatementFailure> | null)?.[FAILED];
+  if (f) throw Object.assign(new Error(f.message), f.code ? { code: f.code } : {});
+  return r as T;
+}
+
 /** The main thread's view of the embedded database: statements run in the writer thread that owns it. */
 export function proxyEngine(runner: StatementRunner): Engine {
   return {
     kind: 'embedded',
-    query: (text, params = []) => runner.run({ op: 'query', text, params }) as never,
+    query: async (text, params = []) => unwrap(await runner.run({ op: 'query', text, params })),
     exec: async (script, { transaction = true } = {}) => {
-      await runner.run({ op: 'exec', script, transaction });
+      unwrap(await runner.run({ op: 'exec', script, transaction }));
     },
     copyIn: async (statement, chunks) => {
-      await runner.run({ op: 'copy', statement, chunks: [...chunks] });
+      unwrap(await runner.run({ op: 'copy', statement, chunks: [...chunks] }));
     },
     close: async () => {}, // the writer thread closes the database when the pool shuts down
   };
