@@ -8,6 +8,8 @@
 FROM oven/bun:1.4.5 AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
+# patch-package applies these on install (postgres.js: a refused COPY must settle, see README).
+COPY patches ./patches
 RUN bun install --production --no-save
 
 # --- runtime ------------------------------------------------------------------------------------

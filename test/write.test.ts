@@ -7,7 +7,7 @@ import { createLogger } from '../src/log';
 import { makeEventValidator, type ValidEvent } from '../src/receive/validate';
 import type { Engine } from '../src/store/engine';
 import { migrate } from '../src/store/migrate';
-import { copyText, insertRecords, writeRecords, type InsertResult } from '../src/store/write';
+import { COPY_MIN_ROWS, copyText, insertRecords, writeRecords, type InsertResult } from '../src/store/write';
 import { engines, newTarget, type Target } from './harness';
 
 setDefaultTimeout(60_000);
@@ -20,6 +20,8 @@ const record = (e: object) => {
 };
 const batch = (events: ValidEvent[]) => `[${events.map((e) => e.record).join(',')}]`;
 const fresh = (): InsertResult => ({ inserted: 0, duplicates: [], rejected: [] });
+// These batches are small; the service sends batches this small to the INSERT (COPY_MIN_ROWS).
+const COPY_ALWAYS = { copyMinRows: 1 };
 
 // Text that COPY's format and JSON's escapes treat differently if the conversion is wrong.
 const TRICKY = [
@@ -54,7 +56,7 @@ describe.each(engines)('write path [%s]', (kind) => {
     const viaInsert = events('insert-text');
     expect(copyText(batch(viaCopy))).not.toBeNull();
     const r = fresh();
-    await writeRecords(engine, batch(viaCopy), viaCopy.length, r);
+    await writeRecords(engine, batch(viaCopy), viaCopy.length, r, COPY_ALWAYS);
     expect(r).toMatchObject({ inserted: viaCopy.length, copied: viaCopy.length, duplicates: [], rejected: [] });
     await insertRecords(engine, batch(viaInsert), viaInsert.length, 0, fresh());
     const a = await stored('copy-text');
@@ -66,11 +68,11 @@ describe.each(engines)('write path [%s]', (kind) => {
   test('a batch holding an already-stored event: the COPY is refused, no second row, that event named as a duplicate', async () => {
     const first = [0, 1, 2].map((i) => record({ service: 'dup-copy', message: `m${i}` }));
     const r1 = fresh();
-    await writeRecords(engine, batch(first), 3, r1);
+    await writeRecords(engine, batch(first), 3, r1, COPY_ALWAYS);
     expect(r1).toMatchObject({ inserted: 3, copied: 3, duplicates: [] });
     const again = [record({ service: 'dup-copy', message: 'new a' }), first[1]!, record({ service: 'dup-copy', message: 'new b' })];
     const r2 = fresh();
-    await writeRecords(engine, batch(again), 3, r2);
+    await writeRecords(engine, batch(again), 3, r2, COPY_ALWAYS);
     expect(r2).toMatchObject({ inserted: 2, duplicates: [1], rejected: [] });
     expect(r2.copied ?? 0).toBe(0);
     const [n] = await engine.query<{ rows: number; ids: number }>(`SELECT count(*)::int AS rows, count(DISTINCT id)::int AS ids FROM events WHERE service = 'dup-copy'`);
@@ -84,11 +86,23 @@ describe.each(engines)('write path [%s]', (kind) => {
     const json = `[${good[0]!.record},${bad},${good[2]!.record}]`;
     expect(copyText(json)).not.toBeNull();
     const r = fresh();
-    await writeRecords(engine, json, 3, r);
+    await writeRecords(engine, json, 3, r, COPY_ALWAYS);
     expect(r.inserted).toBe(2);
     expect(r.rejected.map((x) => [x.index, x.code])).toEqual([[1, '22P02']]);
     const [q] = await engine.query<{ n: number }>(`SELECT count(*)::int AS n FROM events_rejected WHERE record::text LIKE '%zzzzzzzz-zzzz%'`);
     expect(q!.n).toBe(1);
+  });
+
+  test('a batch below COPY_MIN_ROWS goes to the INSERT, one at or above it to the COPY', async () => {
+    const small = Array.from({ length: COPY_MIN_ROWS - 1 }, (_, i) => record({ service: 'copy-min', message: `s${i}` }));
+    const big = Array.from({ length: COPY_MIN_ROWS }, (_, i) => record({ service: 'copy-min', message: `b${i}` }));
+    const a = fresh();
+    await writeRecords(engine, batch(small), small.length, a);
+    expect(a).toMatchObject({ inserted: small.length, duplicates: [] });
+    expect(a.copied ?? 0).toBe(0);
+    const b = fresh();
+    await writeRecords(engine, batch(big), big.length, b);
+    expect(b).toMatchObject({ inserted: big.length, copied: big.length });
   });
 
   test('a record outside the receivers\' layout is still written, through the INSERT path', async () => {
@@ -96,7 +110,7 @@ describe.each(engines)('write path [%s]', (kind) => {
     const json = `[{"service":"other-layout","time":"2026-01-02T03:04:05.000Z","id":"${id}","message":"fields in another order","metadata":{}}]`;
     expect(copyText(json)).toBeNull();
     const r = fresh();
-    await writeRecords(engine, json, 1, r);
+    await writeRecords(engine, json, 1, r, COPY_ALWAYS);
     expect(r).toMatchObject({ inserted: 1, duplicates: [], rejected: [] });
     expect(r.copied ?? 0).toBe(0);
     expect(await stored('other-layout')).toEqual([{ message: 'fields in another order', metadata: '{}' }]);

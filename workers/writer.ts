@@ -72,7 +72,7 @@ export default async function writer(task: WriterTask): Promise<unknown> {
       if (task.fault === 'database-down') throw new Error('08006: connection to the database lost (test fault)');
       const result: InsertResult = { inserted: 0, duplicates: [], rejected: [] };
       try {
-        await writeRecords(engine, json, task.count, result, 0, task.fault === 'crash-mid-copy' ? dieHalfway : undefined);
+        await writeRecords(engine, json, task.count, result, task.fault === 'crash-mid-copy' ? { copyMinRows: 1, chunked: dieHalfway } : {});
       } catch (e) {
         // Errors cross the thread boundary as plain messages: keep the SQLSTATE in it for the log.
         const code = (e as { code?: string }).code;

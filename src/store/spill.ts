@@ -53,7 +53,7 @@ async function replayFile(path: string, engine: Engine) {
   const result: InsertResult = { inserted: 0, duplicates: [], rejected: [] };
   for (let i = 0; i < records.length; i += CHUNK) {
     const chunk = records.slice(i, i + CHUNK);
-    await writeRecords(engine, `[${chunk.join(',')}]`, chunk.length, result, i);
+    await writeRecords(engine, `[${chunk.join(',')}]`, chunk.length, result, { offset: i });
   }
   return { records: records.length, result };
 }
