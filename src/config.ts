@@ -64,10 +64,11 @@ export const envSchema = z.object({
   QUEUE_MAX_BYTES: int(64 * 1024 * 1024, 1024 * 1024),
   BATCH_SIZE: int(5_000, 1, 10_000), // rows per statement; FIELD-NOTES measured 5k batches near the ceiling
   BATCH_LINGER_MS: int(20, 0, 60_000),
-  // Server engine. auto: one per 4 CPUs, 1 to 8. bench:write on 2 cores: a second COPY writer gave
-  // 0.8x of one (the btrees' right-hand pages are shared, and so are the cores); one per 4 cores is
-  // an estimate for bigger machines, where the database has cores to spare. `bun run bench:write`
-  // measures 1, 2 and 4 writers on yours.
+  // Server engine. auto: one per CPU, 2 to 8. On 2 cores (bench:write, 10 s a lever) COPY wrote
+  // 49k rows/s with one writer, 82k with two, 75k with four; end to end (bench) batches went from
+  // 38k to 51k events/s with two. Past 8 the database's WAL insertion and the btrees' right-hand
+  // pages are shared by all of them (an estimate, not measured here): `bun run bench:write`
+  // measures 1, 2 and 4 writers on your machine.
   WRITERS: z.union([z.literal('auto'), z.coerce.number().int().min(1).max(64)]).default('auto'),
   RETRY_AFTER_SECONDS: int(5, 1, 3600), // Retry-After when no better estimate exists
   WAIT_TIMEOUT_MS: int(30_000, 100, 250_000), // ?wait=true: longest wait for the commit before answering 202 (Bun keeps a quiet connection at most 255 s)
@@ -234,7 +235,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dataDir: e.DATA_DIR,
     dbPoolMax: e.DB_POOL_MAX,
     queue: { maxEvents: e.QUEUE_MAX_EVENTS, maxBytes: e.QUEUE_MAX_BYTES },
-    batch: { size: Math.min(e.BATCH_SIZE, e.QUEUE_MAX_EVENTS), lingerMs: e.BATCH_LINGER_MS, writers: e.WRITERS === 'auto' ? Math.max(1, Math.min(8, Math.floor(availableParallelism() / 4))) : e.WRITERS, retryMaxMs: e.WRITE_RETRY_MAX_MS },
+    batch: { size: Math.min(e.BATCH_SIZE, e.QUEUE_MAX_EVENTS), lingerMs: e.BATCH_LINGER_MS, writers: e.WRITERS === 'auto' ? Math.max(2, Math.min(8, availableParallelism())) : e.WRITERS, retryMaxMs: e.WRITE_RETRY_MAX_MS },
     breaker: { threshold: e.CIRCUIT_BREAKER_THRESHOLD, cooldownMs: e.CIRCUIT_BREAKER_COOLDOWN_MS },
     retryAfterSeconds: e.RETRY_AFTER_SECONDS,
     waitTimeoutMs: e.WAIT_TIMEOUT_MS,

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import { ConfigError, loadConfig } from '../src/config';
+import { availableParallelism } from 'node:os';
 
 describe('configuration', () => {
   test('every setting has a default: an empty environment gives a working embedded config', () => {
@@ -10,7 +11,7 @@ describe('configuration', () => {
       engine: 'embedded',
       dataDir: './data',
       queue: { maxEvents: 100_000 },
-      batch: { size: 5000, writers: 1 },
+      batch: { size: 5000, writers: Math.max(2, Math.min(8, availableParallelism())) }, // WRITERS=auto: one per CPU, 2 to 8
       retryAfterSeconds: 5,
       limits: { serviceMaxLength: 100, messageMaxLength: 2000, metadataMaxBytes: 16384, defaultQueryLimit: 100, maxQueryLimit: 1000 },
     });
