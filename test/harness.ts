@@ -186,7 +186,6 @@ export async function spawnService(env: Record<string, string>) {
   return { proc, url, lines, drained };
 }
 
-
 /** A private redis-server on a free port (.ci/run installs it); `stop` kills it. */
 export async function startRedis() {
   const bin = Bun.which('redis-server');

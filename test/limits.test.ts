@@ -1,7 +1,7 @@
 // Rate limits: budgets per route kind and per key, the standard headers, and one budget shared by
 // two service instances through a real redis-server (started here; .ci/run installs it).
 import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
-import { newTarget, postEvent, startService, type Target } from './harness';
+import { newTarget, postEvent, startRedis, startService, type Target } from './harness';
 
 // Creating an embedded database takes about 4 s (initdb), near bun's 5 s default.
 setDefaultTimeout(60_000);
@@ -50,26 +50,13 @@ describe('rate limits [embedded]', () => {
 
 const redisBin = Bun.which('redis-server');
 describe.skipIf(!redisBin)('shared rate limits through Redis', () => {
-  let redis: ReturnType<typeof Bun.spawn>;
+  let redis: Awaited<ReturnType<typeof startRedis>> | undefined;
   let url = '';
   beforeAll(async () => {
-    const port = 20000 + Math.floor(Math.random() * 20000);
-    redis = Bun.spawn([redisBin!, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdout: 'ignore', stderr: 'ignore' });
-    url = `redis://127.0.0.1:${port}`;
-    const { RedisClient } = await import('bun');
-    for (let i = 0; ; i++) {
-      try {
-        const c = new RedisClient(url);
-        await c.send('PING', []);
-        c.close();
-        break;
-      } catch (e) {
-        if (i > 100) throw e;
-        await Bun.sleep(50);
-      }
-    }
+    redis = await startRedis();
+    url = redis.url;
   });
-  afterAll(() => redis?.kill());
+  afterAll(() => redis?.stop());
 
   test('two service instances share one budget', async () => {
     const env = { API_KEYS: `one:query:${K1}`, RATE_LIMIT_QUERY: '5', REDIS_URL: url };
