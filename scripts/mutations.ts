@@ -197,6 +197,15 @@ const MUTATIONS: Mutation[] = [
     tests: ['test/durability.test.ts'],
     only: 'before its body is read',
   },
+  {
+    name: 'partial batches spread over several writers (smaller commits side by side)',
+    file: 'src/store/batcher.ts',
+    find: '      if (waiting < this.opts.size && this.inFlight.length > 0 && !this.flushAll) break;\n',
+    replace: '',
+    tests: ['test/durability.test.ts'],
+    only: 'only a full batch takes a second writer',
+    server: true,
+  },
 ];
 
 const ROOT = new URL('..', import.meta.url).pathname;

@@ -233,3 +233,31 @@ describe.each(engines)('durability [%s]', (kind) => {
     expect(svc.batcher.stats.written).toBe(20);
   });
 });
+
+describe.skipIf(!engines.includes('server'))('several writers [server]', () => {
+  test('waiting clients share the busy writer\'s next commit; only a full batch takes a second writer', async () => {
+    const held: (() => void)[] = [];
+    const svc = await service(await target('server'), { WRITERS: '2', BATCH_SIZE: '10', BATCH_LINGER_MS: '0' }, { faults: { beforeWrite: () => new Promise<void>((r) => held.push(r)) } });
+    const waiting = (i: number) => postEvent(svc.app, ev(i, 'writers'), { prefer: 'wait' });
+    const first = waiting(0);
+    await until(() => held.length === 1, 10_000, 'the first write to start');
+    // Partial batches while the first is in flight: no second writer, however many clients wait.
+    const more = [1, 2, 3].map(waiting);
+    await until(() => svc.queue.pending === 3, 10_000, 'three more events queued');
+    await Bun.sleep(200);
+    expect(held.length).toBe(1);
+    // A full batch (a backlog) does take the second writer.
+    const body = Array.from({ length: 10 }, (_, i) => JSON.stringify(ev(100 + i, 'writers'))).join('\n');
+    expect((await svc.app.request('/events/batch', { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body })).status).toBe(202);
+    await until(() => held.length === 2, 10_000, 'a full batch on the second writer');
+    // Released: the full batch took the three waiting events first (claims are in arrival order);
+    // the rest is the third commit.
+    for (const r of held.splice(0)) r();
+    await until(() => held.length > 0, 10_000, 'the next write');
+    for (const r of held.splice(0)) r();
+    const answers = await Promise.all([first, ...more]);
+    expect(answers.map((a) => a.status)).toEqual([201, 201, 201, 201]);
+    await until(() => svc.batcher.stats.written === 14, 10_000, 'every event written');
+    expect(svc.batcher.stats.batches).toBe(3);
+  });
+});
