@@ -173,10 +173,9 @@ export class Batcher {
       // Full batches always go; a partial one after the linger, when draining, or when a client waits.
       if (waiting < this.opts.size && !lingered && !this.flushAll && this.waiters.length === 0) break;
       // A partial batch never takes a second writer: batches are released in claim order, so its
-      // waiting clients could not be answered before the busy writer's batch anyway, and two small
-      // commits side by side cost more CPU and fsyncs per event than one larger commit after it
-      // (bench, ?wait=true, 64 clients: 3,984 events/s, p99 31.5 ms with two writers that way,
-      // 5,074 and 25.4 ms with one). More writers are for full batches: a backlog.
+      // waiting clients could not be answered before the busy writer's batch anyway, and one larger
+      // commit after it costs the database less than two small ones side by side (BENCHMARKS.md:
+      // a gain within the noise, not a cure). More writers are for full batches: a backlog.
       if (waiting < this.opts.size && this.inFlight.length > 0 && !this.flushAll) break;
       const batch = this.queue.claim(this.opts.size)!;
       const slot = { batch, done: false };
