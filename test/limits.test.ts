@@ -24,6 +24,23 @@ const get = (svc: { app: { request: (p: string, i?: RequestInit) => Response | P
   svc.app.request('/events?pageSize=1', { headers: key ? { authorization: `Bearer ${key}` } : {} });
 
 describe('rate limits [embedded]', () => {
+  test('every answer under a budget announces it, the single-event 202 (built apart from the others) included', async () => {
+    const svc = await svcWith({ RATE_LIMIT_INGEST: '50', RATE_LIMIT_QUERY: '7' });
+    const one = await postEvent(svc.app, { service: 's', message: 'm' });
+    expect(one.status).toBe(202);
+    expect(one.headers.get('ratelimit-policy')).toBe('50;w=60');
+    expect(one.headers.get('ratelimit')).toMatch(/^limit=50, remaining=49, reset=(59|60)$/);
+    const batch = await svc.app.request('/events/batch', { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: '{"service":"s","message":"m"}' });
+    expect(batch.status).toBe(202);
+    expect(batch.headers.get('ratelimit')).toMatch(/^limit=50, remaining=48, reset=/);
+    const bad = await postEvent(svc.app, { service: '', message: 'm' });
+    expect(bad.status).toBe(400);
+    expect(bad.headers.get('ratelimit')).toMatch(/^limit=50, remaining=47, reset=/);
+    const query = await get(svc);
+    expect(query.headers.get('ratelimit-policy')).toBe('7;w=60');
+    expect(query.headers.get('ratelimit')).toMatch(/^limit=7, remaining=6, reset=/);
+  });
+
   test('over the query budget is 429 rate_limited with Retry-After; ingest and health keep their own budgets', async () => {
     const svc = await svcWith({ RATE_LIMIT_QUERY: '3', RATE_LIMIT_WINDOW_MS: '60000' });
     const statuses = [];

@@ -1,5 +1,8 @@
 // Rate limits (hono-rate-limiter): separate budgets for ingest, query and health, per API key (per
 // client address when anonymous), with RateLimit/RateLimit-Policy headers and 429 + Retry-After.
+// The headers are set here on the answer that comes back, whatever built it: the library's own
+// (draft-7) go into Hono's prepared headers, which a route that builds its Response directly (the
+// POST /events hot path) never carries, and cost a Headers object per request besides.
 // Memory store by default; with REDIS_URL the package's own RedisStore over Bun's built-in Redis
 // client, so several instances share one budget. (FIELD-NOTES: @hono-rate-limiter/redis is stale.)
 import { RedisClient } from 'bun';
@@ -10,6 +13,18 @@ import type { Config } from '../config';
 import { ApiError } from '../errors';
 
 export type Budget = 'ingest' | 'query' | 'health';
+
+interface RateLimitInfo {
+  limit: number;
+  remaining: number;
+  resetTime?: Date;
+}
+
+/** The `RateLimit` header (draft-ietf-httpapi-ratelimit-headers-07): the budget, what is left, seconds to the reset. */
+function rateLimitHeader(info: RateLimitInfo): string {
+  const reset = info.resetTime ? Math.max(0, Math.ceil((info.resetTime.getTime() - Date.now()) / 1000)) : 0;
+  return `limit=${info.limit}, remaining=${info.remaining}, reset=${reset}`;
+}
 
 /** The client a budget belongs to: the API key's name, else the peer address. */
 function clientKey(c: Context): string {
@@ -55,10 +70,10 @@ export function createLimits(config: Config, processes = 1): Limits {
   const make = (budget: Budget): MiddlewareHandler | null => {
     if (config.rateLimit[budget] === 0) return null; // 0 switches a budget off
     const limit = Math.ceil(config.rateLimit[budget] / share);
-    return rateLimiter({
+    const counted = rateLimiter({
       windowMs,
       limit,
-      standardHeaders: 'draft-7', // RateLimit + RateLimit-Policy
+      standardHeaders: false, // set below, on every answer
       keyGenerator: clientKey,
       store: store(budget),
       handler: (c) => {
@@ -68,6 +83,21 @@ export function createLimits(config: Config, processes = 1): Limits {
         throw new ApiError('rate_limited', `Rate limit of ${limit} ${budget} requests per ${windowMs / 1000} s exceeded`, { retryAfter });
       },
     });
+    const policy = `${limit};w=${Math.ceil(windowMs / 1000)}`;
+    return async (c, next) => {
+      try {
+        await counted(c, next);
+      } finally {
+        // After the route answered: on its Response. After a refusal (thrown, answered later by the
+        // error handler): into the headers that answer will be built with.
+        const info = c.get('rateLimit' as never) as RateLimitInfo | undefined;
+        if (info) {
+          const set = c.finalized ? (k: string, v: string) => c.res.headers.set(k, v) : c.header;
+          set('ratelimit-policy', policy);
+          set('ratelimit', rateLimitHeader(info));
+        }
+      }
+    };
   };
   const middlewares = { ingest: make('ingest'), query: make('query'), health: make('health') };
   return {
