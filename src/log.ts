@@ -2,6 +2,8 @@
 // events), or a short human form on a terminal in development. Lines are buffered and written once
 // per event-loop turn: at thousands of requests a second, a write per line would cost a syscall each.
 // Callers never pass secrets: URLs are logged through `redactUrl`, keys by name.
+import { isoNow } from './event';
+
 type Level = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const rank: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 99 };
 
@@ -67,14 +69,14 @@ export function createLogger(
   const emit = (lvl: Exclude<Level, 'silent'>, msg: string, fields?: Record<string, unknown>) => {
     if (rank[lvl] < min) return;
     const f = fields && 'err' in fields ? { ...fields, err: serializeError(fields.err) } : fields;
-    const o = { time: new Date().toISOString(), level: lvl, msg, ...base, ...f };
+    const o = { time: isoNow(), level: lvl, msg, ...base, ...f };
     write(format === 'pretty' ? pretty(o) : JSON.stringify(o));
   };
   return {
     fields: (lvl, m, f) => {
       if (rank[lvl] < min) return;
       if (format === 'pretty') return emit(lvl, m, JSON.parse(`{${f}}`) as Record<string, unknown>);
-      write(`{"time":"${new Date().toISOString()}","level":"${lvl}","msg":${JSON.stringify(m)},${baseJson}${f}}`);
+      write(`{"time":"${isoNow()}","level":"${lvl}","msg":${JSON.stringify(m)},${baseJson}${f}}`);
     },
     debug: (m, f) => emit('debug', m, f),
     info: (m, f) => emit('info', m, f),

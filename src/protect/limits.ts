@@ -91,10 +91,12 @@ export function createLimits(config: Config, processes = 1): Limits {
         // After the route answered: on its Response. After a refusal (thrown, answered later by the
         // error handler): into the headers that answer will be built with.
         const info = c.get('rateLimit' as never) as RateLimitInfo | undefined;
-        if (info) {
-          const set = c.finalized ? (k: string, v: string) => c.res.headers.set(k, v) : c.header;
-          set('ratelimit-policy', policy);
-          set('ratelimit', rateLimitHeader(info));
+        if (info && c.finalized) {
+          c.res.headers.set('ratelimit-policy', policy);
+          c.res.headers.set('ratelimit', rateLimitHeader(info));
+        } else if (info) {
+          c.header('ratelimit-policy', policy);
+          c.header('ratelimit', rateLimitHeader(info));
         }
       }
     };
