@@ -1,10 +1,12 @@
 // Per-request context: the request id (the client's X-Request-Id when sane, else a new one, returned
-// either way), headers that keep JSON inert in a browser, and one log line per request.
+// either way), headers that keep JSON inert in a browser, the rate-limit budget's headers, the
+// request's duration in the metrics, and one log line per request.
 import type { MiddlewareHandler } from 'hono';
 import type { Config } from '../config';
 import { ApiError, respondError } from '../errors';
 import type { Logger } from '../log';
 import { SECURITY_HEADERS } from '../protect/headers';
+import { rateLimitInfo, ratePolicyHeader, rateStateHeader } from '../protect/limits';
 import type { Metrics } from './prometheus';
 
 const SANE_ID = /^[\w.:@/+=-]{1,128}$/;
@@ -19,6 +21,7 @@ const SECURITY_ENTRIES = Object.entries(SECURITY_HEADERS);
 export function requestContext(config: Config, log: Logger, metrics: Metrics): MiddlewareHandler {
   const logAll = config.logRequests === 'all';
   const logErrors = config.logRequests !== 'none';
+  const { windowMs } = config.rateLimit;
   return async (c, next) => {
     const started = performance.now();
     const incoming = c.req.header('x-request-id');
@@ -32,10 +35,16 @@ export function requestContext(config: Config, log: Logger, metrics: Metrics): M
     if (!headers.has('x-request-id')) {
       headers.set('x-request-id', requestId);
       for (const [k, v] of SECURITY_ENTRIES) if (!headers.has(k)) headers.set(k, v); // /docs sets its own CSP
+      const budget = rateLimitInfo(c); // a 429 included: the limiter's refusal is answered by then
+      if (budget) {
+        headers.set('ratelimit-policy', ratePolicyHeader(budget, windowMs));
+        headers.set('ratelimit', rateStateHeader(budget));
+      }
     }
     const status = c.res.status;
     const seconds = (performance.now() - started) / 1000;
-    metrics.observeRequest(c.req.routePath, c.req.method, status, seconds);
+    const route = c.req.routePath; // built anew at each read (Hono maps the matched routes)
+    metrics.observeRequest(route, c.req.method, status, seconds);
     if (logAll || (logErrors && status >= 400)) {
       // Every value here is safe inside JSON quotes as it is: the id matches SANE_ID or is generated,
       // the route is one of the app's patterns, the method is a token, the key name is [\w.-]. One
@@ -44,7 +53,7 @@ export function requestContext(config: Config, log: Logger, metrics: Metrics): M
       log.fields(
         status >= 500 ? 'error' : 'info',
         'request',
-        `"requestId":"${requestId}","method":"${c.req.method}","route":${JSON.stringify(c.req.routePath)},"status":${status},"ms":${Math.round(seconds * 100_000) / 100},"key":${key ? `"${key}"` : 'null'}`,
+        `"requestId":"${requestId}","method":"${c.req.method}","route":${JSON.stringify(route)},"status":${status},"ms":${Math.round(seconds * 100_000) / 100},"key":${key ? `"${key}"` : 'null'}`,
       );
     }
   };

@@ -1,8 +1,8 @@
 // Rate limits (hono-rate-limiter): separate budgets for ingest, query and health, per API key (per
 // client address when anonymous), with RateLimit/RateLimit-Policy headers and 429 + Retry-After.
-// The headers are set here on the answer that comes back, whatever built it: the library's own
-// (draft-7) go into Hono's prepared headers, which a route that builds its Response directly (the
-// POST /events hot path) never carries, and cost a Headers object per request besides.
+// The headers are written by whoever builds the answer (observe/requests.ts for every route, the
+// POST /events hot path into its own Response) from the count the library leaves on the context: its
+// own (draft-7) went into Hono's prepared headers, which a Response built directly never carries.
 // Memory store by default; with REDIS_URL the package's own RedisStore over Bun's built-in Redis
 // client, so several instances share one budget. (FIELD-NOTES: @hono-rate-limiter/redis is stale.)
 import { RedisClient } from 'bun';
@@ -14,14 +14,20 @@ import { ApiError } from '../errors';
 
 export type Budget = 'ingest' | 'query' | 'health';
 
-interface RateLimitInfo {
+/** What the library counted for this request (set on the context by its middleware). */
+export interface RateLimitInfo {
   limit: number;
   remaining: number;
   resetTime?: Date;
 }
 
-/** The `RateLimit` header (draft-ietf-httpapi-ratelimit-headers-07): the budget, what is left, seconds to the reset. */
-function rateLimitHeader(info: RateLimitInfo): string {
+export const rateLimitInfo = (c: Context) => c.get('rateLimit' as never) as RateLimitInfo | undefined;
+
+/** `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers-07): the budget and its window. */
+export const ratePolicyHeader = (info: RateLimitInfo, windowMs: number) => `${info.limit};w=${Math.ceil(windowMs / 1000)}`;
+
+/** `RateLimit`: the budget, what is left of it, seconds to the reset. */
+export function rateStateHeader(info: RateLimitInfo): string {
   const reset = info.resetTime ? Math.max(0, Math.ceil((info.resetTime.getTime() - Date.now()) / 1000)) : 0;
   return `limit=${info.limit}, remaining=${info.remaining}, reset=${reset}`;
 }
@@ -70,36 +76,19 @@ export function createLimits(config: Config, processes = 1): Limits {
   const make = (budget: Budget): MiddlewareHandler | null => {
     if (config.rateLimit[budget] === 0) return null; // 0 switches a budget off
     const limit = Math.ceil(config.rateLimit[budget] / share);
-    const counted = rateLimiter({
+    return rateLimiter({
       windowMs,
       limit,
-      standardHeaders: false, // set below, on every answer
+      standardHeaders: false, // written with the answer (see the top of this file)
       keyGenerator: clientKey,
       store: store(budget),
       handler: (c) => {
         refused++;
-        const info = c.get('rateLimit' as never) as { resetTime?: Date } | undefined;
+        const info = rateLimitInfo(c);
         const retryAfter = Math.max(1, Math.ceil(((info?.resetTime?.getTime() ?? Date.now() + windowMs) - Date.now()) / 1000));
         throw new ApiError('rate_limited', `Rate limit of ${limit} ${budget} requests per ${windowMs / 1000} s exceeded`, { retryAfter });
       },
     });
-    const policy = `${limit};w=${Math.ceil(windowMs / 1000)}`;
-    return async (c, next) => {
-      try {
-        await counted(c, next);
-      } finally {
-        // After the route answered: on its Response. After a refusal (thrown, answered later by the
-        // error handler): into the headers that answer will be built with.
-        const info = c.get('rateLimit' as never) as RateLimitInfo | undefined;
-        if (info && c.finalized) {
-          c.res.headers.set('ratelimit-policy', policy);
-          c.res.headers.set('ratelimit', rateLimitHeader(info));
-        } else if (info) {
-          c.header('ratelimit-policy', policy);
-          c.header('ratelimit', rateLimitHeader(info));
-        }
-      }
-    };
   };
   const middlewares = { ingest: make('ingest'), query: make('query'), health: make('health') };
   return {

@@ -6,6 +6,7 @@ import { Hono, type Context } from 'hono';
 import type { Config } from '../config';
 import { ApiError, type FieldError } from '../errors';
 import { SECURITY_HEADERS } from '../protect/headers';
+import { rateLimitInfo, ratePolicyHeader, rateStateHeader } from '../protect/limits';
 import type { ServiceState } from '../state';
 import type { CommitOutcome } from '../store/batcher';
 import type { Acceptor } from './accept';
@@ -62,6 +63,7 @@ export function batchItems(text: string, ndjson: boolean, max: number): Item[] {
 export function eventsReceiver({ config, state, accept }: EventsDeps) {
   const app = new Hono();
   const validateEvent = makeEventValidator(config.limits, { maxAgeDays: config.retention.rawDays });
+  const { windowMs } = config.rateLimit;
 
   function contentType(c: Context) {
     accept.assertOpen();
@@ -120,12 +122,14 @@ export function eventsReceiver({ config, state, accept }: EventsDeps) {
       if (refused) throw new ApiError('rejected_by_database', `The database refused the event (kept in events_rejected): ${refused.message}`);
       return c.json({ statusCode: 201, message: 'Event stored', eventId: ev.id, duplicate: outcome.duplicates.length > 0 }, 201);
     }
-    // The hot path: a pre-shaped body and one header object (request id and security headers
-    // included, see observe/requests.ts) cost far less than c.json + c.header + later header sets.
-    return new Response(`{"statusCode":202,"message":"Event accepted","eventId":"${ev.id}"}`, {
-      status: 202,
-      headers: { ...QUEUED_HEADERS, 'x-request-id': c.get('requestId' as never) as string },
-    });
+    // The hot path: a pre-shaped body and one header object (request id, security and rate-limit
+    // headers included, see observe/requests.ts) cost far less than c.json + c.header + later header sets.
+    const body202 = `{"statusCode":202,"message":"Event accepted","eventId":"${ev.id}"}`;
+    const requestId = c.get('requestId' as never) as string;
+    const budget = rateLimitInfo(c);
+    if (!budget) return new Response(body202, { status: 202, headers: { ...QUEUED_HEADERS, 'x-request-id': requestId } });
+    const headers = { ...QUEUED_HEADERS, 'x-request-id': requestId, 'ratelimit-policy': ratePolicyHeader(budget, windowMs), ratelimit: rateStateHeader(budget) };
+    return new Response(body202, { status: 202, headers });
   });
 
   app.post('/events/batch', async (c) => {
