@@ -9,7 +9,7 @@ import { RedisClient } from 'bun';
 import type { Context, MiddlewareHandler } from 'hono';
 import { getConnInfo } from 'hono/bun';
 import { MemoryStore, RedisStore, rateLimiter, type Store } from 'hono-rate-limiter';
-import type { Config } from '../config';
+import { isLoopback, type Config } from '../config';
 import { ApiError } from '../errors';
 
 export type Budget = 'ingest' | 'query' | 'health';
@@ -32,15 +32,23 @@ export function rateStateHeader(info: RateLimitInfo): string {
   return `limit=${info.limit}, remaining=${info.remaining}, reset=${reset}`;
 }
 
-/** The client a budget belongs to: the API key's name, else the peer address. */
-function clientKey(c: Context): string {
-  const key = c.get('keyName' as never) as string | undefined;
-  if (key) return `key:${key}`;
-  try {
-    return `ip:${getConnInfo(c).remote.address ?? 'unknown'}`;
-  } catch {
-    return 'ip:local'; // in-process requests (tests) have no socket
-  }
+/**
+ * The client a budget belongs to: the API key's name, else the peer address. A service listening on
+ * loopback only has one possible peer, this machine: it is not asked for (the kernel call costs
+ * 1.5 us, on every anonymous request of the hot path).
+ */
+function clientKeyFor(config: Config): (c: Context) => string {
+  const localOnly = isLoopback(config.host);
+  return (c) => {
+    const key = c.get('keyName' as never) as string | undefined;
+    if (key) return `key:${key}`;
+    if (localOnly) return 'ip:local';
+    try {
+      return `ip:${getConnInfo(c).remote.address ?? 'unknown'}`;
+    } catch {
+      return 'ip:local'; // in-process requests (tests) have no socket
+    }
+  };
 }
 
 /** The four commands RedisStore uses, over Bun's RedisClient. */
@@ -71,6 +79,7 @@ export function createLimits(config: Config, processes = 1): Limits {
   const { windowMs } = config.rateLimit;
   const redis = config.rateLimit.redisUrl ? new RedisClient(config.rateLimit.redisUrl) : undefined;
   const share = redis ? 1 : processes;
+  const clientKey = clientKeyFor(config);
   const store = (budget: Budget): Store =>
     redis ? new RedisStore({ client: redisAdapter(redis) as never, prefix: `aurore:rl:${budget}:` }) : new MemoryStore();
   const make = (budget: Budget): MiddlewareHandler | null => {
