@@ -123,12 +123,19 @@ export function createAcceptor({ config, queue, batcher, state }: AcceptDeps) {
       return { queued: records.length - (outcome ? outcome.duplicates.length + refused.length : 0), duplicates, refused, committed: outcome !== null };
     },
 
-    /** The commit outcome of sequence range [from, to), or null when WAIT_TIMEOUT_MS passes first (the events stay queued). */
+    /**
+     * The commit outcome of sequence range [from, to), or null when WAIT_TIMEOUT_MS passes first (the
+     * events stay queued). A REQUEST_TIMEOUT_MS shorter than that ends the wait as 503 request_timeout
+     * (the events still stay queued): POST /events has no timeout middleware, which would put a timer
+     * on every single event, waiting or not.
+     */
     async committed(from: number, to: number): Promise<CommitOutcome | null> {
       let timer: ReturnType<typeof setTimeout> | undefined;
-      const timeout = new Promise<null>((res) => (timer = setTimeout(() => res(null), config.waitTimeoutMs)));
+      const cut = config.requestTimeoutMs < config.waitTimeoutMs;
+      const timeout = new Promise<null>((res) => (timer = setTimeout(() => res(null), cut ? config.requestTimeoutMs : config.waitTimeoutMs)));
       const outcome = await Promise.race([batcher.waitFor(from, to), timeout]);
       clearTimeout(timer);
+      if (!outcome && cut) throw new ApiError('request_timeout', `The request took longer than ${config.requestTimeoutMs} ms (REQUEST_TIMEOUT_MS)`);
       return outcome;
     },
   };

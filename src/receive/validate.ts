@@ -33,9 +33,9 @@ export function eventSchema(limits: Limits) {
       .max(limits.serviceMaxLength, `must be at most ${limits.serviceMaxLength} characters`)
       .regex(SERVICE_RE, SERVICE_RULE),
     message: z.string().max(limits.messageMaxLength, `must be at most ${limits.messageMaxLength} characters`),
-    // A JSON object, checked without copying it: z.record rebuilds it key by key (a third of the
-    // event's validation time), and it is serialized as it came right after.
-    metadata: z.custom<Record<string, unknown>>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), 'must be a JSON object').optional(),
+    // Any JSON object: z.record checks each key and value and took a third of the event's
+    // validation time (1 us of 1.75); a loose object checks the shape alone (0.35-0.65 us).
+    metadata: z.looseObject({}, 'must be a JSON object').optional(),
   });
 }
 
