@@ -36,6 +36,8 @@ const server = Bun.serve({
   hostname: config.host,
   reusePort: peers !== null, // HTTP_PROCESSES: the siblings share the port
   fetch: service.app.fetch,
+  // Never Bun's development error pages (stack traces) whatever NODE_ENV says: errors are the app's own JSON.
+  development: false,
   // Bun's own cap, above ours: oversize bodies get our JSON 413 from the app, not a bare reset.
   maxRequestBodySize: config.limits.bodyMaxBytes * 4,
   // Bun closes a connection that sends nothing for idleTimeout seconds (10 by default), and a
