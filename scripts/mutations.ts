@@ -206,6 +206,22 @@ const MUTATIONS: Mutation[] = [
     only: 'only a full batch takes a second writer',
     server: true,
   },
+  {
+    name: "the single-event 202 (its own Response) without the budget's RateLimit headers",
+    file: 'src/receive/events.ts',
+    find: "      headers.set('ratelimit-policy', ratePolicyHeader(budget, windowMs));\n",
+    replace: '',
+    tests: ['test/limits.test.ts'],
+    only: 'announces',
+  },
+  {
+    name: 'a waiting POST /events not cut at a REQUEST_TIMEOUT_MS shorter than WAIT_TIMEOUT_MS (it has no timeout middleware)',
+    file: 'src/receive/accept.ts',
+    find: '      if (!outcome && cut) throw',
+    replace: '      if (false) throw',
+    tests: ['test/observe.test.ts'],
+    only: 'outlives REQUEST_TIMEOUT_MS',
+  },
 ];
 
 const ROOT = new URL('..', import.meta.url).pathname;

@@ -89,11 +89,11 @@ export function postEvent(app: { request: (p: string, i?: RequestInit) => Respon
   });
 }
 
-/** Polls `check` until it returns true, or fails after `ms`. */
-export async function until(check: () => boolean | Promise<boolean>, ms = 20_000, what = 'condition') {
+/** Polls `check` until it returns true, or fails after `ms` (`what`: a description, or one of the state at that moment). */
+export async function until(check: () => boolean | Promise<boolean>, ms = 20_000, what: string | (() => string) = 'condition') {
   const deadline = Date.now() + ms;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'function' ? what() : what}`);
     await Bun.sleep(10);
   }
 }
