@@ -58,10 +58,10 @@ let svc: Awaited<ReturnType<typeof startServiceProcess>>['proc'] | undefined;
 
 /** A load with the CPU the service (and the database server) used for it, backlog included. */
 async function measured(o: LoadOptions, base: string): Promise<LoadResult & { cpu: ReturnType<typeof perCpuSecond>; backlog_s: number }> {
-  const before = cpuNow(svc!.pid);
+  const before = cpuNow(svc!.pid, engineKind === 'server');
   const r = await spawnLoad(o);
   const backlog = await drained(r, base);
-  return { ...r, backlog_s: backlog, cpu: perCpuSecond(r.events, before, cpuNow(svc!.pid)) };
+  return { ...r, backlog_s: backlog, cpu: perCpuSecond(r.events, before, cpuNow(svc!.pid, engineKind === 'server')) };
 }
 
 /** Waits for the queue to be written; a scenario's rate counts that time (the queue can absorb 100,000 events, a big share of a short run). */

@@ -34,8 +34,12 @@ export interface CpuSample {
   database: number;
 }
 
-/** CPU seconds used so far by the service rooted at `pid` and by the database server. */
-export function cpuNow(pid: number): CpuSample {
+/**
+ * CPU seconds used so far by the service rooted at `pid` and by the database server. `database`
+ * false (the embedded engine, whose database runs inside the service): postgres processes on this
+ * machine belong to something else and are not counted.
+ */
+export function cpuNow(pid: number, database = true): CpuSample {
   const all = processes();
   const mine = new Set([pid]);
   for (let grew = true; grew; ) {
@@ -43,7 +47,7 @@ export function cpuNow(pid: number): CpuSample {
     for (const p of all) if (mine.has(p.ppid) && !mine.has(p.pid)) mine.add(p.pid) && (grew = true);
   }
   const sum = (ps: Proc[]) => ps.reduce((n, p) => n + p.ticks, 0) / TICKS;
-  return { service: sum(all.filter((p) => mine.has(p.pid))), database: sum(all.filter((p) => p.comm === 'postgres')) };
+  return { service: sum(all.filter((p) => mine.has(p.pid))), database: database ? sum(all.filter((p) => p.comm === 'postgres')) : 0 };
 }
 
 /** Events per CPU-second between two samples: service and database together, and each alone. */
