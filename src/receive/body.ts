@@ -32,7 +32,7 @@ export async function readBytes(req: Request, max: number, limitName: string): P
   if (encoding === 'identity' || encoding === '') {
     const declared = Number(req.headers.get('content-length') ?? NaN);
     if (declared > max) throw tooLarge();
-    bytes = declared <= max ? new Uint8Array(await req.arrayBuffer()) : await readCapped(req.body, max, tooLarge);
+    bytes = declared <= max ? await req.bytes() : await readCapped(req.body, max, tooLarge);
     if (bytes.length > max) throw tooLarge();
   } else {
     const format = DECODERS[encoding];

@@ -70,11 +70,9 @@ export function eventsReceiver({ config, state, accept }: EventsDeps) {
   function contentType(c: Context) {
     accept.assertOpen();
     const type = c.req.raw.headers.get('content-type') ?? '';
-    const ndjson = NDJSON_TYPE.test(type);
-    if (!ndjson && !JSON_TYPE.test(type)) {
-      throw new ApiError('unsupported_media_type', `Content-Type must be application/json${c.req.path.endsWith('/batch') ? ' or application/x-ndjson' : ''}`);
-    }
-    return ndjson;
+    if (JSON_TYPE.test(type)) return false; // first: every single event is JSON
+    if (NDJSON_TYPE.test(type)) return true;
+    throw new ApiError('unsupported_media_type', `Content-Type must be application/json${c.req.path.endsWith('/batch') ? ' or application/x-ndjson' : ''}`);
   }
 
   /** Validates each item; the queue records of the valid ones (one per id and time) and every error. */
