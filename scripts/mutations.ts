@@ -222,6 +222,14 @@ const MUTATIONS: Mutation[] = [
     tests: ['test/observe.test.ts'],
     only: 'outlives REQUEST_TIMEOUT_MS',
   },
+  {
+    name: "the request histogram's buckets not cumulative (each counts only its own range)",
+    file: 'src/observe/prometheus.ts',
+    find: 'value: (seen += counts[i]!)',
+    replace: 'value: (seen += counts[i]!) && counts[i]!',
+    tests: ['test/observe.test.ts'],
+    only: 'counters move with traffic',
+  },
 ];
 
 const ROOT = new URL('..', import.meta.url).pathname;

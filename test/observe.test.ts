@@ -83,6 +83,15 @@ describe('observability [embedded]', () => {
     expect(sample(after, 'aurore_events_written_total') - sample(before, 'aurore_events_written_total')).toBe(3);
     expect(sample(after, 'aurore_http_request_duration_seconds_count', 'route="/events",method="POST",status="202"') - sample(before, 'aurore_http_request_duration_seconds_count', 'route="/events",method="POST",status="202"')).toBe(3);
     expect(sample(after, 'aurore_batch_size_events_count')).toBeGreaterThan(sample(before, 'aurore_batch_size_events_count'));
+    // The request histogram (counted in place, not by prom-client's Histogram): cumulative buckets
+    // ending at the count, in prom-client's own label order.
+    const series = 'route="/events",method="POST",status="202"}';
+    const buckets = after.split('\n').filter((l) => l.startsWith('aurore_http_request_duration_seconds_bucket{le=') && l.includes(series));
+    expect(buckets.map((l) => l.slice(l.indexOf('le="') + 4, l.indexOf('",')))).toEqual(['0.0005', '0.001', '0.0025', '0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '1', '5', '+Inf']);
+    const counts = buckets.map((l) => Number(l.split(' ')[1]));
+    expect(counts).toEqual([...counts].sort((a, b) => a - b));
+    expect(counts.at(-1)).toBe(sample(after, 'aurore_http_request_duration_seconds_count', series.slice(0, -1)));
+    expect(sample(after, 'aurore_http_request_duration_seconds_sum', series.slice(0, -1))).toBeGreaterThan(0);
   });
 
   test('/metrics needs the admin scope when keys are set', async () => {
@@ -138,6 +147,10 @@ describe('request timeout [embedded]', () => {
     const res = await svc.app.request('/events?wait=true', { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ service: 'slow', message: 'm' }) });
     expect(res.status).toBe(503);
     expect(((await res.json()) as { error: string }).error).toBe('request_timeout');
+    // Its duration (300 ms) is counted in the buckets above 0.25 s and not below.
+    const metrics = await (await svc.app.request('/metrics', { headers: auth })).text();
+    const bucket = (le: string) => metrics.split('\n').find((l) => l.startsWith(`aurore_http_request_duration_seconds_bucket{le="${le}",route="/events",method="POST",status="503"}`));
+    expect([bucket('0.25'), bucket('1')]).toEqual([expect.stringMatching(/ 0$/), expect.stringMatching(/ 1$/)]);
     open();
     gate = Promise.resolve();
     await until(() => svc.queue.depth === 0);
