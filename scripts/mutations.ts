@@ -209,7 +209,7 @@ const MUTATIONS: Mutation[] = [
   {
     name: "the single-event 202 (its own Response) without the budget's RateLimit headers",
     file: 'src/receive/events.ts',
-    find: "      headers.set('ratelimit-policy', ratePolicyHeader(budget, windowMs));\n",
+    find: '    writeRateLimitHeaders(res.headers, c, windowMs);\n',
     replace: '',
     tests: ['test/limits.test.ts'],
     only: 'announces',

@@ -6,7 +6,7 @@ import type { Config } from '../config';
 import { ApiError, respondError } from '../errors';
 import type { Logger } from '../log';
 import { SECURITY_HEADERS } from '../protect/headers';
-import { rateLimitInfo, ratePolicyHeader, rateStateHeader } from '../protect/limits';
+import { writeRateLimitHeaders } from '../protect/limits';
 import type { Metrics } from './prometheus';
 
 const SANE_ID = /^[\w.:@/+=-]{1,128}$/;
@@ -35,11 +35,7 @@ export function requestContext(config: Config, log: Logger, metrics: Metrics): M
     if (!headers.has('x-request-id')) {
       headers.set('x-request-id', requestId);
       for (const [k, v] of SECURITY_ENTRIES) if (!headers.has(k)) headers.set(k, v); // /docs sets its own CSP
-      const budget = rateLimitInfo(c); // a 429 included: the limiter's refusal is answered by then
-      if (budget) {
-        headers.set('ratelimit-policy', ratePolicyHeader(budget, windowMs));
-        headers.set('ratelimit', rateStateHeader(budget));
-      }
+      writeRateLimitHeaders(headers, c, windowMs); // a 429 included: the limiter's refusal is answered by then
     }
     const status = c.res.status;
     const seconds = (performance.now() - started) / 1000;

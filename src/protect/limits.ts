@@ -15,21 +15,25 @@ import { ApiError } from '../errors';
 export type Budget = 'ingest' | 'query' | 'health';
 
 /** What the library counted for this request (set on the context by its middleware). */
-export interface RateLimitInfo {
+interface RateLimitInfo {
   limit: number;
   remaining: number;
   resetTime?: Date;
 }
 
-export const rateLimitInfo = (c: Context) => c.get('rateLimit' as never) as RateLimitInfo | undefined;
+const rateLimitInfo = (c: Context) => c.get('rateLimit' as never) as RateLimitInfo | undefined;
 
-/** `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers-07): the budget and its window. */
-export const ratePolicyHeader = (info: RateLimitInfo, windowMs: number) => `${info.limit};w=${Math.ceil(windowMs / 1000)}`;
-
-/** `RateLimit`: the budget, what is left of it, seconds to the reset. */
-export function rateStateHeader(info: RateLimitInfo): string {
+/**
+ * Writes the budget this request counted against, if any: `RateLimit-Policy` (the budget and its
+ * window) and `RateLimit` (the budget, what is left, seconds to the reset), as in
+ * draft-ietf-httpapi-ratelimit-headers-07.
+ */
+export function writeRateLimitHeaders(headers: Headers, c: Context, windowMs: number) {
+  const info = rateLimitInfo(c);
+  if (!info) return;
   const reset = info.resetTime ? Math.max(0, Math.ceil((info.resetTime.getTime() - Date.now()) / 1000)) : 0;
-  return `limit=${info.limit}, remaining=${info.remaining}, reset=${reset}`;
+  headers.set('ratelimit-policy', `${info.limit};w=${Math.ceil(windowMs / 1000)}`);
+  headers.set('ratelimit', `limit=${info.limit}, remaining=${info.remaining}, reset=${reset}`);
 }
 
 /**

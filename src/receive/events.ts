@@ -6,7 +6,7 @@ import { Hono, type Context } from 'hono';
 import type { Config } from '../config';
 import { ApiError, type FieldError } from '../errors';
 import { SECURITY_HEADERS } from '../protect/headers';
-import { rateLimitInfo, ratePolicyHeader, rateStateHeader } from '../protect/limits';
+import { writeRateLimitHeaders } from '../protect/limits';
 import type { ServiceState } from '../state';
 import type { CommitOutcome } from '../store/batcher';
 import type { Acceptor } from './accept';
@@ -125,13 +125,8 @@ export function eventsReceiver({ config, state, accept }: EventsDeps) {
     // The hot path: a pre-shaped body and its headers complete (request id, security and rate-limit
     // headers, see observe/requests.ts) cost far less than c.json + c.header + later header sets.
     const res = new Response(`{"statusCode":202,"message":"Event accepted","eventId":"${ev.id}"}`, { status: 202, headers: QUEUED_HEADERS });
-    const headers = res.headers;
-    headers.set('x-request-id', c.get('requestId' as never) as string);
-    const budget = rateLimitInfo(c);
-    if (budget) {
-      headers.set('ratelimit-policy', ratePolicyHeader(budget, windowMs));
-      headers.set('ratelimit', rateStateHeader(budget));
-    }
+    res.headers.set('x-request-id', c.get('requestId' as never) as string);
+    writeRateLimitHeaders(res.headers, c, windowMs);
     return res;
   });
 
