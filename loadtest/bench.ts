@@ -57,11 +57,19 @@ function spawnLoad(o: LoadOptions): Promise<LoadResult> {
 let svc: Awaited<ReturnType<typeof startServiceProcess>>['proc'] | undefined;
 
 /** A load with the CPU the service (and the database server) used for it, backlog included. */
-async function measured(o: LoadOptions, base: string): Promise<LoadResult & { cpu: ReturnType<typeof perCpuSecond>; backlog_s: number }> {
+async function measured(o: LoadOptions, base: string): Promise<LoadResult & { cpu: ReturnType<typeof perCpuSecond> & { load_generator_cpu_s: number }; backlog_s: number }> {
   const before = cpuNow(svc!.pid, engineKind === 'server');
   const r = await spawnLoad(o);
   const backlog = await drained(r, base);
-  return { ...r, backlog_s: backlog, cpu: perCpuSecond(r.events, before, cpuNow(svc!.pid, engineKind === 'server')) };
+  const cpu = perCpuSecond(r.events, before, cpuNow(svc!.pid, engineKind === 'server'));
+  return { ...r, backlog_s: backlog, cpu: { ...cpu, load_generator_cpu_s: r.cpu_s } };
+}
+
+/** Where a scenario's CPU went, per event: the service's threads by kind, the database, the load generator. */
+function cpuSplit(r: Awaited<ReturnType<typeof measured>>) {
+  const u = r.cpu.us_per_event;
+  const mainBusy = Math.round(((u.main_threads ?? 0) * r.events) / 1e4 / (r.seconds + r.backlog_s));
+  return `main ${u.main_threads} (${mainBusy}% of a core) / writers ${u.writer_threads} / runtime ${u.runtime_threads} / database ${u.database} / load generator ${Math.round((r.cpu_s * 1e7) / Math.max(1, r.events)) / 10}`;
 }
 
 /** Waits for the queue to be written; a scenario's rate counts that time (the queue can absorb 100,000 events, a big share of a short run). */
@@ -276,6 +284,7 @@ try {
       const c = (r as typeof single).cpu;
       return `| events per CPU-second, ${n} (service+db / service / db) | ${c.events_per_cpu_s} / ${c.events_per_service_cpu_s} / ${c.events_per_database_cpu_s} |`;
     }),
+    ...[['single', single], ['single without limiter and log', lean], ['batch', batch]].map(([n, r]) => `| CPU us per event, ${n as string}: main threads / writer threads / runtime threads / database / load generator | ${cpuSplit(r as typeof single)} |`),
     `| the same 50,000 events resent (NDJSON x500, 4 conns) | ${dups.eps} events/s acknowledged; ${dupDistinct} distinct sent, ${dupRow!.rows} stored |`,
     `| POST /events without rate limiter and request log | ${lean.eps} events/s (cost of both: ${Math.round((1 - single.eps / lean.eps) * 100)}%) |`,
     `| acknowledged / stored / lost / duplicated | ${acknowledged} / ${stored} / ${result.lost} / ${result.duplicated} |`,

@@ -23,6 +23,8 @@ export interface LoadResult {
   statuses: Record<string, number>;
   errors: number;
   seconds: number;
+  /** CPU seconds the load generator used meanwhile (it shares the machine with what it measures). */
+  cpu_s: number;
   rps: number;
   eps: number;
   p50_ms: number;
@@ -60,6 +62,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   let events = 0;
   let errors = 0;
   const started = performance.now();
+  const cpu0 = process.cpuUsage();
   const deadline = started + o.durationMs;
 
   const connection = () =>
@@ -126,6 +129,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const lat = latencies.subarray(0, n).sort();
   const pct = (p: number) => (n ? lat[Math.min(n - 1, Math.floor(n * p))]! : 0);
   const round = (x: number) => Math.round(x * 100) / 100;
+  const cpu = process.cpuUsage(cpu0);
   return {
     requests: n,
     ok,
@@ -133,6 +137,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     statuses,
     errors,
     seconds: round(seconds),
+    cpu_s: round((cpu.user + cpu.system) / 1e6),
     rps: Math.round(ok / seconds),
     eps: Math.round(events / seconds),
     p50_ms: round(pct(0.5)),
