@@ -9,6 +9,7 @@
 //   6. POST /events?wait=true (201 committed): events/s, p50/p99
 //   6b. the same 50,000 events (client ids) resent round and round: the COPY refused, the INSERT path
 //   7. verification: rows in the database == events acknowledged, no duplicate ids
+//   Every server (the bare one included) warms up first: a few seconds of single events, not measured.
 //   and, in-process, the OTLP and Loki receivers' decoding cost per record
 // Engine: embedded by default (a fresh DATA_DIR), or the server in DATABASE_URL (a fresh database is
 // created there and dropped afterwards, so point it at a server whose user may create databases).
@@ -29,6 +30,10 @@ const args = new Set(process.argv.slice(2));
 const quick = args.has('--quick');
 const asJson = args.has('--json');
 const SECONDS = quick ? 7 : 20;
+// Each server gets the single-event load for a few seconds before it is measured: a fresh process
+// runs its first seconds in the JIT's lower tiers (and the embedded engine's WebAssembly in its
+// baseline tier, compiled further on helper threads meanwhile); the ratios compare steady states.
+const WARM_UP_SECONDS = quick ? 2 : 5;
 const ROOT = new URL('..', import.meta.url).pathname;
 const BUN = process.execPath;
 const progress = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
@@ -70,6 +75,17 @@ function cpuSplit(r: Awaited<ReturnType<typeof measured>>) {
   const u = r.cpu.us_per_event;
   const mainBusy = Math.round(((u.main_threads ?? 0) * r.events) / 1e4 / (r.seconds + r.backlog_s));
   return `main ${u.main_threads} (${mainBusy}% of a core) / writers ${u.writer_threads} / runtime ${u.runtime_threads} / database ${u.database} / load generator ${Math.round((r.cpu_s * 1e7) / Math.max(1, r.events)) / 10}`;
+}
+
+let warmedUp = 0; // events acknowledged during warm-ups: stored like the rest, checked with them
+
+/** The single-event load, unmeasured, until the server runs warm; its events written before returning. */
+async function warmUp(base: string, stored = true) {
+  progress(`  warming up: ${WARM_UP_SECONDS}s of single events, not measured`);
+  const r = await spawnLoad({ url: `${base}/events`, body: SINGLE_BODY, headers: { 'content-type': 'application/json' }, connections: 32, durationMs: WARM_UP_SECONDS * 1000, count: 'single' });
+  if (!stored) return;
+  warmedUp += r.events;
+  await drained(r, base);
 }
 
 /** Waits for the queue to be written; a scenario's rate counts that time (the queue can absorb 100,000 events, a big share of a short run). */
@@ -115,6 +131,7 @@ try {
   const ceil = Bun.spawn([BUN, join(ROOT, 'loadtest/ceiling-server.ts')], { stdout: 'pipe' });
   const ceilUrl = (JSON.parse(new TextDecoder().decode((await ceil.stdout.getReader().read()).value)) as { url: string }).url;
   const json = { 'content-type': 'application/json' };
+  await warmUp(ceilUrl, false);
   const http = await spawnLoad({ url: `${ceilUrl}/events`, body: SINGLE_BODY, headers: json, connections: 32, durationMs: SECONDS * 1000, count: 'single' });
   ceil.kill();
   await ceil.exited;
@@ -125,6 +142,7 @@ try {
   const started = await startServiceProcess(ROOT, target.env);
   svc = started.proc;
   const base = started.base;
+  await warmUp(base);
 
   progress('POST /events, default ack (202 queued), 32 connections');
   const single = await measured({ url: `${base}/events`, body: SINGLE_BODY, headers: json, connections: 32, durationMs: SECONDS * 1000, count: 'single' }, base);
@@ -183,6 +201,7 @@ try {
   progress('POST /events again, rate limiter and request log off (RATE_LIMIT_INGEST=0 LOG_REQUESTS=none)');
   const bare = await startServiceProcess(ROOT, { ...target.env, RATE_LIMIT_INGEST: '0', LOG_REQUESTS: 'none' });
   svc = bare.proc;
+  await warmUp(bare.base);
   const lean = await measured({ url: `${bare.base}/events`, body: SINGLE_BODY, headers: json, connections: 32, durationMs: SECONDS * 1000, count: 'single' }, bare.base);
   progress(`  ${lean.eps} events/s (with them: ${single.eps})`);
   svc.kill('SIGTERM');
@@ -196,6 +215,7 @@ try {
     const two = await startServiceProcess(ROOT, { ...target.env, HTTP_PROCESSES: '2' });
     svc = two.proc;
     await Bun.sleep(1500); // the second process migrates nothing, but starts its pool
+    await warmUp(two.base);
     twoProcs = await measured({ url: `${two.base}/events`, body: SINGLE_BODY, headers: json, connections: 32, durationMs: SECONDS * 1000, count: 'single' }, two.base);
     progress(`  ${twoProcs.eps} events/s (one process: ${single.eps}); CPU per event ${cpuPerEvent(twoProcs)} us (one process: ${cpuPerEvent(single)} us)`);
     svc.kill('SIGTERM');
@@ -212,7 +232,7 @@ try {
     `SELECT count(*)::float8 AS rows, count(DISTINCT id)::float8 AS ids FROM events WHERE service = 'bench-dups'`,
   );
   await check.close();
-  const acknowledged = single.events + batch.events + otlp.events + loki.events + durable.events + lean.events + (twoProcs?.events ?? 0);
+  const acknowledged = warmedUp + single.events + batch.events + otlp.events + loki.events + durable.events + lean.events + (twoProcs?.events ?? 0);
   progress('decoding cost of the agents\' protocols, in-process');
   const decoding = decodingCost();
   const stored = row!.rows;
