@@ -231,6 +231,14 @@ const MUTATIONS: Mutation[] = [
     only: 'counters move with traffic',
   },
   {
+    name: "agents' timestamps before 1970 truncated toward zero (an invalid time, the record refused)",
+    file: 'src/receive/fit.ts',
+    find: '(a >= 0n ? a / b : (a - b + 1n) / b)',
+    replace: '(a / b)',
+    tests: ['test/receivers.test.ts'],
+    only: 'before 1970 as after',
+  },
+  {
     name: "the benchmark's CPU split charging writer threads to the runtime",
     file: 'loadtest/cpu.ts',
     find: ": t.comm === 'Worker' ? 'writers' : 'runtime'",

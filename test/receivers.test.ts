@@ -15,6 +15,8 @@ import winston from 'winston';
 import LokiTransport from 'winston-loki';
 import { readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
+import { loadConfig } from '../src/config';
+import { makeFitter, type Fitted } from '../src/receive/fit';
 import { engines, newTarget, startService, until, type Target } from './harness';
 
 setDefaultTimeout(120_000);
@@ -254,6 +256,19 @@ describe('the mapping, field by field [embedded]', () => {
     await until(() => svc.queue.depth === 0);
     const [e] = await events(svc, 'service=loki-pb');
     expect(e).toMatchObject({ message: 'protobuf line', timestamp: `${new Date(secs * 1000).toISOString().slice(0, 19)}.123456Z`, metadata: { user: 'u1', labels: { path: 'C:\\logs\\a "b"' } } });
+  });
+});
+
+describe('fitting a decoded record into an event', () => {
+  test('timestamps are kept to the microsecond, rounded down, before 1970 as after (RETENTION_DAYS reaches 100 years)', () => {
+    const fit = makeFitter(loadConfig({}).limits);
+    const time = (ns: bigint) => (fit({ service: 's', timeNs: ns, message: 'm', metadata: {} }, 0) as Fitted).time;
+    expect(time(1_732_900_000_123_456_789n)).toBe('2024-11-29T17:06:40.123456Z');
+    expect(time(-1_500n)).toBe('1969-12-31T23:59:59.999998Z');
+    expect(time(-999n)).toBe('1969-12-31T23:59:59.999999Z');
+    expect(time(-14_182_939_999_876_543_211n)).toBe('1520-07-24T14:26:40.123456Z');
+    expect(time(253_402_300_799_999_999_999n)).toBe('9999-12-31T23:59:59.999999Z'); // beyond a double's exact range
+    expect(time(1_000n)).toBe('1970-01-01T00:00:00.000001Z'); // the same millisecond as before: formatted once, right
   });
 });
 

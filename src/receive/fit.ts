@@ -54,11 +54,30 @@ function cleanValue(v: unknown): unknown {
   return v;
 }
 
-/** ISO-8601 UTC to the microsecond from Unix nanoseconds. */
+const floorDiv = (a: bigint, b: bigint) => (a >= 0n ? a / b : (a - b + 1n) / b); // BigInt division truncates
+const MAX_EXACT_NS = BigInt(Number.MAX_SAFE_INTEGER) * 1000n; // below it, microseconds fit a double exactly
+let lastMs = NaN; // the millisecond last formatted: a request's records mostly share it
+let lastIso = '';
+
+/** ISO-8601 UTC to the microsecond from Unix nanoseconds, rounded down (before 1970 too). */
 export function isoMicros(ns: bigint): string {
-  const us = ns / 1000n;
-  const ms = Number(us / 1000n);
-  return new Date(ms).toISOString().replace('Z', `${String(us % 1000n).padStart(3, '0')}Z`);
+  let ms: number;
+  let sub: number; // microseconds past the millisecond
+  if (ns >= 0n && ns < MAX_EXACT_NS) {
+    const us = Number(ns / 1000n);
+    ms = Math.floor(us / 1000);
+    sub = us - ms * 1000;
+  } else {
+    const us = floorDiv(ns, 1000n);
+    const msBig = floorDiv(us, 1000n);
+    ms = Number(msBig);
+    sub = Number(us - msBig * 1000n);
+  }
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString().slice(0, -1);
+  }
+  return `${lastIso}${sub < 10 ? '00' : sub < 100 ? '0' : ''}${sub}Z`;
 }
 
 function cutText(s: string, max: number): { text: string; cut: boolean } {
@@ -78,6 +97,8 @@ export function fitMetadata(metadata: Record<string, unknown>, max: number): { j
     md = cleanValue(md) as Record<string, unknown>;
     json = JSON.stringify(md);
   }
+  // At most 3 UTF-8 bytes per UTF-16 unit: most metadata is under the limit without counting.
+  if (json.length * 3 <= max) return { json, cut: false };
   const bytes = Buffer.byteLength(json);
   if (bytes <= max) return { json, cut: false };
   const budget = max - 64; // room for the _cut entry
