@@ -124,11 +124,17 @@ export function fitMetadata(metadata: Record<string, unknown>, max: number): { j
   return { json: Buffer.byteLength(fitted) <= max ? fitted : '{}', cut: true };
 }
 
-/** A UUIDv7 for `ms` whose 74 random bits come from hashing `content` (three seeded 32-bit hashes). */
+let lastIdMs = NaN;
+let lastIdTime = ''; // the id's 48-bit time in hex, for lastIdMs
+
+/** A UUIDv7 for `ms` whose 74 random bits come from hashing `content` (two seeded 64-bit wyhashes). */
 export function stableUuidV7(ms: number, content: string): string {
-  const h = (seed: number) => (Bun.hash.murmur32v3(content, seed) >>> 0).toString(16).padStart(8, '0');
-  const r = h(7) + h(11) + h(13); // 24 hex digits
-  const t = ms.toString(16).padStart(12, '0').slice(-12);
+  const r = Bun.hash.wyhash(content, 7n).toString(16).padStart(16, '0') + Bun.hash.wyhash(content, 11n).toString(16).padStart(16, '0');
+  if (ms !== lastIdMs) {
+    lastIdMs = ms;
+    lastIdTime = ms.toString(16).padStart(12, '0').slice(-12);
+  }
+  const t = lastIdTime;
   const variant = (8 | (parseInt(r[3]!, 16) & 3)).toString(16);
   return `${t.slice(0, 8)}-${t.slice(8)}-7${r.slice(0, 3)}-${variant}${r.slice(4, 7)}-${r.slice(7, 19)}`;
 }
