@@ -304,7 +304,7 @@ try {
       const c = (r as typeof single).cpu;
       return `| events per CPU-second, ${n} (service+db / service / db) | ${c.events_per_cpu_s} / ${c.events_per_service_cpu_s} / ${c.events_per_database_cpu_s} |`;
     }),
-    ...[['single', single], ['single without limiter and log', lean], ['batch', batch]].map(([n, r]) => `| CPU us per event, ${n as string}: main threads / writer threads / runtime threads / database / load generator | ${cpuSplit(r as typeof single)} |`),
+    ...[['single', single], ['single without limiter and log', lean], ['batch', batch], ['otlp', otlp], ['loki', loki]].map(([n, r]) => `| CPU us per event, ${n as string}: main threads / writer threads / runtime threads / database / load generator | ${cpuSplit(r as typeof single)} |`),
     `| the same 50,000 events resent (NDJSON x500, 4 conns) | ${dups.eps} events/s acknowledged; ${dupDistinct} distinct sent, ${dupRow!.rows} stored |`,
     `| POST /events without rate limiter and request log | ${lean.eps} events/s (cost of both: ${Math.round((1 - single.eps / lean.eps) * 100)}%) |`,
     `| acknowledged / stored / lost / duplicated | ${acknowledged} / ${stored} / ${result.lost} / ${result.duplicated} |`,
