@@ -239,6 +239,14 @@ const MUTATIONS: Mutation[] = [
     only: 'before 1970 as after',
   },
   {
+    name: "an agent's record from before 1970 given a negative time in its id (not a UUID: the record refused)",
+    file: 'src/receive/fit.ts',
+    find: '  ms = Math.max(0, ms);\n',
+    replace: '',
+    tests: ['test/receivers.test.ts'],
+    only: 'a record from before 1970',
+  },
+  {
     name: "the benchmark's CPU split charging writer threads to the runtime",
     file: 'loadtest/cpu.ts',
     find: ": t.comm === 'Worker' ? 'writers' : 'runtime'",

@@ -270,6 +270,22 @@ describe('fitting a decoded record into an event', () => {
     expect(time(253_402_300_799_999_999_999n)).toBe('9999-12-31T23:59:59.999999Z'); // beyond a double's exact range
     expect(time(1_000n)).toBe('1970-01-01T00:00:00.000001Z'); // the same millisecond as before: formatted once, right
   });
+
+  test('a record from before 1970 is stored with its time and a valid id when RETENTION_DAYS reaches back that far [embedded]', async () => {
+    const target = await newTarget('embedded');
+    const svc = await startService(target, { RETENTION_DAYS: '36500' });
+    try {
+      const moon = BigInt(Date.UTC(1969, 6, 20, 20, 17, 40)) * 1_000_000n + 123_456_789n;
+      const res = await svc.app.request('/v1/logs?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(otlpJson('otlp-1969', [{ timeUnixNano: `${moon}`, body: { stringValue: 'one small step' } }])) });
+      expect(await res.json()).toEqual({}); // nothing rejected
+      const [e] = await events(svc, 'service=otlp-1969&from=1969-01-01T00:00:00Z');
+      expect(e).toMatchObject({ message: 'one small step', timestamp: '1969-07-20T20:17:40.123456Z' });
+      expect(e!.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    } finally {
+      await svc.stop();
+      await target.destroy();
+    }
+  });
 });
 
 describe('hostile bodies on both receivers [embedded]', () => {

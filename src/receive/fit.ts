@@ -127,8 +127,13 @@ export function fitMetadata(metadata: Record<string, unknown>, max: number): { j
 let lastIdMs = NaN;
 let lastIdTime = ''; // the id's 48-bit time in hex, for lastIdMs
 
-/** A UUIDv7 for `ms` whose 74 random bits come from hashing `content` (two seeded 64-bit wyhashes). */
+/**
+ * A UUIDv7 for `ms` whose 74 random bits come from hashing `content` (two seeded 64-bit wyhashes).
+ * Its 48-bit time counts milliseconds from 1970, unsigned: a record from before then gets 0 there
+ * (the row keeps its real time; the id only has to be unique, and sorts first).
+ */
 export function stableUuidV7(ms: number, content: string): string {
+  ms = Math.max(0, ms);
   const r = Bun.hash.wyhash(content, 7n).toString(16).padStart(16, '0') + Bun.hash.wyhash(content, 11n).toString(16).padStart(16, '0');
   if (ms !== lastIdMs) {
     lastIdMs = ms;
