@@ -5,20 +5,16 @@ import { cpuNow, perCpuSecond } from '../loadtest/cpu';
 
 // Each thread spins until its own CPU time (/proc/thread-self/stat: utime + stime, in 10 ms ticks)
 // has grown by the given ticks, so the amounts hold however busy the machine is.
-const CHILD = `
-const { readFileSync } = require('node:fs');
+const TICKS = `const ticks = () => { const s = require('node:fs').readFileSync('/proc/thread-self/stat', 'utf8'); const f = s.slice(s.lastIndexOf(')') + 2).split(' '); return Number(f[11]) + Number(f[12]); };
+const spin = (n) => { const end = ticks() + n; let x = 0; while (ticks() < end) for (let i = 0; i < 1e5; i++) x += i; return x; };`;
+const CHILD = `${TICKS}
 const { Worker } = require('node:worker_threads');
-globalThis.ticks = () => { const s = readFileSync('/proc/thread-self/stat', 'utf8'); const f = s.slice(s.lastIndexOf(')') + 2).split(' '); return Number(f[11]) + Number(f[12]); };
-globalThis.spin = (n) => { const end = ticks() + n; let x = 0; while (ticks() < end) for (let i = 0; i < 1e5; i++) x += i; return x; };
 console.log('ready');
 await new Promise((r) => process.stdin.once('data', r));
-const w = new Worker(\`
-  const { readFileSync } = require('node:fs');
+const w = new Worker(\`${TICKS}
   const { parentPort } = require('node:worker_threads');
-  \${ticks.toString().replace('() =>', 'const ticks = () =>')}
-  const end = ticks() + 80; let x = 0; while (ticks() < end) for (let i = 0; i < 1e5; i++) x += i;
   parentPort.on('message', () => {}); // stay alive: an exited thread's CPU leaves /proc
-  parentPort.postMessage(x);\`, { eval: true });
+  parentPort.postMessage(spin(80));\`, { eval: true });
 await new Promise((r) => w.once('message', r));
 spin(20);
 console.log('done');
