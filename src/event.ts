@@ -10,17 +10,23 @@ export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 // ISO-8601 date-time with a mandatory offset: without one the instant is ambiguous.
 const ISO_RE = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?([Zz]|([+-])(\d{2}):?(\d{2}))$/;
 
-let lastMs = -1;
+let lastMs = NaN;
 let lastIso = '';
-/** Now, as ISO-8601 UTC text. Formatted once per millisecond: the request log and each event's default time ask for it thousands of times a second. */
-export function isoNow(): string {
-  const ms = Date.now();
+/**
+ * A millisecond as ISO-8601 UTC text, formatted once per millisecond: the request log and each
+ * event's default time ask for now thousands of times a second, and an agent's records mostly share
+ * their millisecond.
+ */
+export function isoOfMs(ms: number): string {
   if (ms !== lastMs) {
     lastMs = ms;
     lastIso = new Date(ms).toISOString();
   }
   return lastIso;
 }
+
+/** Now, as ISO-8601 UTC text. */
+export const isoNow = (): string => isoOfMs(Date.now());
 
 /** Normalizes an ISO-8601 timestamp with offset to UTC ISO (ms precision); null when invalid. */
 export function parseTimestamp(s: string): string | null {

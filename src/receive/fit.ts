@@ -14,6 +14,7 @@
 // the (id, time) key stores each record once, while two identical lines logged in the same
 // microsecond stay two events.
 import type { Config } from '../config';
+import { isoOfMs } from '../event';
 
 type Limits = Config['limits'];
 
@@ -56,8 +57,6 @@ function cleanValue(v: unknown): unknown {
 
 const floorDiv = (a: bigint, b: bigint) => (a >= 0n ? a / b : (a - b + 1n) / b); // BigInt division truncates
 const MAX_EXACT_NS = BigInt(Number.MAX_SAFE_INTEGER) * 1000n; // below it, microseconds fit a double exactly
-let lastMs = NaN; // the millisecond last formatted: a request's records mostly share it
-let lastIso = '';
 
 /** ISO-8601 UTC to the microsecond from Unix nanoseconds, rounded down (before 1970 too). */
 export function isoMicros(ns: bigint): string {
@@ -73,11 +72,7 @@ export function isoMicros(ns: bigint): string {
     ms = Number(msBig);
     sub = Number(us - msBig * 1000n);
   }
-  if (ms !== lastMs) {
-    lastMs = ms;
-    lastIso = new Date(ms).toISOString().slice(0, -1);
-  }
-  return `${lastIso}${sub < 10 ? '00' : sub < 100 ? '0' : ''}${sub}Z`;
+  return `${isoOfMs(ms).slice(0, -1)}${sub < 10 ? '00' : sub < 100 ? '0' : ''}${sub}Z`;
 }
 
 function cutText(s: string, max: number): { text: string; cut: boolean } {
