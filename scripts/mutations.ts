@@ -247,6 +247,15 @@ const MUTATIONS: Mutation[] = [
     only: 'a record from before 1970',
   },
   {
+    name: 'HTTP_PROCESSES: a process whose supervisor was killed goes on serving (orphaned)',
+    file: 'src/main.ts',
+    find: "  setInterval(() => process.ppid !== supervisor && void shutdown('supervisor gone'), 1000).unref();\n",
+    replace: '',
+    tests: ['test/instances.test.ts'],
+    only: 'supervisor killed outright',
+    server: true,
+  },
+  {
     name: "the benchmark's CPU split charging writer threads to the runtime",
     file: 'loadtest/cpu.ts',
     find: ": t.comm === 'Worker' ? 'writers' : 'runtime'",

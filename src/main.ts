@@ -65,3 +65,10 @@ async function shutdown(signal: string) {
 }
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 process.on('SIGINT', () => void shutdown('SIGINT'));
+// A process of HTTP_PROCESSES outlives a supervisor killed outright (SIGKILL, the OOM killer): it
+// would go on serving the shared port beside the next start's processes, supervised by nobody. It
+// notices within a second (it is handed to another parent) and stops as on SIGTERM.
+if (peers) {
+  const supervisor = process.ppid;
+  setInterval(() => process.ppid !== supervisor && void shutdown('supervisor gone'), 1000).unref();
+}

@@ -4,7 +4,7 @@
 // instance at a time, taken over when it stops, every acknowledged event stored once).
 // Server engine only; each instance's spill being its own is in datadir.test.ts.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config';
@@ -34,13 +34,17 @@ describe.skipIf(!engines.includes('server'))('HTTP_PROCESSES=2 on one port [serv
     target = await newTarget('server');
     dataDir = mkdtempSync(join(tmpdir(), 'aurore-procs-'));
   });
+  const afterKill: ReturnType<typeof Bun.spawn>[] = [];
   afterAll(async () => {
+    for (const p of afterKill) if (p.exitCode === null) p.kill('SIGKILL');
     await target?.destroy();
     rmSync(dataDir, { recursive: true, force: true });
   });
 
   test('both processes take connections; /metrics and /health/buffer count for both; SIGTERM under load: exit 0 and every 202 stored', async () => {
     const svc = await spawnService({ ...target.env, DATA_DIR: dataDir, HTTP_PROCESSES: '2', RATE_LIMIT_INGEST: '0' });
+    // Failing before its SIGTERM (a mutation run), the supervisor is killed; its processes follow it.
+    afterKill.push(svc.proc);
     await until(() => svc.lines.filter((l) => l.includes('"msg":"database ready"')).length === 2, 30_000, 'both processes ready');
     let accepted = 0;
     let stop = false;
@@ -78,7 +82,45 @@ describe.skipIf(!engines.includes('server'))('HTTP_PROCESSES=2 on one port [serv
     }
     expect(svc.lines.filter((l) => l.includes('"msg":"stopped"'))).toHaveLength(2);
   });
+
+  test('the supervisor killed outright (SIGKILL): its processes stop on their own, every 202 stored', async () => {
+    const svc = await spawnService({ ...target.env, DATA_DIR: dataDir, HTTP_PROCESSES: '2', RATE_LIMIT_INGEST: '0' });
+    let pids: number[] = [];
+    try {
+      await until(() => svc.lines.filter((l) => l.includes('"msg":"database ready"')).length === 2, 30_000, 'both processes ready');
+      pids = childrenOf(svc.proc.pid);
+      expect(pids).toHaveLength(2);
+      let accepted = 0;
+      for (let i = 0; i < 200; i++) if ((await post(svc.url, i, 'orphans')) === 202) accepted++;
+      expect(accepted).toBe(200);
+      svc.proc.kill('SIGKILL');
+      await until(() => pids.every((p) => !existsSync(`/proc/${p}`)), 20_000, 'the orphaned processes to exit');
+      expect(svc.lines.filter((l) => l.includes('"signal":"supervisor gone"'))).toHaveLength(2);
+      const engine = await target.open();
+      try {
+        expect(await countRows(engine, `service = 'orphans'`)).toBe(200);
+      } finally {
+        await engine.close();
+      }
+    } finally {
+      // A broken build must not leave them behind, spinning on the CI machine.
+      for (const p of pids) if (existsSync(`/proc/${p}`)) process.kill(p, 'SIGKILL');
+      if (svc.proc.exitCode === null) svc.proc.kill('SIGKILL');
+    }
+  });
 });
+
+/** Pids of the processes whose parent is `pid` (from /proc). */
+function childrenOf(pid: number): number[] {
+  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
+    } catch {
+      return false;
+    }
+  }).map(Number);
+}
 
 describe.skipIf(!engines.includes('server'))('two instances, one database, one redis-server [server]', () => {
   let target: Target;
