@@ -116,6 +116,14 @@ const MUTATIONS: Mutation[] = [
     only: 'service from service_name',
   },
   {
+    name: "Loki JSON: a timestamp in protobuf's {seconds, nanos} shape read as one (a 500 on {seconds: 'abc'})",
+    file: 'src/receive/loki.ts',
+    find: "  if (typeof ts === 'bigint') return ts;\n",
+    replace: "  if (typeof ts === 'bigint') return ts;\n  if (ts && typeof ts === 'object') return timestampNs(ts as never);\n",
+    tests: ['test/receivers.test.ts'],
+    only: 'wrong field types',
+  },
+  {
     name: 'OTLP/Loki ids random: a retried export stored twice',
     file: 'src/receive/fit.ts',
     find: ': stableUuidV7(ms, `${m.timeNs}:${place}:${body}`);',

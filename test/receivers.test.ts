@@ -327,9 +327,12 @@ describe('hostile bodies on both receivers [embedded]', () => {
     expect(body.partialSuccess.errorMessage).toContain('timeUnixNano must be an integer');
     expect(body.partialSuccess.errorMessage).toContain('traceId must be 16 bytes as hex');
     expect(await (await svc.app.request('/events?service=hostile-mixed')).json()).toMatchObject({ pagination: { total: 1 } });
-    const lokiBad = await post('/loki/api/v1/push', 'application/json', JSON.stringify({ streams: [{ stream: { job: 'hostile-loki' }, values: [['not a time', 'x'], [`${BigInt(Date.now()) * 1_000_000n}`, 'fine'], ['1', 42]] }] }));
+    const lokiBad = await post('/loki/api/v1/push', 'application/json', JSON.stringify({ streams: [{ stream: { job: 'hostile-loki' }, values: [['not a time', 'x'], [`${BigInt(Date.now()) * 1_000_000n}`, 'fine'], ['1', 42], [{ seconds: 'abc' }, 'protobuf shape'], [{ seconds: 1.5 }, 'x'], [[1, 2], 'x'], [1.7e18, 'x']] }] }));
     expect(lokiBad.status).toBe(400);
-    expect(await lokiBad.text()).toMatch(/^2 of 3 entries not stored, the others were: streams\[0\]\.values\[0\]: the timestamp/);
+    const why = await lokiBad.text();
+    expect(why).toMatch(/^6 of 7 entries not stored, the others were: streams\[0\]\.values\[0\]: the timestamp/);
+    // The protobuf form of a timestamp ({seconds, nanos}) is not Loki's JSON: refused as a bad timestamp, not a 500.
+    for (const i of [3, 4]) expect(why).toContain(`streams[0].values[${i}]: the timestamp must be a string of nanoseconds`);
     await until(() => svc.queue.depth === 0);
     expect(await (await svc.app.request('/events?service=hostile-loki')).json()).toMatchObject({ pagination: { total: 1 } });
   });

@@ -68,14 +68,19 @@ export function parseLabels(text: string): Record<string, string> {
   return out;
 }
 
-/** An entry's timestamp in ns: JSON "<ns>" text, or protobuf {seconds, nanos} (seconds as a decimal string). */
+/**
+ * An entry's timestamp in ns: the protobuf decoder's (already a bigint, below), or JSON's "<ns>" text.
+ * Only that text: any other JSON value (a number loses digits, an object is not Loki's JSON) is refused.
+ */
 function entryNs(ts: unknown): bigint {
+  if (typeof ts === 'bigint') return ts;
   if (typeof ts === 'string' && /^\d{1,20}$/.test(ts)) return BigInt(ts);
-  if (ts && typeof ts === 'object') {
-    const t = ts as { seconds?: string | number; nanos?: number };
-    return BigInt(t.seconds ?? 0) * 1_000_000_000n + BigInt(t.nanos ?? 0);
-  }
   throw new Bad('the timestamp must be a string of nanoseconds since the epoch');
+}
+
+/** A protobuf Timestamp as the decoder gives it (seconds as a decimal string, nanos an int32) in ns. */
+function timestampNs(t: { seconds?: string; nanos?: number } | undefined): bigint {
+  return BigInt(t?.seconds ?? 0) * 1_000_000_000n + BigInt(t?.nanos ?? 0);
 }
 
 /** One stream's entries as events. */
@@ -134,7 +139,7 @@ function fromProtobuf(bytes: Uint8Array, max: number) {
   } catch (e) {
     throw new ApiError('invalid_body', `the body is not valid snappy-compressed data: ${(e as Error).message}`);
   }
-  let req: { streams?: { labels?: string; entries?: { timestamp?: unknown; line?: string; structuredMetadata?: { name?: string; value?: string }[] }[] }[] };
+  let req: { streams?: { labels?: string; entries?: { timestamp?: { seconds?: string; nanos?: number }; line?: string; structuredMetadata?: { name?: string; value?: string }[] }[] }[] };
   try {
     req = PushRequest.toObject(PushRequest.decode(plain), { longs: String, defaults: false }) as typeof req;
   } catch (e) {
@@ -147,7 +152,7 @@ function fromProtobuf(bytes: Uint8Array, max: number) {
     } catch (e) {
       throw new ApiError('invalid_body', `streams[${i}]: ${(e as Error).message}`);
     }
-    const entries = (s.entries ?? []).map((e) => ({ ts: e.timestamp ?? {}, line: e.line ?? '', meta: Object.fromEntries((e.structuredMetadata ?? []).map((p) => [p.name ?? '', p.value ?? ''])) }));
+    const entries = (s.entries ?? []).map((e) => ({ ts: timestampNs(e.timestamp), line: e.line ?? '', meta: Object.fromEntries((e.structuredMetadata ?? []).map((p) => [p.name ?? '', p.value ?? ''])) }));
     return { labels, entries };
   });
 }
