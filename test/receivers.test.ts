@@ -337,6 +337,33 @@ describe('hostile bodies on both receivers [embedded]', () => {
     expect(await (await svc.app.request('/events?service=hostile-loki')).json()).toMatchObject({ pagination: { total: 1 } });
   });
 
+  test('JSON objects where text or a number belongs (even with a toString or valueOf key) are 400 or a counted record, never a 5xx', async () => {
+    // String() and Number() throw on an object whose toString/valueOf are not functions: JSON can send one.
+    const trap = { toString: 1, valueOf: 'x' };
+    const records = [
+      { timeUnixNano: nowNs(), body: { stringValue: trap } },
+      { timeUnixNano: nowNs(), body: { stringValue: { a: 1 } } },
+      { timeUnixNano: nowNs(), body: { bytesValue: trap } },
+      { timeUnixNano: nowNs(), body: { doubleValue: trap } },
+      { timeUnixNano: nowNs(), body: { stringValue: 'kept' }, severityNumber: trap, flags: trap },
+    ];
+    const res = await post('/v1/logs?wait=true', 'application/json', JSON.stringify(otlpJson('hostile-trap', records)));
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { partialSuccess: { rejectedLogRecords: string; errorMessage: string } };
+    expect(body.partialSuccess.rejectedLogRecords).toBe('4');
+    expect(body.partialSuccess.errorMessage).toContain('logRecords[0].body.stringValue must be a string');
+    const [kept] = ((await (await svc.app.request('/events?service=hostile-trap')).json()) as { events: Stored[] }).events;
+    expect(kept).toMatchObject({ message: 'kept', metadata: {} }); // the unreadable severity and flags left out
+    const scope = otlpJson('hostile-trap', [{ body: { stringValue: 'x' } }]);
+    (scope.resourceLogs[0]!.scopeLogs[0] as Record<string, unknown>).scope = { name: trap };
+    const badScope = await post('/v1/logs', 'application/json', JSON.stringify(scope));
+    expect(badScope.status).toBe(400);
+    expect(await badScope.json()).toEqual({ code: 3, message: 'resourceLogs[0].scopeLogs[0].scope.name must be a string' });
+    const label = await post('/loki/api/v1/push', 'application/json', JSON.stringify({ streams: [{ stream: { job: 'hostile-trap', env: trap }, values: [[`${BigInt(Date.now()) * 1_000_000n}`, 'x']] }] }));
+    expect(label.status).toBe(400);
+    expect(await label.text()).toBe('streams[0].stream: the label env must be a string\n');
+  });
+
   test('a snappy bomb and a gzip bomb are 413 before they are inflated', async () => {
     // A snappy block declares its length first: 1 GiB here, in a few bytes.
     const bomb = new Uint8Array([0x80, 0x80, 0x80, 0x80, 0x04, 0x00]);

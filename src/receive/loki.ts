@@ -106,6 +106,13 @@ function mapStream(labels: Record<string, string>, entries: { ts: unknown; line:
   });
 }
 
+/** A label's value: Loki's are strings (numbers and booleans written out); String() of an object could throw. */
+function labelValue(v: unknown, name: string, stream: number): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  throw new ApiError('invalid_body', `streams[${stream}].stream: the label ${name} must be a string`);
+}
+
 /** Streams of a JSON push: {"streams":[{"stream":{...},"values":[["<ns>","<line>",{...}?],...]}]}. */
 function fromJson(bytes: Uint8Array) {
   let body: unknown;
@@ -119,7 +126,7 @@ function fromJson(bytes: Uint8Array) {
   return streams.map((s, i) => {
     const st = s as { stream?: unknown; values?: unknown };
     if (!st || typeof st.stream !== 'object' || st.stream === null || !Array.isArray(st.values)) throw new ApiError('invalid_body', `streams[${i}] must have "stream" (labels) and "values"`);
-    const labels = Object.fromEntries(Object.entries(st.stream as Record<string, unknown>).map(([k, v]) => [k, String(v)]));
+    const labels = Object.fromEntries(Object.entries(st.stream as Record<string, unknown>).map(([k, v]) => [k, labelValue(v, k, i)]));
     const entries = (st.values as unknown[]).map((v) => (Array.isArray(v) ? { ts: v[0], line: v[1], meta: v[2] } : { ts: undefined, line: undefined, meta: undefined }));
     return { labels, entries };
   });

@@ -56,6 +56,17 @@ function obj(v: unknown, path: string): Obj {
   return v;
 }
 
+// Scalars from OTLP/JSON, read without String() or Number() on an object: those call its toString
+// or valueOf, which a JSON object can carry as a key that is not a function (then they throw).
+/** Text: a string as it is, a number or boolean written out; any other value is refused. */
+function text(v: unknown, path: string): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  throw new Bad(`${path} must be a string`);
+}
+/** A number, or its decimal text; anything else is NaN. */
+const num = (v: unknown): number => (typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : NaN);
+
 /** A 64-bit integer from protobuf (decimal string, toObject's longs: String) or OTLP/JSON (string or number). */
 function int64(v: unknown, path: string): bigint | null {
   if (v === undefined || v === null || v === '' || v === 0 || v === '0') return null;
@@ -69,17 +80,17 @@ function anyValue(v: unknown, path: string, depth = 0): unknown {
   if (v === undefined || v === null) return null;
   if (!isObj(v)) throw new Bad(`${path} must be an AnyValue object`);
   if (depth >= MAX_DEPTH) return `[nested deeper than ${MAX_DEPTH} levels]`;
-  if ('stringValue' in v) return String(v.stringValue);
+  if ('stringValue' in v) return text(v.stringValue, `${path}.stringValue`);
   if ('boolValue' in v) return Boolean(v.boolValue);
   if ('intValue' in v) {
     const n = int64(v.intValue, `${path}.intValue`) ?? 0n;
     return n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n.toString();
   }
   if ('doubleValue' in v) {
-    const d = Number(v.doubleValue);
-    return Number.isFinite(d) ? d : String(v.doubleValue);
+    const d = num(v.doubleValue);
+    return Number.isFinite(d) ? d : text(v.doubleValue, `${path}.doubleValue`); // "NaN", "Infinity" as text
   }
-  if ('bytesValue' in v) return String(v.bytesValue);
+  if ('bytesValue' in v) return text(v.bytesValue, `${path}.bytesValue`);
   if ('arrayValue' in v) return list(obj(v.arrayValue, `${path}.arrayValue`).values, `${path}.arrayValue.values`).map((x, i) => anyValue(x, `${path}.arrayValue.values[${i}]`, depth + 1));
   if ('kvlistValue' in v) return attributes(obj(v.kvlistValue, `${path}.kvlistValue`).values, `${path}.kvlistValue.values`, depth + 1);
   return null; // an empty AnyValue
@@ -114,10 +125,11 @@ function mapRecord(r: Obj, path: string, ctx: { service: string | undefined; res
     if (v !== undefined && v !== null && v !== '' && v !== 0) md[k] = v;
   };
   set('severity_text', typeof r.severityText === 'string' ? r.severityText : undefined);
-  set('severity_number', Number.isInteger(Number(r.severityNumber)) ? Number(r.severityNumber) : undefined);
+  const severity = num(r.severityNumber);
+  set('severity_number', Number.isInteger(severity) ? severity : undefined);
   set('trace_id', hexId(r.traceId, 16, `${path}.traceId`, fromProtobuf));
   set('span_id', hexId(r.spanId, 8, `${path}.spanId`, fromProtobuf));
-  set('flags', Number(r.flags ?? 0) >>> 0);
+  set('flags', num(r.flags ?? 0) >>> 0);
   set('event_name', typeof r.eventName === 'string' ? r.eventName : undefined);
   if (ctx.scope) md.scope = ctx.scope;
   if (Object.keys(ctx.resource).length) md.resource = ctx.resource;
@@ -143,7 +155,7 @@ function mapRequest(req: Obj, fit: (m: Mapped, place: number) => Fitted | { erro
     list(obj(rl, rp).scopeLogs, `${rp}.scopeLogs`).forEach((sl, j) => {
       const sp = `${rp}.scopeLogs[${j}]`;
       const s = obj(obj(sl, sp).scope, `${sp}.scope`);
-      const scope = s.name || s.version ? { name: String(s.name ?? ''), ...(s.version ? { version: String(s.version) } : {}) } : undefined;
+      const scope = s.name || s.version ? { name: text(s.name ?? '', `${sp}.scope.name`), ...(s.version ? { version: text(s.version, `${sp}.scope.version`) } : {}) } : undefined;
       const logRecords = list(obj(sl, sp).logRecords, `${sp}.logRecords`);
       records += logRecords.length;
       if (records > max) throw new ApiError('payload_too_large', `A request holds at most ${max} log records (BATCH_MAX_EVENTS)`);
