@@ -124,6 +124,22 @@ const MUTATIONS: Mutation[] = [
     only: 'wrong field types',
   },
   {
+    name: 'OTLP/JSON: a stringValue read with String() (an object with a toString key: a 500)',
+    file: 'src/receive/otlp.ts',
+    find: "if ('stringValue' in v) return text(v.stringValue, `${path}.stringValue`);",
+    replace: "if ('stringValue' in v) return String(v.stringValue);",
+    tests: ['test/receivers.test.ts'],
+    only: 'toString or valueOf',
+  },
+  {
+    name: 'GET /events: a search text holding NUL sent to the database (a 500)',
+    file: 'src/read/params.ts',
+    find: ".max(200, 'must be at most 200 characters').refine(storable, UNSTORABLE)",
+    replace: ".max(200, 'must be at most 200 characters')",
+    tests: ['test/query.test.ts'],
+    only: 'NUL, an unpaired',
+  },
+  {
     name: 'OTLP/Loki ids random: a retried export stored twice',
     file: 'src/receive/fit.ts',
     find: ': stableUuidV7(ms, `${m.timeNs}:${place}:${body}`);',

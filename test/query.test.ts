@@ -20,7 +20,7 @@ describe.each(engines)('query API [%s]', (kind) => {
   let svc: Svc;
   const get = async (qs: string) => {
     const res = await svc.app.request(`/events?${qs}`);
-    return { status: res.status, body: (await res.json()) as Page & { errors?: { field: string }[] } };
+    return { status: res.status, body: (await res.json()) as Page & { errors?: { field: string; message: string }[] } };
   };
   const store = async (events: unknown[]) => {
     for (let i = 0; i < events.length; i += 5000) {
@@ -149,6 +149,24 @@ describe.each(engines)('query API [%s]', (kind) => {
     expect(key.body.errors![0]!.field).toMatch(/^metadata\./);
     const both = await get('page=2&cursor=' + (await get('service=walk&pageSize=1')).body.pagination.next_cursor);
     expect(both.body.errors!.map((e) => e.field)).toEqual(['page']);
+  });
+
+  test('filters holding what no event can (NUL, an unpaired surrogate) are a 400 naming the parameter, not a database error', async () => {
+    // PostgreSQL text takes no NUL and jsonb no lone surrogate: sent on, each was a 500.
+    const cases: [string, string][] = [
+      [`q=${encodeURIComponent('a\u0000b')}`, 'q'],
+      [`metadata.user=${encodeURIComponent('u1\u0000')}`, 'metadata.user'],
+      [`metadata=${encodeURIComponent('{"user":"\\u0000"}')}`, 'metadata'],
+      [`metadata=${encodeURIComponent('{"\\u0000":"u1"}')}`, 'metadata'],
+      [`metadata=${encodeURIComponent('{"user":["\\ud800"]}')}`, 'metadata'],
+    ];
+    for (const [qs, field] of cases) {
+      const r = await get(qs);
+      expect({ qs, status: r.status }).toEqual({ qs, status: 400 });
+      expect(r.body.errors).toEqual([{ field, message: expect.stringContaining('NUL') }]);
+    }
+    // A backslash and a u written out are only text, and searchable.
+    expect((await get(`metadata=${encodeURIComponent('{"user":"\\\\u0000"}')}`)).status).toBe(200);
   });
 
   test('SQL injection attempts are inert: refused, or matched literally as data', async () => {

@@ -10,6 +10,16 @@ type Limits = Config['limits'];
 
 const META_KEY_RE = /^[A-Za-z0-9_-]{1,64}(?:\.[A-Za-z0-9_-]{1,64}){0,4}$/;
 
+// PostgreSQL text holds no NUL and jsonb no unpaired UTF-16 surrogate: a filter holding one would be
+// a database error (22021, 22P05), and no stored event holds either (ingest refuses them): a 400.
+const storable = (s: string) => !s.includes('\0') && s.isWellFormed();
+const UNSTORABLE = 'must not contain NUL (U+0000) or unpaired UTF-16 surrogates: no event holds them';
+function storableJson(v: unknown): boolean {
+  if (typeof v === 'string') return storable(v);
+  if (v !== null && typeof v === 'object') return Object.entries(v).every(([k, x]) => storable(k) && storableJson(x));
+  return true;
+}
+
 export interface Cursor {
   t: string; // time of the last event returned (ISO, to the microsecond)
   i: string; // its id
@@ -70,7 +80,7 @@ export function listQuerySchema(limits: Limits) {
           return c as Cursor;
         })
         .optional(),
-      q: z.string().min(1, 'must not be empty').max(200, 'must be at most 200 characters').optional(),
+      q: z.string().min(1, 'must not be empty').max(200, 'must be at most 200 characters').refine(storable, UNSTORABLE).optional(),
       metadata: z
         .string()
         .max(4096)
@@ -85,10 +95,11 @@ export function listQuerySchema(limits: Limits) {
             ctx.addIssue({ code: 'custom', message: 'must be a JSON object the events\' metadata must contain, e.g. {"user_id":"12345"}' });
             return '{}';
           }
+          if (!storableJson(v)) ctx.addIssue({ code: 'custom', message: UNSTORABLE });
           return JSON.stringify(v);
         })
         .optional(),
-      metaEq: z.record(z.string().regex(META_KEY_RE, 'metadata.<key> filters take keys of letters, digits, _ and -, up to 5 levels'), z.string().max(1000)).default({}),
+      metaEq: z.record(z.string().regex(META_KEY_RE, 'metadata.<key> filters take keys of letters, digits, _ and -, up to 5 levels'), z.string().max(1000).refine(storable, UNSTORABLE)).default({}),
       count: z.enum(['auto', 'exact', 'estimate', 'none'], 'must be auto, exact, estimate or none').default('auto'),
     })
     .superRefine((q, ctx) => {
