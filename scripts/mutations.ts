@@ -140,6 +140,14 @@ const MUTATIONS: Mutation[] = [
     only: 'NUL, an unpaired',
   },
   {
+    name: 'metadata of any depth accepted (2,000 levels trap the embedded engine)',
+    file: 'src/event.ts',
+    find: '  if (levels === 0) return true;',
+    replace: '  if (levels === 0) return false;',
+    tests: ['test/ingest.test.ts'],
+    only: 'nested deeper than 64',
+  },
+  {
     name: 'OTLP/Loki ids random: a retried export stored twice',
     file: 'src/receive/fit.ts',
     find: ': stableUuidV7(ms, `${m.timeNs}:${place}:${body}`);',

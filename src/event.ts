@@ -7,6 +7,24 @@ export const SERVICE_RE = /^[A-Za-z0-9._:-]+$/;
 export const SERVICE_RULE = 'may contain only letters, digits, and . _ : -';
 export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/**
+ * How deep metadata may nest (objects and arrays), checked where it comes in (events, metadata
+ * filters). Real metadata nests a few levels; the embedded engine's WebAssembly stack overflows on a
+ * jsonb value about 1,000 levels deep, which leaves that PGlite instance unusable: 2,000 levels of
+ * arrays fit in METADATA_MAX_BYTES. Not a setting: the margin below that is the point.
+ */
+export const METADATA_MAX_DEPTH = 64;
+export const METADATA_DEPTH_RULE = `must nest at most ${METADATA_MAX_DEPTH} levels of objects and arrays`;
+
+/** True when a parsed JSON value nests objects and arrays more than `levels` deep (stops looking there). */
+export function nestsDeeper(v: unknown, levels: number = METADATA_MAX_DEPTH): boolean {
+  if (v === null || typeof v !== 'object') return false;
+  if (levels === 0) return true;
+  if (Array.isArray(v)) return v.some((x) => nestsDeeper(x, levels - 1));
+  for (const k in v) if (nestsDeeper((v as Record<string, unknown>)[k], levels - 1)) return true;
+  return false;
+}
+
 // ISO-8601 date-time with a mandatory offset: without one the instant is ambiguous.
 const ISO_RE = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?([Zz]|([+-])(\d{2}):?(\d{2}))$/;
 

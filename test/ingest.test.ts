@@ -127,6 +127,27 @@ describe.each(engines)('ingest and query [%s]', (kind) => {
     expect(((await res.json()) as { error: string }).error).toBe('payload_too_large');
   });
 
+  test('metadata nested deeper than 64 levels is a 400 naming it; 64 levels are stored; the database keeps working', async () => {
+    const nest = (levels: number) => JSON.parse('{"a":'.repeat(levels - 1) + '[]' + '}'.repeat(levels - 1)) as Record<string, unknown>;
+    const deepest = await svc.app.request('/events?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ service: 'deep-ok', message: 'm', metadata: nest(64) }) });
+    expect(deepest.status).toBe(201);
+    const [back] = ((await (await svc.app.request('/events?service=deep-ok')).json()) as { events: { metadata: unknown }[] }).events;
+    expect(back!.metadata).toEqual(nest(64));
+    // 2,000 levels of arrays fit METADATA_MAX_BYTES: the embedded engine's WebAssembly stack overflowed
+    // on them (about 1,000 levels), and every write after it failed until a restart.
+    for (const metadata of [nest(65), { a: JSON.parse('['.repeat(2000) + ']'.repeat(2000)) }]) {
+      const res = await postEvent(svc.app, { service: 's', message: 'm', metadata });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { errors: unknown[] }).errors).toEqual([{ field: 'metadata', message: 'must nest at most 64 levels of objects and arrays' }]);
+    }
+    const batch = await svc.app.request('/events/batch?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([{ service: 'deep-ok', message: 'next' }, { service: 's', message: 'm', metadata: nest(100) }]) });
+    expect(await batch.json()).toMatchObject({ accepted: 1, rejected: 1, errors: [{ index: 1, field: 'metadata' }] });
+    const filter = await svc.app.request(`/events?metadata=${encodeURIComponent(JSON.stringify(nest(65)))}`);
+    expect(filter.status).toBe(400);
+    expect(((await filter.json()) as { errors: unknown[] }).errors).toEqual([{ field: 'metadata', message: 'must nest at most 64 levels of objects and arrays' }]);
+    expect(await countRows(svc.engine, `service = 'deep-ok'`)).toBe(2);
+  });
+
   test('nothing rejected reached the database', async () => {
     await until(() => svc.queue.depth === 0); // anything queued by mistake would be written by now
     expect(svc.batcher.stats.written).toBeGreaterThan(0); // the writers did run

@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import type { Config } from '../config';
 import { ApiError, zodErrors } from '../errors';
-import { parseTimestamp, SERVICE_RE, SERVICE_RULE, UUID_RE } from '../event';
+import { METADATA_DEPTH_RULE, nestsDeeper, parseTimestamp, SERVICE_RE, SERVICE_RULE, UUID_RE } from '../event';
 
 type Limits = Config['limits'];
 
@@ -95,7 +95,8 @@ export function listQuerySchema(limits: Limits) {
             ctx.addIssue({ code: 'custom', message: 'must be a JSON object the events\' metadata must contain, e.g. {"user_id":"12345"}' });
             return '{}';
           }
-          if (!storableJson(v)) ctx.addIssue({ code: 'custom', message: UNSTORABLE });
+          if (nestsDeeper(v)) ctx.addIssue({ code: 'custom', message: METADATA_DEPTH_RULE });
+          else if (!storableJson(v)) ctx.addIssue({ code: 'custom', message: UNSTORABLE });
           return JSON.stringify(v);
         })
         .optional(),

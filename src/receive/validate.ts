@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import type { Config } from '../config';
 import { zodErrors, type FieldError } from '../errors';
-import { isoNow, parseTimestamp, SERVICE_RE, SERVICE_RULE, UUID_RE } from '../event';
+import { isoNow, METADATA_DEPTH_RULE, nestsDeeper, parseTimestamp, SERVICE_RE, SERVICE_RULE, UUID_RE } from '../event';
 
 type Limits = Config['limits'];
 
@@ -83,12 +83,15 @@ export function makeEventValidator(limits: Limits, opts: { maxAgeDays?: number }
     }
     let metadata = '{}';
     if (!bad.has('metadata') && raw.metadata !== undefined) {
-      metadata = JSON.stringify(raw.metadata);
-      // At most 3 UTF-8 bytes per UTF-16 unit: most metadata is under the limit without counting.
-      if (metadata.length * 3 > limits.metadataMaxBytes && Buffer.byteLength(metadata) > limits.metadataMaxBytes) {
-        errors.push({ field: 'metadata', message: `must be at most ${limits.metadataMaxBytes} bytes when serialized` });
-      } else if (unstorable(metadata)) {
-        errors.push({ field: 'metadata', message: UNSTORABLE_MSG });
+      if (nestsDeeper(raw.metadata)) errors.push({ field: 'metadata', message: METADATA_DEPTH_RULE });
+      else {
+        metadata = JSON.stringify(raw.metadata);
+        // At most 3 UTF-8 bytes per UTF-16 unit: most metadata is under the limit without counting.
+        if (metadata.length * 3 > limits.metadataMaxBytes && Buffer.byteLength(metadata) > limits.metadataMaxBytes) {
+          errors.push({ field: 'metadata', message: `must be at most ${limits.metadataMaxBytes} bytes when serialized` });
+        } else if (unstorable(metadata)) {
+          errors.push({ field: 'metadata', message: UNSTORABLE_MSG });
+        }
       }
     }
     if (r.success && r.data.id && r.data.eventId && r.data.id.toLowerCase() !== r.data.eventId.toLowerCase()) {
