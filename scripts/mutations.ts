@@ -140,6 +140,14 @@ const MUTATIONS: Mutation[] = [
     only: 'NUL, an unpaired',
   },
   {
+    name: 'a PGlite that trapped (WebAssembly RuntimeError) kept by its writer thread',
+    file: 'workers/writer.ts',
+    find: '  if (e instanceof WebAssembly.RuntimeError) process.exit(4);',
+    replace: '  void e;',
+    tests: ['test/durability.test.ts'],
+    only: 'WebAssembly trap',
+  },
+  {
     name: 'metadata of any depth accepted (2,000 levels trap the embedded engine)',
     file: 'src/event.ts',
     find: '  if (levels === 0) return true;',

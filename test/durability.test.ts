@@ -261,3 +261,19 @@ describe.skipIf(!engines.includes('server'))('several writers [server]', () => {
     expect(svc.batcher.stats.batches).toBe(3);
   });
 });
+
+describe.skipIf(!engines.includes('embedded'))('the embedded engine trapped [embedded]', () => {
+  test('a WebAssembly trap in PGlite costs the statement that caused it: the writer thread is replaced, the database reopened, writes go on', async () => {
+    const svc = await service(await target('embedded'));
+    const stored = (i: number) => svc.app.request('/events?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ev(i, 'trap')) });
+    expect((await stored(1)).status).toBe(201);
+    // A jsonb 2,000 levels deep overflows PGlite's WebAssembly stack (ingest refuses such metadata;
+    // this statement reaches the engine directly, as any other cause of a trap would).
+    const deep = `{"a":${'['.repeat(2000)}${']'.repeat(2000)}}`;
+    await expect(svc.engine.query('SELECT $1::jsonb IS NOT NULL AS ok', [deep])).rejects.toThrow();
+    // Without a fresh instance every later write failed with the same trap, for good.
+    const after = await Promise.race([stored(2), Bun.sleep(30_000).then(() => null)]);
+    expect(after?.status).toBe(201);
+    expect(await countRows(svc.engine, `service = 'trap'`)).toBe(2);
+  });
+});

@@ -43,6 +43,15 @@ function* dieHalfway(text: string): Iterable<string> {
   process.exit(3);
 }
 
+/**
+ * PGlite trapped (a WebAssembly RuntimeError, e.g. its stack overflowed): that instance answers every
+ * later statement with the same trap. The thread exits instead, so piscina starts a fresh one that
+ * reopens the database from its files, as after a crash; the batch it held is retried (batcher.ts).
+ */
+function exitIfTrapped(e: unknown) {
+  if (e instanceof WebAssembly.RuntimeError) process.exit(4);
+}
+
 /** The main thread's statements (embedded engine); a failure returns as a value, SQLSTATE kept (see proxyEngine). */
 async function statement(engine: Engine, task: Extract<WriterTask, { op: 'query' | 'exec' | 'copy' }>): Promise<unknown> {
   try {
@@ -51,6 +60,7 @@ async function statement(engine: Engine, task: Extract<WriterTask, { op: 'query'
     else await engine.copyIn(task.statement, task.chunks);
     return null;
   } catch (e) {
+    exitIfTrapped(e);
     return statementFailure(e);
   }
 }
@@ -74,6 +84,7 @@ export default async function writer(task: WriterTask): Promise<unknown> {
       try {
         await writeRecords(engine, json, task.count, result, task.fault === 'crash-mid-copy' ? { copyMinRows: 1, chunked: dieHalfway } : {});
       } catch (e) {
+        exitIfTrapped(e);
         // Errors cross the thread boundary as plain messages: keep the SQLSTATE in it for the log.
         const code = (e as { code?: string }).code;
         throw new Error(code ? `${code}: ${(e as Error).message}` : (e as Error).message);
