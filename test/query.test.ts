@@ -111,6 +111,18 @@ describe.each(engines)('query API [%s]', (kind) => {
     expect(await total(`service=fa,fb,fc&q=payment&from=${from}&to=${to}`)).toBe(2);
   });
 
+  test('a metadata key named __proto__ filters like any other (it was dropped: the filter matched every event)', async () => {
+    const at = new Date(BASE + 7_200_000).toISOString();
+    await store([
+      { service: 'proto', message: 'own key', timestamp: at, metadata: Object.fromEntries([['__proto__', 'p1']]) },
+      { service: 'proto', message: 'other', timestamp: at, metadata: { user: 'u9' } },
+    ]);
+    const r = await get('service=proto&metadata.__proto__=p1');
+    expect(r.status).toBe(200);
+    expect(r.body.events.map((e) => e.message)).toEqual(['own key']);
+    expect((await get('service=proto&metadata.__proto__=nope')).body.pagination.total).toBe(0);
+  });
+
   test('totals say how they were computed: exact when small, from the aggregates beyond 10,000, or none', async () => {
     const small = await get('service=walk&pageSize=1');
     expect(small.body.pagination).toMatchObject({ total: 250, total_is_exact: true, count: 'exact' });

@@ -59,7 +59,7 @@ function filters(q: ListQuery) {
   if (q.q) where.push(`message ILIKE ${p(likeSubstring(q.q))} ESCAPE '\\'`);
   // ::text::jsonb, not ::jsonb: postgres.js would JSON-encode a string bound to a jsonb parameter.
   if (q.metadata) where.push(`metadata @> ${p(q.metadata)}::text::jsonb`);
-  for (const [key, value] of Object.entries(q.metaEq)) where.push(`metadata #>> ${p(key.split('.'))}::text[] = ${p(value)}`);
+  for (const [param, value] of Object.entries(q.metaEq)) where.push(`metadata #>> ${p(param.split('.').slice(1))}::text[] = ${p(value)}`);
   return { where, params };
 }
 

@@ -8,7 +8,9 @@ import { METADATA_DEPTH_RULE, nestsDeeper, parseTimestamp, SERVICE_RE, SERVICE_R
 
 type Limits = Config['limits'];
 
-const META_KEY_RE = /^[A-Za-z0-9_-]{1,64}(?:\.[A-Za-z0-9_-]{1,64}){0,4}$/;
+// metadata.<key> filters are keyed by the whole parameter name: a bare key "__proto__" would be
+// dropped by an object literal's setter and by zod's record, and the filter silently ignored.
+const META_PARAM_RE = /^metadata\.[A-Za-z0-9_-]{1,64}(?:\.[A-Za-z0-9_-]{1,64}){0,4}$/;
 
 // PostgreSQL text holds no NUL and jsonb no unpaired UTF-16 surrogate: a filter holding one would be
 // a database error (22021, 22P05), and no stored event holds either (ingest refuses them): a 400.
@@ -100,7 +102,7 @@ export function listQuerySchema(limits: Limits) {
           return JSON.stringify(v);
         })
         .optional(),
-      metaEq: z.record(z.string().regex(META_KEY_RE, 'metadata.<key> filters take keys of letters, digits, _ and -, up to 5 levels'), z.string().max(1000).refine(storable, UNSTORABLE)).default({}),
+      metaEq: z.record(z.string().regex(META_PARAM_RE, 'metadata.<key> filters take keys of letters, digits, _ and -, up to 5 levels'), z.string().max(1000).refine(storable, UNSTORABLE)).default({}),
       count: z.enum(['auto', 'exact', 'estimate', 'none'], 'must be auto, exact, estimate or none').default('auto'),
     })
     .superRefine((q, ctx) => {
@@ -114,7 +116,7 @@ export function listQuerySchema(limits: Limits) {
 export function listQueryInput(all: Record<string, string[]>) {
   const one = (k: string) => all[k]?.[0];
   const metaEq: Record<string, string> = {};
-  for (const [k, v] of Object.entries(all)) if (k.startsWith('metadata.')) metaEq[k.slice('metadata.'.length)] = v[0] ?? '';
+  for (const [k, v] of Object.entries(all)) if (k.startsWith('metadata.')) metaEq[k] = v[0] ?? '';
   return {
     service: all.service?.flatMap((s) => s.split(',')),
     from: one('from'),
@@ -167,7 +169,7 @@ export type SeriesQuery = z.infer<ReturnType<typeof seriesQuerySchema>>;
 
 /** A 400 naming each bad parameter as the client sent it (metadata.<key>, service). */
 function invalid(error: z.ZodError, params: unknown): ApiError {
-  const errors = zodErrors(error, params).map((e) => ({ ...e, field: e.field.replace(/^metaEq\./, 'metadata.').replace(/^service\.\d+$/, 'service') }));
+  const errors = zodErrors(error, params).map((e) => ({ ...e, field: e.field.replace(/^metaEq\./, '').replace(/^service\.\d+$/, 'service') }));
   return new ApiError('validation_failed', 'Query parameters are invalid', { errors });
 }
 
