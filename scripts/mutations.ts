@@ -156,6 +156,14 @@ const MUTATIONS: Mutation[] = [
     only: 'nested deeper than 64',
   },
   {
+    name: "agents' keys collected in plain objects (a '__proto__' attribute or label lost)",
+    file: 'src/receive/fit.ts',
+    find: 'Object.create(null) as Record<string, T>;',
+    replace: '({}) as Record<string, T>;',
+    tests: ['test/receivers.test.ts'],
+    only: 'named __proto__',
+  },
+  {
     name: 'OTLP/Loki ids random: a retried export stored twice',
     file: 'src/receive/fit.ts',
     find: ': stableUuidV7(ms, `${m.timeNs}:${place}:${body}`);',

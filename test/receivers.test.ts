@@ -248,6 +248,33 @@ describe('the mapping, field by field [embedded]', () => {
     expect((await events(svc, 'service=unknown_service')).map((e) => e.message)).toContain('from nothing');
   });
 
+  test('a key named __proto__ (OTLP attribute or resource attribute, Loki label or structured metadata) is kept like any other, in cut metadata too', async () => {
+    // An object literal's setter takes "__proto__" as the prototype: built that way, the key was lost.
+    const own = (o: object, k: string) => Object.getOwnPropertyDescriptor(o, k)?.value as unknown;
+    const proto = <T>(v: T) => Object.fromEntries([['__proto__', v]]) as Record<string, T>;
+    const records = [
+      { timeUnixNano: nowNs(), body: { stringValue: 'whole' }, attributes: [{ key: '__proto__', value: { kvlistValue: { values: [{ key: 'x', value: { stringValue: '1' } }] } } }] },
+      { timeUnixNano: nowNs(), body: { stringValue: 'cut' }, attributes: [{ key: '__proto__', value: { stringValue: 'kept' } }, { key: 'big', value: { stringValue: 'y'.repeat(600) } }] },
+    ];
+    expect((await otlp(otlpJson('proto-otlp', records, proto({ stringValue: 'r' })))).status).toBe(200);
+    const stored = await events(svc, 'service=proto-otlp');
+    const whole = stored.find((e) => e.message === 'whole')!;
+    expect(own(whole.metadata, '__proto__')).toEqual({ x: '1' });
+    expect(own(whole.metadata.resource, '__proto__')).toBe('r');
+    const cut = stored.find((e) => e.message === 'cut')!;
+    expect(own(cut.metadata, '__proto__')).toBe('kept');
+    expect(cut.metadata._cut).toBeDefined();
+    const ts = `${BigInt(Date.now()) * 1_000_000n}`;
+    expect((await loki({ streams: [{ stream: { service_name: 'proto-loki', ...proto('l') }, values: [[ts, 'json', proto('s')]] }] })).status).toBe(204);
+    const [j] = await events(svc, 'service=proto-loki');
+    expect([own(j!.metadata, '__proto__'), own(j!.metadata.labels, '__proto__')]).toEqual(['s', 'l']);
+    const pb = PushRequest.encode(PushRequest.fromObject({ streams: [{ labels: '{service_name="proto-lpb", __proto__="l"}', entries: [{ timestamp: { seconds: Math.floor(Date.now() / 1000) }, line: 'pb' }] }] })).finish();
+    expect((await svc.app.request('/loki/api/v1/push', { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: compressSync(Buffer.from(pb)) })).status).toBe(204);
+    await until(() => svc.queue.depth === 0);
+    const [b] = await events(svc, 'service=proto-lpb');
+    expect(own(b!.metadata.labels, '__proto__')).toBe('l');
+  });
+
   test('Loki protobuf: labels parsed from their text form, escapes included; timestamps to the microsecond', async () => {
     const secs = Math.floor(Date.now() / 1000) - 60;
     const body = PushRequest.encode(PushRequest.fromObject({ streams: [{ labels: '{service_name="loki-pb", path="C:\\\\logs\\\\a \\"b\\""}', entries: [{ timestamp: { seconds: secs, nanos: 123_456_789 }, line: 'protobuf line', structuredMetadata: [{ name: 'user', value: 'u1' }] }] }] })).finish();

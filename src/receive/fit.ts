@@ -40,6 +40,12 @@ const NOT_SERVICE = /[^A-Za-z0-9._:-]/g;
 const MIN_NS = BigInt(Date.UTC(1000, 0, 1)) * 1_000_000n;
 const MAX_NS = BigInt(Date.UTC(10_000, 0, 1)) * 1_000_000n;
 
+/**
+ * An object for keys an agent chose: without a prototype, "__proto__" is a key like any other (in a
+ * plain object its setter takes the value as the prototype and the key is lost).
+ */
+export const keyed = <T>(): Record<string, T> => Object.create(null) as Record<string, T>;
+
 /** Text PostgreSQL stores and a person can read: control pictures for controls, U+FFFD for lone surrogates. */
 export function cleanText(s: string): string {
   const t = CONTROLS.test(s) ? s.replace(CONTROLS, (c) => String.fromCharCode(0x2400 + c.charCodeAt(0))) : s;
@@ -97,7 +103,7 @@ export function fitMetadata(metadata: Record<string, unknown>, max: number): { j
   const bytes = Buffer.byteLength(json);
   if (bytes <= max) return { json, cut: false };
   const budget = max - 64; // room for the _cut entry
-  const out: Record<string, unknown> = {};
+  const out = keyed<unknown>();
   let used = 2;
   let left = 0;
   for (const [k, v] of Object.entries(md)) {

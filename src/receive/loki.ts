@@ -23,7 +23,7 @@ import { ApiError, type WireErrors } from '../errors';
 import type { ServiceState } from '../state';
 import type { Acceptor } from './accept';
 import { readBytes } from './body';
-import { makeFitter, type Fitted, type Mapped } from './fit';
+import { keyed, makeFitter, type Fitted, type Mapped } from './fit';
 
 const root = protobuf.parse(readFileSync(new URL('./proto/loki_push.proto', import.meta.url), 'utf8')).root;
 const PushRequest = root.lookupType('aurore.loki.PushRequest');
@@ -37,7 +37,7 @@ class Bad extends Error {}
 
 /** A stream's label set from its text form, {name="value", ...}, with Go's string escapes. */
 export function parseLabels(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out = keyed<string>();
   const s = text.trim();
   if (!s.startsWith('{') || !s.endsWith('}')) throw new Bad(`labels must be {name="value", ...}, got ${JSON.stringify(s.slice(0, 60))}`);
   let i = 1;
@@ -92,7 +92,7 @@ function mapStream(labels: Record<string, string>, entries: { ts: unknown; line:
   return entries.map((e) => {
     try {
       if (typeof e.line !== 'string') throw new Bad('the line must be a string');
-      const md: Record<string, unknown> = {};
+      const md = keyed<unknown>();
       if (e.meta !== undefined && e.meta !== null) {
         if (typeof e.meta !== 'object' || Array.isArray(e.meta)) throw new Bad('structured metadata must be an object of strings');
         for (const [k, v] of Object.entries(e.meta as Record<string, unknown>)) md[k] = typeof v === 'string' ? v : JSON.stringify(v);

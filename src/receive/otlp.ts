@@ -26,7 +26,7 @@ import { ApiError, type WireErrors } from '../errors';
 import type { ServiceState } from '../state';
 import type { Acceptor } from './accept';
 import { readBytes } from './body';
-import { makeFitter, type Fitted, type Mapped } from './fit';
+import { keyed, makeFitter, type Fitted, type Mapped } from './fit';
 
 const root = protobuf.parse(readFileSync(new URL('./proto/otlp_logs.proto', import.meta.url), 'utf8')).root;
 const Request = root.lookupType('aurore.otlp.ExportLogsServiceRequest');
@@ -97,7 +97,7 @@ function anyValue(v: unknown, path: string, depth = 0): unknown {
 }
 
 function attributes(v: unknown, path: string, depth = 0): Obj {
-  const out: Obj = {};
+  const out = keyed<unknown>();
   list(v, path).forEach((kv, i) => {
     const p = `${path}[${i}]`;
     const o = obj(kv, p);
