@@ -164,6 +164,14 @@ const MUTATIONS: Mutation[] = [
     only: 'named __proto__',
   },
   {
+    name: '/health/business: eventsByService built by assignment (a service named __proto__ missing)',
+    file: 'src/read/metrics.ts',
+    find: 'const eventsByService = Object.fromEntries(byService.map((s) => [s.service, s.events]));',
+    replace: 'const eventsByService: Record<string, number> = {};\n  for (const s of byService) eventsByService[s.service] = s.events;',
+    tests: ['test/aggregates.test.ts'],
+    only: 'named __proto__',
+  },
+  {
     name: 'OTLP/Loki ids random: a retried export stored twice',
     file: 'src/receive/fit.ts',
     find: ': stableUuidV7(ms, `${m.timeNs}:${place}:${body}`);',

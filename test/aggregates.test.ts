@@ -147,6 +147,14 @@ describe.each(paths.map((p) => [p.name, p] as const))('aggregates [%s]', (_name,
     expect(body.eventsByService['agg-now']).toBe(2);
   });
 
+  test('a service named __proto__ (a valid name) has its count in eventsByService like any other', async () => {
+    await store(svc, burst('__proto__', Date.now(), 3, 900));
+    if (!continuous()) await svc.state.jobs!.runAll();
+    const { body } = await get('/health/business');
+    // An object literal's setter took "__proto__" as the prototype: the service was missing.
+    expect(Object.getOwnPropertyDescriptor(body.eventsByService, '__proto__')?.value).toBe(3);
+  });
+
   test('/metrics/events returns every bucket of each service, with counts equal to the raw events', async () => {
     for (const [bucket, width, span] of [['1m', '1 minute', 6 * HOUR], ['1h', '1 hour', 2 * DAY], ['1d', '1 day', 30 * DAY]] as const) {
       const from = new Date(now - span).toISOString();

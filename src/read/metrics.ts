@@ -69,12 +69,10 @@ export async function businessMetrics(engine: Engine, now = Date.now()) {
   }
   perHour.set(hour, currentHour);
   byService.sort((a, b) => b.events - a.events || (a.service < b.service ? -1 : 1));
-  const eventsByService: Record<string, number> = {};
-  let totalEvents = 0;
-  for (const s of byService) {
-    eventsByService[s.service] = s.events;
-    totalEvents += s.events;
-  }
+  // fromEntries defines each key: "__proto__" is a valid service name, and an assignment would
+  // take it for the prototype.
+  const eventsByService = Object.fromEntries(byService.map((s) => [s.service, s.events]));
+  const totalEvents = byService.reduce((sum, s) => sum + s.events, 0);
   return {
     totalEvents,
     eventsByService,
