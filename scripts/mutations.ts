@@ -336,7 +336,7 @@ function scratch(): string {
 }
 
 const dir = scratch();
-const results: { name: string; outcome: 'killed' | 'SURVIVED' | 'NO LONGER APPLIES' | 'skipped (no TEST_DATABASE_URL)'; seconds: number }[] = [];
+const results: { name: string; outcome: 'killed' | 'killed (timed out)' | 'SURVIVED' | 'NO LONGER APPLIES' | 'skipped (no TEST_DATABASE_URL)'; seconds: number }[] = [];
 const serverUrl = process.env.TEST_DATABASE_URL || '';
 try {
   for (const m of MUTATIONS) {
@@ -358,10 +358,18 @@ try {
     // The embedded engine (fast, and on every machine), unless the breakage is the server's.
     const env = { ...process.env, TEST_DATABASE_URL: m.server ? serverUrl : '' };
     const p = Bun.spawn([process.execPath, 'test', '--timeout', '120000', ...m.tests, ...(m.only ? ['-t', m.only] : [])], { cwd: dir, env, stdout: 'pipe', stderr: 'pipe' });
+    // A breakage can hang its tests (a wedged thread the process waits for): stopped after 5 minutes,
+    // that counts as noticed (the tests did not pass), as mutation tools count a timeout.
+    let timedOut = false;
+    const guard = setTimeout(() => {
+      timedOut = true;
+      p.kill('SIGKILL');
+    }, 300_000);
     const [out, code] = [await new Response(p.stderr).text(), await p.exited];
+    clearTimeout(guard);
     // Killed means a test failed on it (not that the run could not start): bun prints ' N fail'.
     const failed = Number(/ (\d+) fail/.exec(out)?.[1] ?? 0);
-    const outcome = code !== 0 && failed > 0 ? 'killed' : 'SURVIVED';
+    const outcome = timedOut ? 'killed (timed out)' : code !== 0 && failed > 0 ? 'killed' : 'SURVIVED';
     results.push({ name: m.name, outcome, seconds: Math.round((performance.now() - started) / 100) / 10 });
     log(`  ${outcome} (${results.at(-1)!.seconds} s)`);
     writeFileSync(path, original);
