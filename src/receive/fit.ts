@@ -46,6 +46,15 @@ const MAX_NS = BigInt(Date.UTC(10_000, 0, 1)) * 1_000_000n;
  */
 export const keyed = <T>(): Record<string, T> => Object.create(null) as Record<string, T>;
 
+/**
+ * A JSON scalar as text (numbers and booleans written out), null for anything else. Never String() on
+ * an object: a JSON object can carry a toString or valueOf key that is not a function, and it throws.
+ */
+export function scalarText(v: unknown): string | null {
+  if (typeof v === 'string') return v;
+  return typeof v === 'number' || typeof v === 'boolean' ? String(v) : null;
+}
+
 /** Text PostgreSQL stores and a person can read: control pictures for controls, U+FFFD for lone surrogates. */
 export function cleanText(s: string): string {
   const t = CONTROLS.test(s) ? s.replace(CONTROLS, (c) => String.fromCharCode(0x2400 + c.charCodeAt(0))) : s;

@@ -23,7 +23,7 @@ import { ApiError, type WireErrors } from '../errors';
 import type { ServiceState } from '../state';
 import type { Acceptor } from './accept';
 import { readBytes } from './body';
-import { keyed, makeFitter, type Fitted, type Mapped } from './fit';
+import { keyed, makeFitter, scalarText, type Fitted, type Mapped } from './fit';
 
 const root = protobuf.parse(readFileSync(new URL('./proto/loki_push.proto', import.meta.url), 'utf8')).root;
 const PushRequest = root.lookupType('aurore.loki.PushRequest');
@@ -106,11 +106,11 @@ function mapStream(labels: Record<string, string>, entries: { ts: unknown; line:
   });
 }
 
-/** A label's value: Loki's are strings (numbers and booleans written out); String() of an object could throw. */
+/** A label's value: Loki's are strings (numbers and booleans written out). */
 function labelValue(v: unknown, name: string, stream: number): string {
-  if (typeof v === 'string') return v;
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  throw new ApiError('invalid_body', `streams[${stream}].stream: the label ${name} must be a string`);
+  const t = scalarText(v);
+  if (t === null) throw new ApiError('invalid_body', `streams[${stream}].stream: the label ${name} must be a string`);
+  return t;
 }
 
 /** Streams of a JSON push: {"streams":[{"stream":{...},"values":[["<ns>","<line>",{...}?],...]}]}. */

@@ -26,7 +26,7 @@ import { ApiError, type WireErrors } from '../errors';
 import type { ServiceState } from '../state';
 import type { Acceptor } from './accept';
 import { readBytes } from './body';
-import { keyed, makeFitter, type Fitted, type Mapped } from './fit';
+import { keyed, makeFitter, scalarText, type Fitted, type Mapped } from './fit';
 
 const root = protobuf.parse(readFileSync(new URL('./proto/otlp_logs.proto', import.meta.url), 'utf8')).root;
 const Request = root.lookupType('aurore.otlp.ExportLogsServiceRequest');
@@ -56,15 +56,13 @@ function obj(v: unknown, path: string): Obj {
   return v;
 }
 
-// Scalars from OTLP/JSON, read without String() or Number() on an object: those call its toString
-// or valueOf, which a JSON object can carry as a key that is not a function (then they throw).
-/** Text: a string as it is, a number or boolean written out; any other value is refused. */
+/** Text where OTLP/JSON wants a string (a number or boolean written out); anything else is refused. */
 function text(v: unknown, path: string): string {
-  if (typeof v === 'string') return v;
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  throw new Bad(`${path} must be a string`);
+  const t = scalarText(v);
+  if (t === null) throw new Bad(`${path} must be a string`);
+  return t;
 }
-/** A number, or its decimal text; anything else is NaN. */
+/** A number, or its decimal text; anything else is NaN (never Number() on an object: see scalarText). */
 const num = (v: unknown): number => (typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : NaN);
 
 /** A 64-bit integer from protobuf (decimal string, toObject's longs: String) or OTLP/JSON (string or number). */
