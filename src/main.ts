@@ -38,8 +38,9 @@ const server = Bun.serve({
   fetch: service.app.fetch,
   // Never Bun's development error pages (stack traces) whatever NODE_ENV says: errors are the app's own JSON.
   development: false,
-  // Bun's own cap, above ours: oversize bodies get our JSON 413 from the app, not a bare reset.
-  maxRequestBodySize: config.limits.bodyMaxBytes * 4,
+  // Bun's own cap, above every receiver's (a batch's BATCH_MAX_BYTES is the largest): oversize
+  // bodies get our JSON 413 naming the limit from the app, not Bun's bare 413 and a closed connection.
+  maxRequestBodySize: Math.max(config.limits.bodyMaxBytes, config.limits.batchMaxBytes) * 4,
   // Bun closes a connection that sends nothing for idleTimeout seconds (10 by default), and a
   // request waiting for its answer counts as idle: without this a ?wait=true (WAIT_TIMEOUT_MS) or a
   // slow query (REQUEST_TIMEOUT_MS) would be cut off at 10 s instead of getting its answer. 255 is Bun's maximum.
