@@ -17,6 +17,7 @@ import type { Limits } from './protect/limits';
 import { eventRoutes } from './read/events';
 import { metricsRoutes } from './read/metrics';
 import { createAcceptor } from './receive/accept';
+import type { BodyReader } from './receive/body';
 import { eventsReceiver } from './receive/events';
 import { lokiErrors, lokiReceiver } from './receive/loki';
 import { otlpErrors, otlpReceiver } from './receive/otlp';
@@ -25,6 +26,7 @@ import { otlpErrors, otlpReceiver } from './receive/otlp';
 export interface AppDeps extends HealthDeps {
   metrics: Metrics;
   limits: Limits;
+  bodies: BodyReader;
 }
 
 export function createApp(deps: AppDeps) {
@@ -48,10 +50,11 @@ export function createApp(deps: AppDeps) {
   guardRoutes(app, config, limits);
 
   // receive
-  const accept = createAcceptor(deps);
-  app.route('/', eventsReceiver({ config, state, accept }));
-  app.route('/', otlpReceiver({ config, state, accept }));
-  app.route('/', lokiReceiver({ config, state, accept }));
+  // Every receiver reads its body through the one budget (bodies) and queues through the one acceptor.
+  const receiving = { config, state, accept: createAcceptor(deps), bodies: deps.bodies };
+  app.route('/', eventsReceiver(receiving));
+  app.route('/', otlpReceiver(receiving));
+  app.route('/', lokiReceiver(receiving));
   // read
   app.route('/', eventRoutes(deps));
   app.route('/', metricsRoutes(deps));

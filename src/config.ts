@@ -83,6 +83,10 @@ export const envSchema = z.object({
   BODY_MAX_BYTES: int(256 * 1024, 1024), // POST /events, decompressed
   BATCH_MAX_EVENTS: int(10_000, 1, 1_000_000), // POST /events/batch
   BATCH_MAX_BYTES: int(10 * 1024 * 1024, 1024), // POST /events/batch, decompressed
+  // Request bodies held in memory at once, all receivers together (each is capped by the limits
+  // above, their number is not): past it, 503 overloaded with Retry-After. 128 MiB: a dozen full
+  // batches, or half a million single events, at once.
+  BODY_BUDGET_BYTES: int(128 * 1024 * 1024, 1024),
 
   DEFAULT_QUERY_LIMIT: int(100, 1, 10_000),
   MAX_QUERY_LIMIT: int(1_000, 1, 10_000),
@@ -141,6 +145,7 @@ export interface Config {
     readonly bodyMaxBytes: number;
     readonly batchMaxEvents: number;
     readonly batchMaxBytes: number;
+    readonly bodyBudgetBytes: number;
     readonly defaultQueryLimit: number;
     readonly maxQueryLimit: number;
   };
@@ -213,6 +218,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (e.DATABASE_READ_URL && !e.DATABASE_URL) {
     throw new ConfigError('Invalid configuration:\n  DATABASE_READ_URL needs DATABASE_URL: a read replica is for the server engine (the embedded engine has no replicas)');
   }
+  if (e.BODY_BUDGET_BYTES < Math.max(e.BODY_MAX_BYTES, e.BATCH_MAX_BYTES)) {
+    throw new ConfigError(`Invalid configuration:\n  BODY_BUDGET_BYTES (${e.BODY_BUDGET_BYTES}) must be at least BODY_MAX_BYTES and BATCH_MAX_BYTES (${Math.max(e.BODY_MAX_BYTES, e.BATCH_MAX_BYTES)}): a body at the limit could never be read`);
+  }
   if (e.DEFAULT_QUERY_LIMIT > e.MAX_QUERY_LIMIT) {
     throw new ConfigError(`Invalid configuration:\n  DEFAULT_QUERY_LIMIT (${e.DEFAULT_QUERY_LIMIT}) must not exceed MAX_QUERY_LIMIT (${e.MAX_QUERY_LIMIT})`);
   }
@@ -247,6 +255,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       bodyMaxBytes: e.BODY_MAX_BYTES,
       batchMaxEvents: e.BATCH_MAX_EVENTS,
       batchMaxBytes: e.BATCH_MAX_BYTES,
+      bodyBudgetBytes: e.BODY_BUDGET_BYTES,
       defaultQueryLimit: e.DEFAULT_QUERY_LIMIT,
       maxQueryLimit: e.MAX_QUERY_LIMIT,
     },

@@ -19,6 +19,7 @@ export const errorStatus = {
   queue_full: 429,
   rate_limited: 429,
   shutting_down: 503,
+  overloaded: 503,
   not_ready: 503,
   database_unavailable: 503,
   request_timeout: 503,

@@ -1,11 +1,12 @@
-// Request bodies through the real server process (`bun src/main.ts`), where Bun's own limits sit in
+// Request bodies. Through the real server process (`bun src/main.ts`), where Bun's own limits sit in
 // front of the app: every size the README promises arrives, a larger one gets the app's JSON 413
-// naming the limit (not Bun's bare 413 and a closed connection).
+// naming the limit (not Bun's bare 413 and a closed connection). And the bodies held in memory at
+// once, by every receiver together, stay within BODY_BUDGET_BYTES: past it 503 overloaded.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnService } from './harness';
+import { newTarget, spawnService, startService, until, type Target } from './harness';
 
 setDefaultTimeout(90_000);
 
@@ -42,5 +43,106 @@ describe('body sizes through the real server [embedded]', () => {
     expect(((await res.json()) as { message: string }).message).toContain('BATCH_MAX_BYTES');
     const next = await post(ndjson('bodies-next', 2, 10));
     expect(next.status).toBe(202);
+  });
+});
+
+/**
+ * A request body that sends `first` bytes, then waits for `finish()` to send the rest and end;
+ * `waiting` is true once the service has read `first` and asked for more.
+ */
+function heldBody(first: Uint8Array, rest: Uint8Array = new Uint8Array(0)) {
+  let finish!: () => void;
+  const go = new Promise<void>((r) => (finish = r));
+  let sent = false;
+  const held = { stream: null as unknown as ReadableStream<Uint8Array>, finish, waiting: false };
+  held.stream = new ReadableStream<Uint8Array>({
+    async pull(ctl) {
+      if (!sent) {
+        sent = true;
+        ctl.enqueue(first);
+        return;
+      }
+      held.waiting = true;
+      await go;
+      if (rest.length) ctl.enqueue(rest);
+      ctl.close();
+    },
+  });
+  held.finish = finish;
+  return held;
+}
+
+describe('the body budget shared by every receiver [embedded]', () => {
+  let target: Target;
+  let svc: Awaited<ReturnType<typeof startService>>;
+  const KB = 1024;
+  beforeAll(async () => {
+    target = await newTarget('embedded');
+    svc = await startService(target, { BODY_MAX_BYTES: String(16 * KB), BATCH_MAX_BYTES: String(96 * KB), BODY_BUDGET_BYTES: String(160 * KB) });
+  });
+  afterAll(async () => {
+    await svc?.stop();
+    await target?.destroy();
+  });
+  const enc = new TextEncoder();
+  // NDJSON in two parts: ~55 KB of whole lines, then a last line. Two held bodies and a third pass
+  // the 160 KB budget; a declared 90 KB is past the 64 KB read in one call (counted as it arrives).
+  const part = (service: string) => enc.encode(ndjson(service, 100, 540) + '\n');
+  const tail = (service: string) => enc.encode(JSON.stringify({ service, message: 'last' }));
+  const batch = async (body: string | Uint8Array | ReadableStream<Uint8Array>, headers: Record<string, string> = {}) =>
+    svc.app.request('/events/batch', { method: 'POST', headers: { 'content-type': 'application/x-ndjson', ...headers }, body });
+  const metric = async (name: string) => Number((await (await svc.app.request('/metrics')).text()).match(new RegExp(`^${name} (\\S+)$`, 'm'))?.[1]);
+
+  test('bodies being read hold the budget; past it every receiver answers 503 overloaded with Retry-After; once they end, the budget is free again', async () => {
+    const a = heldBody(part('budget-a'), tail('budget-a'));
+    const b = heldBody(part('budget-b'), tail('budget-b'));
+    const ra = batch(a.stream);
+    const rb = batch(b.stream);
+    await until(async () => (await metric('aurore_request_body_bytes_held')) > 100 * KB, 5000, 'two bodies to hold ~110 KB');
+
+    const refused = await batch(part('budget-c'));
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+    const body = (await refused.json()) as { error: string; message: string };
+    expect(body.error).toBe('overloaded');
+    expect(body.message).toContain('BODY_BUDGET_BYTES');
+    // The agents' receivers read through the same budget (their own error shapes, same status).
+    const otlp = await svc.app.request('/v1/logs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: new Uint8Array(60 * KB).fill(32) });
+    expect(otlp.status).toBe(503);
+    expect(otlp.headers.get('retry-after')).toMatch(/^\d+$/);
+    const loki = await svc.app.request('/loki/api/v1/push', { method: 'POST', headers: { 'content-type': 'application/json' }, body: new Uint8Array(60 * KB).fill(32) });
+    expect(loki.status).toBe(503);
+    // A body read in one call (Content-Length up to 64 KB: single events) is counted at its length.
+    const declared = await batch(new Uint8Array(60 * KB).fill(32), { 'content-length': String(60 * KB) });
+    expect(declared.status).toBe(503);
+    expect(await metric('aurore_requests_overloaded_total')).toBe(4);
+
+    a.finish();
+    b.finish();
+    expect(((await (await ra).json()) as { accepted: number }).accepted).toBe(101);
+    expect(((await (await rb).json()) as { accepted: number }).accepted).toBe(101);
+    expect(await metric('aurore_request_body_bytes_held')).toBe(0);
+    const again = await batch(part('budget-c'), {}); // what was refused fits now
+    expect(again.status).toBe(202);
+  });
+
+  test('a body that declares a large Content-Length holds no budget until its bytes arrive; refused and failed reads give theirs back', async () => {
+    const silent = [heldBody(new Uint8Array(0)), heldBody(new Uint8Array(0)), heldBody(new Uint8Array(0))];
+    let answered = 0;
+    const pending = silent.map((s) => batch(s.stream, { 'content-length': String(90 * KB) }).finally(() => answered++));
+    await until(() => silent.every((s) => s.waiting) || answered > 0, 5000, 'the service to be reading the three bodies');
+    expect(answered).toBe(0);
+    const ok = await batch(part('budget-declared'));
+    expect(ok.status).toBe(202);
+    for (const s of silent) s.finish();
+    await Promise.all(pending);
+    // Over BATCH_MAX_BYTES mid-stream (413), and not valid gzip (400): the bytes they held are returned.
+    const over = heldBody(part('budget-over'), part('budget-over'));
+    const tooLarge = batch(over.stream);
+    over.finish();
+    expect((await tooLarge).status).toBe(413);
+    const badGzip = await batch(new Uint8Array(40 * KB).fill(7), { 'content-encoding': 'gzip' });
+    expect(badGzip.status).toBe(400);
+    expect(await metric('aurore_request_body_bytes_held')).toBe(0);
   });
 });

@@ -10,13 +10,14 @@ import { writeRateLimitHeaders } from '../protect/limits';
 import type { ServiceState } from '../state';
 import type { CommitOutcome } from '../store/batcher';
 import type { Acceptor } from './accept';
-import { readBody } from './body';
+import type { BodyReader } from './body';
 import { makeEventValidator } from './validate';
 
 interface EventsDeps {
   config: Config;
   state: ServiceState;
   accept: Acceptor;
+  bodies: BodyReader;
 }
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
@@ -62,7 +63,7 @@ export function batchItems(text: string, ndjson: boolean, max: number): Item[] {
   return items;
 }
 
-export function eventsReceiver({ config, state, accept }: EventsDeps) {
+export function eventsReceiver({ config, state, accept, bodies }: EventsDeps) {
   const app = new Hono();
   const validateEvent = makeEventValidator(config.limits, { maxAgeDays: config.retention.rawDays });
   const { windowMs } = config.rateLimit;
@@ -106,7 +107,7 @@ export function eventsReceiver({ config, state, accept }: EventsDeps) {
   app.post('/events', async (c) => {
     if (contentType(c)) throw new ApiError('unsupported_media_type', 'POST /events takes one JSON event; send NDJSON to POST /events/batch');
     const wait = accept.wantsWait(c);
-    const body = parseJson(await readBody(c.req.raw, config.limits.bodyMaxBytes, 'BODY_MAX_BYTES'));
+    const body = parseJson(await bodies.text(c.req.raw, config.limits.bodyMaxBytes, 'BODY_MAX_BYTES'));
     state.received++;
     const ev = validateEvent(body);
     if (Array.isArray(ev)) {
@@ -134,7 +135,7 @@ export function eventsReceiver({ config, state, accept }: EventsDeps) {
     const ndjson = contentType(c);
     const wait = accept.wantsWait(c);
     accept.assertRoom(c.req.raw);
-    const text = await readBody(c.req.raw, config.limits.batchMaxBytes, 'BATCH_MAX_BYTES');
+    const text = await bodies.text(c.req.raw, config.limits.batchMaxBytes, 'BATCH_MAX_BYTES');
     const items = batchItems(text, ndjson, config.limits.batchMaxEvents);
     state.received += items.length;
     const v = validateItems(items);

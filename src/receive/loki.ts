@@ -22,7 +22,7 @@ import type { Config } from '../config';
 import { ApiError, type WireErrors } from '../errors';
 import type { ServiceState } from '../state';
 import type { Acceptor } from './accept';
-import { readBytes } from './body';
+import type { BodyReader } from './body';
 import { keyed, makeFitter, scalarText, type Fitted, type Mapped } from './fit';
 
 const root = protobuf.parse(readFileSync(new URL('./proto/loki_push.proto', import.meta.url), 'utf8')).root;
@@ -196,7 +196,7 @@ export const lokiErrors: WireErrors = {
   },
 };
 
-export function lokiReceiver({ config, state, accept }: { config: Config; state: ServiceState; accept: Acceptor }) {
+export function lokiReceiver({ config, state, accept, bodies }: { config: Config; state: ServiceState; accept: Acceptor; bodies: BodyReader }) {
   const app = new Hono();
   const fit = makeFitter(config.limits, { maxAgeDays: config.retention.rawDays });
   app.post('/loki/api/v1/push', async (c) => {
@@ -208,7 +208,7 @@ export function lokiReceiver({ config, state, accept }: { config: Config; state:
     accept.assertRoom(c.req.raw);
     // Snappy is the protobuf body's framing, not a Content-Encoding: some agents name it anyway.
     const raw = proto && /snappy/i.test(c.req.header('content-encoding') ?? '') ? new Request(c.req.raw, { headers: { 'content-type': type } }) : c.req.raw;
-    const { fitted, problems, total, cut } = readLoki(await readBytes(raw, config.limits.batchMaxBytes, 'BATCH_MAX_BYTES'), proto, fit, config.limits);
+    const { fitted, problems, total, cut } = readLoki(await bodies.bytes(raw, config.limits.batchMaxBytes, 'BATCH_MAX_BYTES'), proto, fit, config.limits);
     state.received += total;
     state.invalid += problems.length;
     state.cut += cut;

@@ -25,7 +25,7 @@ import type { Config } from '../config';
 import { ApiError, type WireErrors } from '../errors';
 import type { ServiceState } from '../state';
 import type { Acceptor } from './accept';
-import { readBytes } from './body';
+import type { BodyReader } from './body';
 import { keyed, makeFitter, scalarText, type Fitted, type Mapped } from './fit';
 
 const root = protobuf.parse(readFileSync(new URL('./proto/otlp_logs.proto', import.meta.url), 'utf8')).root;
@@ -220,7 +220,7 @@ function answer(c: Context, fromProtobuf: boolean, rejected: number, errorMessag
   return c.body(Response_.encode(Response_.fromObject(msg)).finish() as Uint8Array<ArrayBuffer>, 200, { 'content-type': 'application/x-protobuf' });
 }
 
-export function otlpReceiver({ config, state, accept }: { config: Config; state: ServiceState; accept: Acceptor }) {
+export function otlpReceiver({ config, state, accept, bodies }: { config: Config; state: ServiceState; accept: Acceptor; bodies: BodyReader }) {
   const app = new Hono();
   const fit = makeFitter(config.limits, { maxAgeDays: config.retention.rawDays });
   app.post('/v1/logs', async (c) => {
@@ -230,7 +230,7 @@ export function otlpReceiver({ config, state, accept }: { config: Config; state:
     if (!fromProtobuf && !JSON_TYPE.test(type)) throw new ApiError('unsupported_media_type', 'Content-Type must be application/x-protobuf or application/json (OTLP/HTTP)');
     const wait = accept.wantsWait(c);
     accept.assertRoom(c.req.raw);
-    const mapped = readOtlp(await readBytes(c.req.raw, config.limits.batchMaxBytes, 'BATCH_MAX_BYTES'), fromProtobuf, fit, config.limits.batchMaxEvents);
+    const mapped = readOtlp(await bodies.bytes(c.req.raw, config.limits.batchMaxBytes, 'BATCH_MAX_BYTES'), fromProtobuf, fit, config.limits.batchMaxEvents);
     state.received += mapped.records;
     state.invalid += mapped.errors.length;
     state.cut += mapped.cut;
