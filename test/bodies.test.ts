@@ -86,7 +86,7 @@ describe('the body budget shared by every receiver [embedded]', () => {
   });
   const enc = new TextEncoder();
   // NDJSON in two parts: ~55 KB of whole lines, then a last line. Two held bodies and a third pass
-  // the 160 KB budget; a declared 90 KB is past the 64 KB read in one call (counted as it arrives).
+  // the 160 KB budget; a declared 90 KB is past the 4 KB read in one call (counted as it arrives).
   const part = (service: string) => enc.encode(ndjson(service, 100, 540) + '\n');
   const tail = (service: string) => enc.encode(JSON.stringify({ service, message: 'last' }));
   const batch = async (body: string | Uint8Array | ReadableStream<Uint8Array>, headers: Record<string, string> = {}) =>
@@ -99,6 +99,10 @@ describe('the body budget shared by every receiver [embedded]', () => {
     const ra = batch(a.stream);
     const rb = batch(b.stream);
     await until(async () => (await metric('aurore_request_body_bytes_held')) > 100 * KB, 5000, 'two bodies to hold ~110 KB');
+    // A third fills the budget to 2 KB short of it (blank lines, then one event when it ends).
+    const c = heldBody(enc.encode('\n'.repeat(158 * KB - (await metric('aurore_request_body_bytes_held')))), tail('budget-filler'));
+    const rc = batch(c.stream);
+    await until(async () => (await metric('aurore_request_body_bytes_held')) === 158 * KB, 5000, 'three bodies to hold 158 KB');
 
     const refused = await batch(part('budget-c'));
     expect(refused.status).toBe(503);
@@ -112,15 +116,16 @@ describe('the body budget shared by every receiver [embedded]', () => {
     expect(otlp.headers.get('retry-after')).toMatch(/^\d+$/);
     const loki = await svc.app.request('/loki/api/v1/push', { method: 'POST', headers: { 'content-type': 'application/json' }, body: new Uint8Array(60 * KB).fill(32) });
     expect(loki.status).toBe(503);
-    // A body read in one call (Content-Length up to 64 KB: single events) is counted at its length.
-    const declared = await batch(new Uint8Array(60 * KB).fill(32), { 'content-length': String(60 * KB) });
+    // A single event read in one call (Content-Length up to 4 KB) is counted at its length.
+    const single = JSON.stringify({ service: 'budget-single', message: 'y'.repeat(3 * KB) });
+    const declared = await svc.app.request('/events', { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': String(single.length) }, body: single });
     expect(declared.status).toBe(503);
     expect(await metric('aurore_requests_overloaded_total')).toBe(4);
 
-    a.finish();
-    b.finish();
+    for (const held of [a, b, c]) held.finish();
     expect(((await (await ra).json()) as { accepted: number }).accepted).toBe(101);
     expect(((await (await rb).json()) as { accepted: number }).accepted).toBe(101);
+    expect(((await (await rc).json()) as { accepted: number }).accepted).toBe(1);
     expect(await metric('aurore_request_body_bytes_held')).toBe(0);
     const again = await batch(part('budget-c'), {}); // what was refused fits now
     expect(again.status).toBe(202);
