@@ -350,6 +350,22 @@ const MUTATIONS: Mutation[] = [
     tests: ['test/bodies.test.ts'],
     only: 'budget',
   },
+  {
+    name: 'shutdown waits for requests in flight without a bound (a trickling client holds it 60 s)',
+    file: 'src/main.ts',
+    find: 'if (!(await Promise.race([inFlight.then(() => true), Bun.sleep(config.shutdownTimeoutMs / 2).then(() => false)]))) {',
+    replace: 'if (!(await inFlight.then(() => true))) {',
+    tests: ['test/shutdown.test.ts'],
+    only: 'trickling',
+  },
+  {
+    name: "a client's aborted body logged as an internal error",
+    file: 'src/receive/body.ts',
+    find: '      if (e instanceof ApiError) throw e;\n      // The client closed',
+    replace: '      throw e;\n      // The client closed',
+    tests: ['test/shutdown.test.ts'],
+    only: 'trickling',
+  },
 ];
 
 const ROOT = new URL('..', import.meta.url).pathname;

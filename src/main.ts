@@ -1,12 +1,12 @@
 // Entry point: parse config, build the service, serve it, stop gracefully on SIGTERM/SIGINT.
-import { ConfigError, loadConfig } from './config';
+import { ConfigError, loadConfig, type Config } from './config';
 import { createLogger } from './log';
 import { peersFromEnv } from './observe/peers';
 import { supervise } from './processes';
 import { createService, type Service } from './service';
 import { DataDirLocked } from './store/lock';
 
-let config;
+let config: Config;
 try {
   config = loadConfig();
 } catch (e) {
@@ -57,10 +57,17 @@ async function shutdown(signal: string) {
   exiting = true;
   log.info('shutting down', { signal });
   // The order matters: stop taking events (the app answers 503 while draining), let requests in
-  // flight finish, then write what was accepted.
+  // flight finish, then write what was accepted. Requests get half of SHUTDOWN_TIMEOUT_MS: a client
+  // trickling its body kept the process for REQUEST_TIMEOUT_MS (60 s), past an orchestrator's grace
+  // period (30 s), whose SIGKILL would then take the queue before it was written or saved.
+  const deadline = Date.now() + config.shutdownTimeoutMs;
   service.state.draining = true;
-  await server.stop();
-  const { unwritten, spilled } = await service.stop();
+  const inFlight = server.stop();
+  if (!(await Promise.race([inFlight.then(() => true), Bun.sleep(config.shutdownTimeoutMs / 2).then(() => false)]))) {
+    log.warn('shutdown: requests still in flight; closing their connections', { afterMs: config.shutdownTimeoutMs / 2 });
+    await server.stop(true);
+  }
+  const { unwritten, spilled } = await service.stop({ drainMs: Math.max(1000, deadline - Date.now()) });
   // Exit 0 when every accepted event is in the database or saved for the next start.
   process.exit(unwritten === spilled ? 0 : 1);
 }

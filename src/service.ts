@@ -133,17 +133,18 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
   })();
 
   /**
-   * Graceful stop: refuse new events (503), write everything queued, close the writers and the
-   * database. Resolves with the number of accepted events that could not be written in time.
+   * Graceful stop: refuse new events (503), write everything queued (for at most `drainMs`, by
+   * default SHUTDOWN_TIMEOUT_MS; the rest is saved), close the writers and the database. Resolves
+   * with the number of accepted events that could not be written in time.
    */
-  async function stop(): Promise<{ unwritten: number; spilled: number }> {
+  async function stop({ drainMs = config.shutdownTimeoutMs } = {}): Promise<{ unwritten: number; spilled: number }> {
     if (stopping) return { unwritten: queue.depth, spilled: 0 };
     stopping = true;
     state.draining = true;
     // No new maintenance job from now on. One in progress (a long refresh, say) is waited for only
     // after the accepted events are written or saved: they must not wait behind it.
     const jobsStopped = state.jobs?.stop();
-    const drained = state.ready && (await batcher.drain(config.shutdownTimeoutMs));
+    const drained = state.ready && (await batcher.drain(drainMs));
     batcher.stop();
     metrics.stop();
     void peerServer?.stop();

@@ -59,6 +59,50 @@ describe.each(engines)('graceful shutdown [%s]', (kind) => {
   });
 });
 
+describe('shutdown with a client still sending [embedded]', () => {
+  test('a client trickling its body does not hold the shutdown past SHUTDOWN_TIMEOUT_MS: its connection is closed, the accepted events are written, exit 0', async () => {
+    const target = await newTarget('embedded');
+    try {
+      const { proc, url, lines } = await spawnService({ ...target.env, SHUTDOWN_TIMEOUT_MS: '4000' });
+      for (let i = 0; i < 20; i++) {
+        const res = await fetch(`${url}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ service: 'trickled-out', message: `m${i}` }) });
+        expect(res.status).toBe(202);
+      }
+      // One byte a second of a body announced as 100 KB: Bun never finds it idle, and without a bound
+      // the shutdown waited for it until REQUEST_TIMEOUT_MS (60 s).
+      const { port } = new URL(url);
+      let closed = false;
+      const socket = await Bun.connect({ hostname: '127.0.0.1', port: Number(port), socket: { data() {}, close() { closed = true; } } });
+      socket.write('POST /events/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nContent-Length: 100000\r\n\r\n{"service":"trickle","message":"');
+      const trickle = setInterval(() => socket.write('a'), 500);
+      try {
+        await Bun.sleep(1000);
+        const started = Date.now();
+        proc.kill('SIGTERM');
+        const code = await Promise.race([proc.exited, Bun.sleep(20_000).then(() => 'still running after 20 s')]);
+        if (typeof code === 'string') proc.kill('SIGKILL');
+        expect(code).toBe(0);
+        expect(Date.now() - started).toBeLessThan(6_000);
+        expect(closed).toBe(true);
+      } finally {
+        clearInterval(trickle);
+        socket.end();
+      }
+      expect(lines.some((l) => l.includes('requests still in flight; closing their connections'))).toBe(true);
+      // The cut-off body is the client's doing: a 400 in the log, not an internal error.
+      expect(lines.filter((l) => l.includes('unhandled error'))).toEqual([]);
+      const engine = await target.open();
+      try {
+        expect(await countRows(engine, `service = 'trickled-out'`)).toBe(20);
+      } finally {
+        await engine.close();
+      }
+    } finally {
+      await target.destroy();
+    }
+  });
+});
+
 // Bun closes a connection that sends nothing for 10 s by default, and a GET whose handler is still
 // waiting counts as idle (measured with Bun 1.4.5; a POST's does not): main.ts raises that limit above
 // REQUEST_TIMEOUT_MS and WAIT_TIMEOUT_MS.

@@ -62,6 +62,11 @@ export class BodyReader {
     };
     try {
       return await readBytes(req, max, limitName, take);
+    } catch (e) {
+      if (e instanceof ApiError) throw e;
+      // The client closed the connection mid-body (or sent less than its Content-Length): nobody
+      // reads this answer, but the log must not call a client's abort an internal error.
+      throw new ApiError('invalid_body', `The request body could not be read to its end: ${(e as Error).message}`);
     } finally {
       this.held -= mine;
     }
