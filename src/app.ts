@@ -18,6 +18,7 @@ import { eventRoutes } from './read/events';
 import { metricsRoutes } from './read/metrics';
 import { createAcceptor } from './receive/accept';
 import type { BodyReader } from './receive/body';
+import type { MemoryBudget } from './protect/budget';
 import { eventsReceiver } from './receive/events';
 import { lokiErrors, lokiReceiver } from './receive/loki';
 import { otlpErrors, otlpReceiver } from './receive/otlp';
@@ -27,6 +28,7 @@ export interface AppDeps extends HealthDeps {
   metrics: Metrics;
   limits: Limits;
   bodies: BodyReader;
+  answers: MemoryBudget;
 }
 
 export function createApp(deps: AppDeps) {

@@ -87,6 +87,9 @@ export const envSchema = z.object({
   // above, their number is not): past it, 503 overloaded with Retry-After. 128 MiB: a dozen full
   // batches, or half a million single events, at once.
   BODY_BUDGET_BYTES: int(128 * 1024 * 1024, 1024),
+  // Large query answers (GET /events pages over 64 KB) being sent at once: a client that does not
+  // read its answer holds it until Bun drops the connection. Past it, 503 overloaded.
+  READ_BUDGET_BYTES: int(128 * 1024 * 1024, 1024),
 
   DEFAULT_QUERY_LIMIT: int(100, 1, 10_000),
   MAX_QUERY_LIMIT: int(1_000, 1, 10_000),
@@ -146,6 +149,7 @@ export interface Config {
     readonly batchMaxEvents: number;
     readonly batchMaxBytes: number;
     readonly bodyBudgetBytes: number;
+    readonly readBudgetBytes: number;
     readonly defaultQueryLimit: number;
     readonly maxQueryLimit: number;
   };
@@ -256,6 +260,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       batchMaxEvents: e.BATCH_MAX_EVENTS,
       batchMaxBytes: e.BATCH_MAX_BYTES,
       bodyBudgetBytes: e.BODY_BUDGET_BYTES,
+      readBudgetBytes: e.READ_BUDGET_BYTES,
       defaultQueryLimit: e.DEFAULT_QUERY_LIMIT,
       maxQueryLimit: e.MAX_QUERY_LIMIT,
     },

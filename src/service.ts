@@ -11,6 +11,7 @@ import { bufferStatus } from './observe/health';
 import { servePeers, type Peers } from './observe/peers';
 import { createMetrics } from './observe/prometheus';
 import { createLimits } from './protect/limits';
+import { createBudgets } from './protect/budget';
 import { BodyReader } from './receive/body';
 import { newState } from './state';
 import { Batcher, type Faults } from './store/batcher';
@@ -90,10 +91,10 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
   const state = newState();
   const peers = opts.peers ?? null;
   const limits = createLimits(config, peers?.ports.length ?? 1);
-  const bodies = new BodyReader(config.limits.bodyBudgetBytes, config.retryAfterSeconds);
-  const metrics = createMetrics(queue, batcher, state, limits, bodies, reads);
+  const budgets = createBudgets(config);
+  const metrics = createMetrics(queue, batcher, state, limits, budgets, reads);
   batcher.onBatch = metrics.observeBatch;
-  const app = createApp({ config, engine, reader: reads?.engine ?? engine, reads, peers, queue, batcher, state, log, metrics, limits, bodies });
+  const app = createApp({ config, engine, reader: reads?.engine ?? engine, reads, peers, queue, batcher, state, log, metrics, limits, bodies: new BodyReader(budgets.bodies), answers: budgets.answers });
   const peerServer = peers ? servePeers(peers, { metrics: () => metrics.registry.getMetricsAsJSON(), buffer: () => bufferStatus({ queue, batcher, state }) }) : null;
   let stopping = false;
 

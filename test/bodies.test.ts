@@ -1,7 +1,8 @@
 // Request bodies. Through the real server process (`bun src/main.ts`), where Bun's own limits sit in
 // front of the app: every size the README promises arrives, a larger one gets the app's JSON 413
 // naming the limit (not Bun's bare 413 and a closed connection). And the bodies held in memory at
-// once, by every receiver together, stay within BODY_BUDGET_BYTES: past it 503 overloaded.
+// once, by every receiver together, stay within BODY_BUDGET_BYTES, as large answers being sent stay
+// within READ_BUDGET_BYTES: past either, 503 overloaded.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -149,5 +150,61 @@ describe('the body budget shared by every receiver [embedded]', () => {
     const badGzip = await batch(new Uint8Array(40 * KB).fill(7), { 'content-encoding': 'gzip' });
     expect(badGzip.status).toBe(400);
     expect(await metric('aurore_request_body_bytes_held')).toBe(0);
+  });
+});
+
+describe('the budget of large answers being sent [embedded]', () => {
+  let target: Target;
+  let svc: Awaited<ReturnType<typeof startService>>;
+  const KB = 1024;
+  beforeAll(async () => {
+    target = await newTarget('embedded');
+    svc = await startService(target, { READ_BUDGET_BYTES: String(380 * KB) });
+    // 100 events of ~1.5 KB: a page of them is ~170 KB, past the 64 KB answers sent at once.
+    const lines = Array.from({ length: 100 }, (_, i) => JSON.stringify({ service: 'answers', message: `${'w'.repeat(1400)} ${i}` })).join('\n');
+    const res = await svc.app.request('/events/batch?wait=true', { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: lines });
+    expect(res.status).toBe(201);
+  });
+  afterAll(async () => {
+    await svc?.stop();
+    await target?.destroy();
+  });
+  const page = (size = 100) => svc.app.request(`/events?service=answers&pageSize=${size}`);
+  const held = () => svc.metrics.registry.getSingleMetricAsString('aurore_answer_bytes_held').then((t) => Number(t.match(/^aurore_answer_bytes_held (\S+)$/m)?.[1]));
+
+  test('an answer being sent holds its bytes until it is read or dropped; past the budget a large page is 503 overloaded, a small one is still answered', async () => {
+    const unread = await page(); // never pulled: holds nothing (Bun never started sending it)
+    expect(unread.status).toBe(200);
+    expect(await held()).toBe(0);
+    const first = (await page()).body!.getReader();
+    const second = (await page()).body!.getReader();
+    await first.read();
+    await second.read();
+    const size = await held();
+    expect(size).toBeGreaterThan(2 * 150 * KB);
+
+    const refused = await page();
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+    const body = (await refused.json()) as { error: string; message: string };
+    expect(body).toMatchObject({ error: 'overloaded' });
+    expect(body.message).toContain('READ_BUDGET_BYTES');
+    // An answer under 64 KB is sent at once, never refused, even one the budget has no room for.
+    const small = Math.floor((62 * KB) / (size / 200)); // events of a page that size
+    const smallAnswer = await page(small);
+    expect(smallAnswer.status).toBe(200);
+    const smallLength = (await smallAnswer.text()).length;
+    expect(smallLength).toBeLessThan(64 * KB);
+    expect(size + smallLength).toBeGreaterThan(380 * KB); // no room for it
+
+    await first.cancel(); // the client went away
+    expect(await held()).toBe(size / 2);
+    const third = await page();
+    expect(third.status).toBe(200);
+    const got = (await third.json()) as { events: unknown[] };
+    expect(got.events).toHaveLength(100); // streamed whole
+    for (;;) if ((await second.read()).done) break; // read to its end
+    expect(await held()).toBe(0);
+    await unread.body?.cancel();
   });
 });

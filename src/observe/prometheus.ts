@@ -4,6 +4,7 @@
 // observed as things happen.
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, type Aggregator } from 'prom-client';
 import type { JobStatus } from '../maintain/scheduler';
+import type { MemoryBudget } from '../protect/budget';
 import type { Limits } from '../protect/limits';
 import type { ServiceState } from '../state';
 import type { Batcher } from '../store/batcher';
@@ -70,7 +71,7 @@ function requestHistogram(registry: Registry, name: string, help: string, bounds
   };
 }
 
-export function createMetrics(queue: EventQueue, batcher: Batcher, state: ServiceState, limits: Limits, bodies: { readonly heldBytes: number; readonly refused: number }, reads: ReadRouting | null = null): Metrics {
+export function createMetrics(queue: EventQueue, batcher: Batcher, state: ServiceState, limits: Limits, budgets: Record<'bodies' | 'answers', MemoryBudget>, reads: ReadRouting | null = null): Metrics {
   const registry = new Registry();
   const s = batcher.stats;
   totalCounter(registry, 'aurore_events_received_total', 'Events received in POST bodies, valid or not', () => state.received);
@@ -85,7 +86,7 @@ export function createMetrics(queue: EventQueue, batcher: Batcher, state: Servic
   totalCounter(registry, 'aurore_batches_retried_total', 'Batches committed after at least one failed attempt', () => s.retriedBatches);
   totalCounter(registry, 'aurore_requests_queue_full_total', 'Requests refused with 429 or 503 because the queue was full', () => state.rejectedQueueFull);
   totalCounter(registry, 'aurore_requests_rate_limited_total', 'Requests refused with 429 by a rate limit', () => limits.refused);
-  totalCounter(registry, 'aurore_requests_overloaded_total', 'Requests refused with 503 overloaded: the bodies being read held BODY_BUDGET_BYTES', () => bodies.refused);
+  totalCounter(registry, 'aurore_requests_overloaded_total', 'Requests refused with 503 overloaded: bodies being read held BODY_BUDGET_BYTES, or answers being sent READ_BUDGET_BYTES', () => budgets.bodies.refused + budgets.answers.refused);
 
   // With HTTP_PROCESSES > 1 the processes' figures are merged: sums for queues and counters, the
   // worst for states (`aggregator`).
@@ -95,7 +96,8 @@ export function createMetrics(queue: EventQueue, batcher: Batcher, state: Servic
   gauge('aurore_queue_capacity_events', 'Queue capacity in events (QUEUE_MAX_EVENTS)', () => queue.maxEvents);
   gauge('aurore_queue_used_bytes', 'Bytes of the queue in use', () => queue.usedBytes);
   gauge('aurore_queue_capacity_bytes', 'Queue capacity in bytes (QUEUE_MAX_BYTES)', () => queue.maxBytes);
-  gauge('aurore_request_body_bytes_held', 'Bytes of request bodies being read or decoded (at most BODY_BUDGET_BYTES)', () => bodies.heldBytes);
+  gauge('aurore_request_body_bytes_held', 'Bytes of request bodies being read or decoded (at most BODY_BUDGET_BYTES)', () => budgets.bodies.held);
+  gauge('aurore_answer_bytes_held', 'Bytes of large query answers being sent (at most READ_BUDGET_BYTES)', () => budgets.answers.held);
   gauge('aurore_circuit_breaker_open', 'Circuit breaker: 0 closed, 0.5 half-open, 1 open', () => ({ closed: 0, 'half-open': 0.5, open: 1 })[batcher.breaker], 'max');
   gauge('aurore_ready', '1 once the database is reachable and migrated', () => (state.ready ? 1 : 0), 'min');
   if (reads) {

@@ -12,7 +12,9 @@ import type { Config } from '../config';
 import { ApiError } from '../errors';
 import { assertReady, type ServiceState } from '../state';
 import type { Engine } from '../store/engine';
+import type { MemoryBudget } from '../protect/budget';
 import { encodeCursor, queryParsers, type ListQuery } from './params';
+import { sendJson } from './send';
 
 const EXACT_COUNT_LIMIT = 10_000;
 const SMALL_COUNT = 1_000; // counted outright: cheaper than the aggregates' few statements
@@ -171,14 +173,14 @@ export async function getEvent(engine: Engine, id: string) {
 }
 
 /** GET /events and GET /events/:id. */
-export function eventRoutes({ config, reader: engine, state }: { config: Config; reader: Engine; state: ServiceState }) {
+export function eventRoutes({ config, reader: engine, state, answers }: { config: Config; reader: Engine; state: ServiceState; answers: MemoryBudget }) {
   const app = new Hono();
   const parse = queryParsers(config.limits);
   const retryAfter = config.retryAfterSeconds;
   app.get('/events', async (c) => {
     const q = parse.list(c.req.queries());
     assertReady(state, retryAfter);
-    return c.json(await listEvents(engine, q));
+    return sendJson(c, await listEvents(engine, q), answers);
   });
   app.get('/events/:id', async (c) => {
     const id = parse.eventId(c.req.param('id'));

@@ -5,6 +5,7 @@
 // each body is capped, but their number is not, and 200 agents flushing a 10 MB backlog together
 // took the process from 0.4 to 2.4 GB; past the budget a request is refused (503 overloaded, retry).
 import { ApiError } from '../errors';
+import type { MemoryBudget } from '../protect/budget';
 
 // Bun's DecompressionStream also takes 'zstd'.
 const DECODERS: Record<string, string> = {
@@ -23,21 +24,9 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 // process's connections outright. (Reading a 150 KB body as a stream costs ~50 us more than in one call.)
 const ONE_READ_MAX = 4 * 1024;
 
-/** The request bodies held in memory at once: each read reserves its bytes and returns them when done. */
+/** Reads request bodies within one budget: each read takes its bytes as they come and gives them back when done. */
 export class BodyReader {
-  private held = 0;
-  /** Requests refused because the budget was spent (503 overloaded), ever. */
-  refused = 0;
-
-  constructor(
-    readonly budget: number,
-    private readonly retryAfter: number,
-  ) {}
-
-  /** Bytes held right now by bodies being read. */
-  get heldBytes() {
-    return this.held;
-  }
+  constructor(readonly budget: MemoryBudget) {}
 
   /** The body as UTF-8 text (JSON and NDJSON receivers). */
   async text(req: Request, max: number, limitName: string): Promise<string> {
@@ -53,11 +42,7 @@ export class BodyReader {
   async bytes(req: Request, max: number, limitName: string): Promise<Uint8Array> {
     let mine = 0;
     const take = (n: number) => {
-      if (this.held + n > this.budget) {
-        this.refused++;
-        throw new ApiError('overloaded', `The service is reading as many request bodies as it may hold at once (BODY_BUDGET_BYTES=${this.budget}); retry shortly`, { retryAfter: this.retryAfter });
-      }
-      this.held += n;
+      this.budget.take(n);
       mine += n;
     };
     try {
@@ -68,7 +53,7 @@ export class BodyReader {
       // reads this answer, but the log must not call a client's abort an internal error.
       throw new ApiError('invalid_body', `The request body could not be read to its end: ${(e as Error).message}`);
     } finally {
-      this.held -= mine;
+      this.budget.give(mine);
     }
   }
 }
