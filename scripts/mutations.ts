@@ -375,6 +375,22 @@ const MUTATIONS: Mutation[] = [
     only: 'answers being sent',
   },
   {
+    name: 'rate limits fail closed when Redis is gone (every request an error)',
+    file: 'src/protect/shared-store.ts',
+    find: '            fault(e);\n            return uncounted();\n',
+    replace: '            throw e;\n',
+    tests: ['test/limits.test.ts'],
+    only: 'Redis is gone',
+  },
+  {
+    name: 'a hung Redis asked by every request (each waits the timeout)',
+    file: 'src/protect/shared-store.ts',
+    find: '          if (!up && Date.now() < probeAt) return uncounted();\n',
+    replace: '',
+    tests: ['test/limits.test.ts'],
+    only: 'Redis is gone',
+  },
+  {
     name: 'shutdown waits for requests in flight without a bound (a trickling client holds it 60 s)',
     file: 'src/main.ts',
     find: 'if (!(await Promise.race([inFlight.then(() => true), Bun.sleep(config.shutdownTimeoutMs / 2).then(() => false)]))) {',

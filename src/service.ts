@@ -90,7 +90,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
   );
   const state = newState();
   const peers = opts.peers ?? null;
-  const limits = createLimits(config, peers?.ports.length ?? 1);
+  const limits = createLimits(config, log, peers?.ports.length ?? 1);
   const budgets = createBudgets(config);
   const metrics = createMetrics(queue, batcher, state, limits, budgets, reads);
   batcher.onBatch = metrics.observeBatch;

@@ -186,11 +186,10 @@ export async function spawnService(env: Record<string, string>) {
   return { proc, url, lines, drained };
 }
 
-/** A private redis-server on a free port (.ci/run installs it); `stop` kills it. */
-export async function startRedis() {
+/** A private redis-server on a free port, or `port` (.ci/run installs it); `stop` kills it and resolves once it is gone. */
+export async function startRedis(port = 20000 + Math.floor(Math.random() * 20000)) {
   const bin = Bun.which('redis-server');
   if (!bin) throw new Error('redis-server is not installed (apt-get install redis-server; .ci/run does)');
-  const port = 20000 + Math.floor(Math.random() * 20000);
   const proc = Bun.spawn([bin, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdout: 'ignore', stderr: 'ignore' });
   const url = `redis://127.0.0.1:${port}`;
   const { RedisClient } = await import('bun');
@@ -205,5 +204,14 @@ export async function startRedis() {
       await Bun.sleep(50);
     }
   }
-  return { url, stop: () => proc.kill() };
+  return {
+    url,
+    port,
+    /** SIGSTOP: a hung Redis (the connection stays, nothing answers); SIGCONT resumes it. */
+    signal: (s: 'SIGSTOP' | 'SIGCONT') => proc.kill(s),
+    stop: async () => {
+      proc.kill();
+      await proc.exited;
+    },
+  };
 }

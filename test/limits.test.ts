@@ -1,7 +1,8 @@
 // Rate limits: budgets per route kind and per key, the standard headers, and one budget shared by
-// two service instances through a real redis-server (started here; .ci/run installs it).
+// two service instances through a real redis-server (started here; .ci/run installs it), which
+// the service outlives: while Redis is gone, requests are answered, uncounted.
 import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
-import { newTarget, postEvent, startRedis, startService, type Target } from './harness';
+import { logLines, newTarget, postEvent, startRedis, startService, until, type Target } from './harness';
 
 // Creating an embedded database takes about 4 s (initdb), near bun's 5 s default.
 setDefaultTimeout(60_000);
@@ -84,5 +85,42 @@ describe.skipIf(!redisBin)('shared rate limits through Redis', () => {
     expect(statuses).toEqual([200, 200, 200, 200, 200]);
     expect((await get(b, K1)).status).toBe(429); // the sixth request, whichever instance takes it
     expect((await get(a, K1)).status).toBe(429);
+  });
+});
+
+describe.skipIf(!redisBin)('rate limits while Redis is gone', () => {
+  test('requests are answered at once and uncounted while the shared store is down or hung; counted again once it is back', async () => {
+    let redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    const svc = await svcWith({ API_KEYS: `one:ingest+query:${K1}`, RATE_LIMIT_QUERY: '3', REDIS_URL: redis.url });
+    const storeUp = async () => Number((await svc.metrics.registry.getSingleMetricAsString('aurore_rate_limit_store_up')).match(/ (\d)$/m)?.[1]);
+    expect((await get(svc, K1)).status).toBe(200);
+    expect(await storeUp()).toBe(1);
+
+    await redis.stop();
+    const started = Date.now();
+    const statuses = [];
+    for (let i = 0; i < 8; i++) statuses.push((await get(svc, K1)).status);
+    const posted = await postEvent(svc.app, { service: 'redis-gone', message: 'm' }, { authorization: `Bearer ${K1}` });
+    expect(statuses).toEqual(Array(8).fill(200)); // over the budget of 3: nothing counts them
+    expect(posted.status).toBe(202);
+    expect(Date.now() - started).toBeLessThan(3_000); // not a wait per request
+    expect(await storeUp()).toBe(0);
+    expect(logLines.some((l) => l.includes('the shared store (REDIS_URL) does not answer'))).toBe(true);
+
+    redis = await startRedis(redis.port); // back, empty: the budget counts from zero
+    await until(async () => (await get(svc, K1)).status === 429, 15_000, 'the budget to be counted again');
+    expect(await storeUp()).toBe(1);
+
+    // Hung: connected, silent. One request a second waits for it (500 ms), the others do not.
+    redis.signal('SIGSTOP');
+    try {
+      const hung = Date.now();
+      for (let i = 0; i < 12; i++) expect((await postEvent(svc.app, { service: 'redis-hung', message: `m${i}` }, { authorization: `Bearer ${K1}` })).status).toBe(202);
+      expect(Date.now() - hung).toBeLessThan(2_500);
+      expect(await storeUp()).toBe(0);
+    } finally {
+      redis.signal('SIGCONT');
+    }
   });
 });

@@ -99,6 +99,7 @@ export function createMetrics(queue: EventQueue, batcher: Batcher, state: Servic
   gauge('aurore_request_body_bytes_held', 'Bytes of request bodies being read or decoded (at most BODY_BUDGET_BYTES)', () => budgets.bodies.held);
   gauge('aurore_answer_bytes_held', 'Bytes of large query answers being sent (at most READ_BUDGET_BYTES)', () => budgets.answers.held);
   gauge('aurore_circuit_breaker_open', 'Circuit breaker: 0 closed, 0.5 half-open, 1 open', () => ({ closed: 0, 'half-open': 0.5, open: 1 })[batcher.breaker], 'max');
+  if (limits.storeUp !== null) gauge('aurore_rate_limit_store_up', '1 while the shared rate-limit store (REDIS_URL) answers; 0: requests go uncounted', () => (limits.storeUp ? 1 : 0), 'min');
   gauge('aurore_ready', '1 once the database is reachable and migrated', () => (state.ready ? 1 : 0), 'min');
   if (reads) {
     gauge('aurore_read_replica_in_use', '1 while the read routes use the replica (DATABASE_READ_URL), 0 while they fall back to the primary', () => (reads.status().using === 'replica' ? 1 : 0), 'min');

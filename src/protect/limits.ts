@@ -3,14 +3,15 @@
 // The headers are written by whoever builds the answer (observe/requests.ts for every route, the
 // POST /events hot path into its own Response) from the count the library leaves on the context: its
 // own (draft-7) went into Hono's prepared headers, which a Response built directly never carries.
-// Memory store by default; with REDIS_URL the package's own RedisStore over Bun's built-in Redis
-// client, so several instances share one budget. (FIELD-NOTES: @hono-rate-limiter/redis is stale.)
-import { RedisClient } from 'bun';
+// Memory store by default; with REDIS_URL a shared one (shared-store.ts), so several instances share
+// one budget. (FIELD-NOTES: @hono-rate-limiter/redis is stale.)
 import type { Context, MiddlewareHandler } from 'hono';
 import { getConnInfo } from 'hono/bun';
-import { MemoryStore, RedisStore, rateLimiter, type Store } from 'hono-rate-limiter';
+import { MemoryStore, rateLimiter, type Store } from 'hono-rate-limiter';
 import { isLoopback, type Config } from '../config';
 import { ApiError } from '../errors';
+import type { Logger } from '../log';
+import { sharedStores } from './shared-store';
 
 export type Budget = 'ingest' | 'query' | 'health';
 
@@ -55,22 +56,13 @@ function clientKeyFor(config: Config): (c: Context) => string {
   };
 }
 
-/** The four commands RedisStore uses, over Bun's RedisClient. */
-export function redisAdapter(client: RedisClient) {
-  return {
-    scriptLoad: (script: string) => client.send('SCRIPT', ['LOAD', script]) as Promise<string>,
-    evalsha: <A extends unknown[], D = unknown>(sha: string, keys: string[], args: A) =>
-      client.send('EVALSHA', [sha, String(keys.length), ...keys, ...args.map(String)]) as Promise<D>,
-    decr: (key: string) => client.decr(key),
-    del: (key: string) => client.del(key),
-  };
-}
-
 export interface Limits {
   /** The budget's middleware, or null when the budget is off (RATE_LIMIT_*=0). */
   middleware(budget: Budget): MiddlewareHandler | null;
   /** Requests refused by a rate limit so far. */
   readonly refused: number;
+  /** With REDIS_URL: whether the shared store answers (while it does not, requests go uncounted). */
+  readonly storeUp: boolean | null;
   close(): void;
 }
 
@@ -78,14 +70,13 @@ export interface Limits {
  * `processes`: how many processes share the port (HTTP_PROCESSES). Without Redis each counts in its
  * own memory, so each gets its share of every budget; with REDIS_URL they share one count.
  */
-export function createLimits(config: Config, processes = 1): Limits {
+export function createLimits(config: Config, log: Logger, processes = 1): Limits {
   let refused = 0;
   const { windowMs } = config.rateLimit;
-  const redis = config.rateLimit.redisUrl ? new RedisClient(config.rateLimit.redisUrl) : undefined;
-  const share = redis ? 1 : processes;
+  const shared = config.rateLimit.redisUrl ? sharedStores(config.rateLimit.redisUrl, log) : null;
+  const share = shared ? 1 : processes;
   const clientKey = clientKeyFor(config);
-  const store = (budget: Budget): Store =>
-    redis ? new RedisStore({ client: redisAdapter(redis) as never, prefix: `aurore:rl:${budget}:` }) : new MemoryStore();
+  const store = (budget: Budget): Store => shared?.store(budget, windowMs) ?? new MemoryStore();
   const make = (budget: Budget): MiddlewareHandler | null => {
     if (config.rateLimit[budget] === 0) return null; // 0 switches a budget off
     const limit = Math.ceil(config.rateLimit[budget] / share);
@@ -109,6 +100,9 @@ export function createLimits(config: Config, processes = 1): Limits {
     get refused() {
       return refused;
     },
-    close: () => redis?.close(),
+    get storeUp() {
+      return shared ? shared.up : null;
+    },
+    close: () => shared?.close(),
   };
 }
