@@ -337,7 +337,7 @@ const MUTATIONS: Mutation[] = [
   {
     name: 'single events (read in one call) not counted in BODY_BUDGET_BYTES',
     file: 'src/receive/body.ts',
-    find: '    take(declared);\n',
+    find: '      this.budget.take(declared);\n',
     replace: '',
     tests: ['test/bodies.test.ts'],
     only: 'budget',
@@ -401,8 +401,8 @@ const MUTATIONS: Mutation[] = [
   {
     name: "a client's aborted body logged as an internal error",
     file: 'src/receive/body.ts',
-    find: '      if (e instanceof ApiError) throw e;\n      // The client closed',
-    replace: '      throw e;\n      // The client closed',
+    find: 'const unreadable = (e: unknown) => (e instanceof ApiError ? e :',
+    replace: 'const unreadable = (e: unknown) => (e ? (e as ApiError) :',
     tests: ['test/shutdown.test.ts'],
     only: 'trickling',
   },

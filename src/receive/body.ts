@@ -30,7 +30,20 @@ export class BodyReader {
 
   /** The body as UTF-8 text (JSON and NDJSON receivers). */
   async text(req: Request, max: number, limitName: string): Promise<string> {
-    const bytes = await this.bytes(req, max, limitName);
+    // The single-event hot path inline (one await less: 0.4 us of the main thread's ~95 per event).
+    const declared = oneRead(req, max, limitName);
+    let bytes: Uint8Array;
+    if (declared < 0) bytes = await this.bytes(req, max, limitName);
+    else {
+      this.budget.take(declared);
+      try {
+        bytes = await req.bytes();
+      } catch (e) {
+        throw unreadable(e);
+      } finally {
+        this.budget.give(declared);
+      }
+    }
     try {
       return utf8.decode(bytes);
     } catch {
@@ -48,27 +61,37 @@ export class BodyReader {
     try {
       return await readBytes(req, max, limitName, take);
     } catch (e) {
-      if (e instanceof ApiError) throw e;
-      // The client closed the connection mid-body (or sent less than its Content-Length): nobody
-      // reads this answer, but the log must not call a client's abort an internal error.
-      throw new ApiError('invalid_body', `The request body could not be read to its end: ${(e as Error).message}`);
+      throw unreadable(e);
     } finally {
       this.budget.give(mine);
     }
   }
 }
 
+// The client closed the connection mid-body (or sent less than its Content-Length): nobody reads
+// this answer, but the log must not call a client's abort an internal error.
+const unreadable = (e: unknown) => (e instanceof ApiError ? e : new ApiError('invalid_body', `The request body could not be read to its end: ${(e as Error).message}`));
+
+const tooLargeError = (max: number, limitName: string, encoding: string) =>
+  new ApiError('payload_too_large', `Request body exceeds ${max} bytes (${limitName})${encoding === 'identity' ? '' : ' once decompressed'}`);
+
+/** The declared length of a body read in one call (identity, Content-Length up to ONE_READ_MAX), else -1. */
+function oneRead(req: Request, max: number, limitName: string): number {
+  const encoding = req.headers.get('content-encoding');
+  if (encoding !== null && encoding.trim() !== '' && encoding.trim().toLowerCase() !== 'identity') return -1;
+  const declared = Number(req.headers.get('content-length') ?? NaN);
+  if (declared > max) throw tooLargeError(max, limitName, 'identity');
+  return declared <= ONE_READ_MAX ? declared : -1;
+}
+
 async function readBytes(req: Request, max: number, limitName: string, take: (n: number) => void): Promise<Uint8Array> {
   const encoding = (req.headers.get('content-encoding') ?? 'identity').trim().toLowerCase();
-  const tooLarge = () => new ApiError('payload_too_large', `Request body exceeds ${max} bytes (${limitName})${encoding === 'identity' ? '' : ' once decompressed'}`);
+  const tooLarge = () => tooLargeError(max, limitName, encoding);
   if (encoding === 'identity' || encoding === '') {
-    const declared = Number(req.headers.get('content-length') ?? NaN);
-    if (declared > max) throw tooLarge();
-    if (!(declared <= ONE_READ_MAX)) return readCapped(req.body, max, tooLarge, take);
+    const declared = oneRead(req, max, limitName);
+    if (declared < 0) return readCapped(req.body, max, tooLarge, take);
     take(declared);
-    const bytes = await req.bytes();
-    if (bytes.length > declared) throw tooLarge(); // Bun holds a body to its Content-Length; kept as a guard
-    return bytes;
+    return req.bytes(); // Bun holds a body to its Content-Length
   }
   const format = DECODERS[encoding];
   if (!format) throw new ApiError('unsupported_media_type', `Content-Encoding '${encoding}' is not supported; use gzip, deflate, zstd or none`);
