@@ -61,7 +61,7 @@ const ingestErrors = {
   '413': error('Body over the limit (decompressed)'),
   '415': error('Content-Type or Content-Encoding not supported'),
   '429': error('Queue full (Retry-After) or rate limited'),
-  '503': error('Shutting down, or the database is unavailable and the queue is full (Retry-After)'),
+  '503': error('Shutting down, the database is unavailable and the queue is full, or overloaded: too many bodies being read at once (BODY_BUDGET_BYTES) (Retry-After)'),
 };
 
 function ingestPaths(config: Config): Paths {
@@ -120,7 +120,7 @@ function agentPaths(config: Config): Paths {
           '413': { description: 'google.rpc.Status: over BATCH_MAX_BYTES or BATCH_MAX_EVENTS' },
           '415': { description: 'google.rpc.Status: neither protobuf nor JSON' },
           '429': { description: 'google.rpc.Status: queue full or rate limited (Retry-After; retryable)' },
-          '503': { description: 'google.rpc.Status: shutting down or database unavailable (Retry-After; retryable)' },
+          '503': { description: 'google.rpc.Status: shutting down, database unavailable, or overloaded (Retry-After; retryable)' },
         },
       },
     },
@@ -141,7 +141,7 @@ function agentPaths(config: Config): Paths {
           '400': { description: 'Plain text: what could not be read, or which entries were not stored (the others were)' },
           '413': { description: 'Plain text: over BATCH_MAX_BYTES or BATCH_MAX_EVENTS' },
           '429': { description: 'Plain text: queue full or rate limited (Retry-After)' },
-          '503': { description: 'Plain text: shutting down or database unavailable (Retry-After)' },
+          '503': { description: 'Plain text: shutting down, database unavailable, or overloaded (Retry-After)' },
         },
       },
     },
@@ -175,7 +175,11 @@ function queryPaths(config: Config): Paths {
         summary: 'Query events (newest first; offset pages or keyset cursor)',
         tags: ['query'],
         parameters: listParams,
-        responses: { '200': { description: 'A page of events', content: json(object({ events: { type: 'array', items: ref('StoredEvent') }, pagination })) }, '400': error('A bad parameter (each named)') },
+        responses: {
+          '200': { description: 'A page of events', content: json(object({ events: { type: 'array', items: ref('StoredEvent') }, pagination })) },
+          '400': error('A bad parameter (each named)'),
+          '503': error('Not ready, or overloaded: too many large pages being sent at once (READ_BUDGET_BYTES; Retry-After, or ask for a smaller pageSize)'),
+        },
       },
     },
     '/events/{id}': {
