@@ -3,7 +3,7 @@
 // that still passes on the broken code has a hole: the check fails naming the breakage that survived.
 // A breakage whose text no longer matches the code fails too: update it along with the code.
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
 interface Mutation {
@@ -423,27 +423,23 @@ function scratch(): string {
   return dir;
 }
 
-const dir = scratch();
-const results: { name: string; outcome: 'killed' | 'killed (timed out)' | 'SURVIVED' | 'NO LONGER APPLIES' | 'skipped (no TEST_DATABASE_URL)'; seconds: number }[] = [];
+type Outcome = 'killed' | 'killed (timed out)' | 'SURVIVED' | 'NO LONGER APPLIES' | 'skipped (no TEST_DATABASE_URL)';
 const serverUrl = process.env.TEST_DATABASE_URL || '';
-try {
-  // MUTATIONS_ONLY=<text>: only the breakages whose name contains it (while writing a test).
-  for (const m of MUTATIONS.filter((x) => x.name.includes(process.env.MUTATIONS_ONLY ?? ''))) {
-    if (m.server && !serverUrl) {
-      results.push({ name: m.name, outcome: 'skipped (no TEST_DATABASE_URL)', seconds: 0 });
-      continue;
-    }
-    const path = join(dir, m.file);
-    const original = readFileSync(path, 'utf8');
-    const started = performance.now();
-    const at = original.indexOf(m.find);
-    if (at < 0 || original.indexOf(m.find, at + 1) >= 0) {
-      results.push({ name: m.name, outcome: 'NO LONGER APPLIES', seconds: 0 });
-      log(`${m.name}: its text is not in ${m.file} exactly once`);
-      continue;
-    }
-    writeFileSync(path, original.replace(m.find, m.replace));
-    log(`${m.name} -> ${m.tests.join(' ')}${m.only ? ` -t '${m.only}'` : ''}`);
+
+/** Breaks the code in `dir` as `m` says, runs its tests, puts the code back. */
+async function breakAndTest(m: Mutation, dir: string): Promise<{ name: string; outcome: Outcome; seconds: number }> {
+  if (m.server && !serverUrl) return { name: m.name, outcome: 'skipped (no TEST_DATABASE_URL)', seconds: 0 };
+  const path = join(dir, m.file);
+  const original = readFileSync(path, 'utf8');
+  const started = performance.now();
+  const at = original.indexOf(m.find);
+  if (at < 0 || original.indexOf(m.find, at + 1) >= 0) {
+    log(`${m.name}: its text is not in ${m.file} exactly once`);
+    return { name: m.name, outcome: 'NO LONGER APPLIES', seconds: 0 };
+  }
+  writeFileSync(path, original.replace(m.find, m.replace));
+  log(`${m.name} -> ${m.tests.join(' ')}${m.only ? ` -t '${m.only}'` : ''}`);
+  try {
     // The embedded engine (fast, and on every machine), unless the breakage is the server's.
     const env = { ...process.env, TEST_DATABASE_URL: m.server ? serverUrl : '' };
     const p = Bun.spawn([process.execPath, 'test', '--timeout', '120000', ...m.tests, ...(m.only ? ['-t', m.only] : [])], { cwd: dir, env, stdout: 'pipe', stderr: 'pipe' });
@@ -458,13 +454,32 @@ try {
     clearTimeout(guard);
     // Killed means a test failed on it (not that the run could not start): bun prints ' N fail'.
     const failed = Number(/ (\d+) fail/.exec(out)?.[1] ?? 0);
-    const outcome = timedOut ? 'killed (timed out)' : code !== 0 && failed > 0 ? 'killed' : 'SURVIVED';
-    results.push({ name: m.name, outcome, seconds: Math.round((performance.now() - started) / 100) / 10 });
-    log(`  ${outcome} (${results.at(-1)!.seconds} s)`);
+    const outcome: Outcome = timedOut ? 'killed (timed out)' : code !== 0 && failed > 0 ? 'killed' : 'SURVIVED';
+    const seconds = Math.round((performance.now() - started) / 100) / 10;
+    log(`  ${outcome} (${seconds} s): ${m.name}`);
+    return { name: m.name, outcome, seconds };
+  } finally {
     writeFileSync(path, original);
   }
+}
+
+// MUTATIONS_ONLY=<text>: only the breakages whose name contains it (while writing a test).
+const selected = MUTATIONS.filter((x) => x.name.includes(process.env.MUTATIONS_ONLY ?? ''));
+// MUTATION_JOBS breakages at a time, each in its own scratch copy (default: 2 on 2 cores or more).
+// A breakage's tests then share the CPU with another's: slower each, never kinder to a breakage
+// (load can make a test fail, not make a broken one pass), and CI stays within its time on 2 cores.
+const jobs = Math.max(1, Number(process.env.MUTATION_JOBS) || Math.min(2, availableParallelism()));
+const dirs = Array.from({ length: Math.min(jobs, selected.length) }, scratch);
+const results: Awaited<ReturnType<typeof breakAndTest>>[] = [];
+let next = 0;
+try {
+  await Promise.all(
+    dirs.map(async (dir) => {
+      for (let i = next++; i < selected.length; i = next++) results[i] = await breakAndTest(selected[i]!, dir);
+    }),
+  );
 } finally {
-  rmSync(dir, { recursive: true, force: true });
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 }
 console.log(['', '| breakage | outcome | seconds |', '| --- | --- | --- |', ...results.map((r) => `| ${r.name} | ${r.outcome} | ${r.seconds} |`), ''].join('\n'));
 const bad = results.filter((r) => r.outcome === 'SURVIVED' || r.outcome === 'NO LONGER APPLIES');
