@@ -172,6 +172,14 @@ const MUTATIONS: Mutation[] = [
     only: 'named __proto__',
   },
   {
+    name: '/metrics/events: any number of points (services x buckets) built in one answer',
+    file: 'src/read/metrics.ts',
+    find: '  if (services * buckets <= max) return;',
+    replace: '  return;',
+    tests: ['test/aggregates.test.ts'],
+    only: 'bounded size',
+  },
+  {
     name: 'OTLP/Loki ids random: a retried export stored twice',
     file: 'src/receive/fit.ts',
     find: ': stableUuidV7(ms, `${m.timeNs}:${place}:${body}`);',

@@ -87,10 +87,12 @@ export const envSchema = z.object({
   // above, their number is not): past it, 503 overloaded with Retry-After. 128 MiB: a dozen full
   // batches, or half a million single events, at once.
   BODY_BUDGET_BYTES: int(128 * 1024 * 1024, 1024),
-  // Large query answers (GET /events pages over 64 KB) being sent at once: a client that does not
+  // Large query answers (GET /events pages, GET /metrics/events series over 64 KB) being sent at once: a client that does not
   // read its answer holds it until Bun drops the connection. Past it, 503 overloaded.
   READ_BUDGET_BYTES: int(128 * 1024 * 1024, 1024),
 
+  // Points (services x buckets) in one GET /metrics/events answer: ~50 bytes of JSON each.
+  SERIES_MAX_POINTS: int(200_000, 1, 10_000_000),
   DEFAULT_QUERY_LIMIT: int(100, 1, 10_000),
   MAX_QUERY_LIMIT: int(1_000, 1, 10_000),
 
@@ -152,6 +154,7 @@ export interface Config {
     readonly readBudgetBytes: number;
     readonly defaultQueryLimit: number;
     readonly maxQueryLimit: number;
+    readonly seriesMaxPoints: number;
   };
   readonly searchIndex: 'none' | 'trgm';
   readonly apiKeys: readonly ApiKey[];
@@ -263,6 +266,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       readBudgetBytes: e.READ_BUDGET_BYTES,
       defaultQueryLimit: e.DEFAULT_QUERY_LIMIT,
       maxQueryLimit: e.MAX_QUERY_LIMIT,
+      seriesMaxPoints: e.SERIES_MAX_POINTS,
     },
     searchIndex: e.SEARCH_INDEX,
     apiKeys,

@@ -193,7 +193,7 @@ function queryPaths(config: Config): Paths {
   };
 }
 
-function metricsPaths(): Paths {
+function metricsPaths(config: Config): Paths {
   const points = { type: 'array', items: object({ time: dateTime, count: int }) };
   const series = object({ bucket: { enum: ['1m', '1h', '1d'] }, from: dateTime, to: dateTime, series: { type: 'array', items: object({ service: str, total: int, points }) } });
   const business = object({
@@ -215,9 +215,9 @@ function metricsPaths(): Paths {
           { name: 'service', in: 'query', required: false, style: 'form', explode: true, schema: { type: 'array', items: str, maxItems: 100 }, description: 'One or more services (repeated or comma-separated); default: every service with events in the range.' },
           { name: 'from', in: 'query', required: false, schema: dateTime, description: 'Start, rounded down to its bucket (UTC). Default: 24 hours before `to`.' },
           { name: 'to', in: 'query', required: false, schema: dateTime, description: 'End (exclusive): buckets that start before it. Default: now.' },
-          { name: 'bucket', in: 'query', required: false, schema: { enum: ['1m', '1h', '1d'], default: '1h' }, description: `Bucket width; at most ${MAX_SERIES_BUCKETS} buckets per request.` },
+          { name: 'bucket', in: 'query', required: false, schema: { enum: ['1m', '1h', '1d'], default: '1h' }, description: `Bucket width; at most ${MAX_SERIES_BUCKETS} buckets per request, and at most ${config.limits.seriesMaxPoints} points (services x buckets) per answer (SERIES_MAX_POINTS).` },
         ],
-        responses: { '200': { description: 'The series', content: json(series) }, '400': error('A bad parameter (each named)') },
+        responses: { '200': { description: 'The series', content: json(series) }, '400': error('A bad parameter (each named), or an answer of more than SERIES_MAX_POINTS points'), '503': error('Not ready, or overloaded: too many large answers being sent at once (READ_BUDGET_BYTES)') },
       },
     },
     '/health/business': {
@@ -286,6 +286,6 @@ export function openApiDocument(config: Config) {
     },
     components: components(config),
     security: keys ? [{ bearer: [] }] : [],
-    paths: secure(merge(ingestPaths(config), agentPaths(config), queryPaths(config), metricsPaths(), healthPaths()), keys),
+    paths: secure(merge(ingestPaths(config), agentPaths(config), queryPaths(config), metricsPaths(config), healthPaths()), keys),
   };
 }

@@ -422,3 +422,49 @@ describe('Apache rollup tables and continuous aggregates [embedded]', () => {
     expect((answers[0] as { business: { totalEvents: number } }).business.totalEvents).toBe(15);
   });
 });
+
+describe.each(engines)('/metrics/events answers of bounded size [%s]', (kind) => {
+  // 1,000 services over a week of minutes was 10 million points: a 457 MB answer built on the main
+  // thread for 5.5 s (ingestion stalled with it); a few thousand services took the process past its memory.
+  let target: Target;
+  let svc: Svc;
+  const now = Date.now();
+  // The 60 minutes up to now, named in full: the describe's `now` is minutes older than its tests.
+  const minute = Math.floor(now / MIN) * MIN;
+  const hourAgo = `${new Date(minute - 59 * MIN).toISOString()}&to=${new Date(minute + 1).toISOString()}`;
+  const get = async (url: string) => {
+    const res = await svc.app.request(url);
+    return { status: res.status, body: (await res.json()) as any };
+  };
+  beforeAll(async () => {
+    target = await newTarget(kind);
+    svc = await startService(target, { SERIES_MAX_POINTS: '100' });
+    await store(svc, ['big-a', 'big-b', 'big-c'].flatMap((s, i) => burst(s, now - 5 * MIN, 2, 100 * (i + 1))));
+    await svc.state.jobs!.runAll();
+  });
+  afterAll(async () => {
+    await svc?.stop();
+    await target?.destroy();
+  });
+
+  test('more points than SERIES_MAX_POINTS (services x buckets) is a 400 saying how to narrow it; within it, the answer', async () => {
+    const all = await get(`/metrics/events?bucket=1m&from=${hourAgo}`); // 3 services x 60 minutes
+    expect(all.status).toBe(400);
+    expect(all.body.errors).toEqual([{ field: 'service', message: '3 services x 60 buckets hold more than 100 points (SERIES_MAX_POINTS): name fewer services, use a wider bucket or a shorter range' }]);
+    expect(all.body.message).toContain('name fewer services');
+    // Named services are counted before the query.
+    const two = await get(`/metrics/events?bucket=1m&from=${hourAgo}&service=big-a,big-b`);
+    expect({ status: two.status, fields: two.body.errors.map((e: { field: string }) => e.field) }).toEqual({ status: 400, fields: ['bucket'] });
+    const one = await get(`/metrics/events?bucket=1m&from=${hourAgo}&service=big-a`);
+    expect({ status: one.status, points: one.body.series[0].points.length, total: one.body.series[0].total }).toEqual({ status: 200, points: 60, total: 2 });
+    const hours = await get(`/metrics/events?bucket=1h&from=${new Date(now - 10 * HOUR).toISOString()}&to=${new Date(now).toISOString()}`); // 3 x 11 at most
+    expect({ status: hours.status, services: hours.body.series.map((s: { service: string }) => s.service) }).toEqual({ status: 200, services: ['big-a', 'big-b', 'big-c'] });
+  });
+
+  test('a range whose stored rows alone pass the limit is refused without reading them all', async () => {
+    await svc.stop(); // the embedded engine takes one service a directory
+    svc = await startService(target, { SERIES_MAX_POINTS: '2' });
+    const { status, body } = await get(`/metrics/events?bucket=1d&from=${new Date(now - 5 * MIN).toISOString()}`); // 3 rows, 1 bucket
+    expect({ status, errors: body.errors }).toEqual({ status: 400, errors: [{ field: 'service', message: 'the range holds more than 2 points (SERIES_MAX_POINTS): name fewer services, use a wider bucket or a shorter range' }] });
+  });
+});

@@ -256,6 +256,33 @@ describe.skipIf(!present)('the console with API keys [embedded]', () => {
   });
 });
 
+describe.skipIf(!present)('the console past SERIES_MAX_POINTS [embedded]', () => {
+  test('a range with too many services to chart says so where the chart would be, and still lists the events', async () => {
+    const target = await newTarget('embedded');
+    const svc = await startService(target, { SERIES_MAX_POINTS: '100' }); // the last hour: 2 services x 60 minutes
+    const server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: svc.app.fetch });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+    try {
+      const events = ['many-a', 'many-b'].map((service) => ({ service, message: `from ${service}` }));
+      expect((await svc.app.request('/events/batch?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) })).status).toBe(201);
+      const { page, problems } = await open(browser, `http://127.0.0.1:${server.port}/`);
+      await page.waitForSelector('#list tbody tr');
+      await page.waitForFunction(() => (globalThis as any).document.querySelector('#volume-note')?.textContent?.includes('more than 100 points'));
+      expect(await page.$eval('#volume-note', (n) => n.textContent)).toContain('name fewer services');
+      expect((await rowIds(page)).length).toBe(2);
+      expect(await page.$$('#chart canvas')).toHaveLength(0);
+      expect(await page.isVisible('#notice')).toBe(false); // not an error of the page: the list is there
+      // Chromium reports the refused fetch itself; nothing else went wrong.
+      expect(problems.filter((p) => !p.includes('status of 400'))).toEqual([]);
+    } finally {
+      await browser.close();
+      server.stop(true);
+      await svc.stop();
+      await target.destroy();
+    }
+  });
+});
+
 describe('CONSOLE=false [embedded]', () => {
   test('/ is a 404 and the console files are not served; /docs stays; on by default, under its own policy', async () => {
     const [offTarget, onTarget] = await Promise.all([newTarget('embedded'), newTarget('embedded')]);

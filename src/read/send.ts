@@ -1,5 +1,5 @@
 // Sending a query's answer. Small answers go out at once; a large one (a GET /events page of big
-// events: up to ~18 MB) is sent as a stream Bun pulls as the socket drains, and its bytes count in
+// events: up to ~18 MB; a GET /metrics/events series: up to ~10 MB) is sent as a stream Bun pulls as the socket drains, and its bytes count in
 // READ_BUDGET_BYTES until it is sent or the client goes away: 100 clients that asked for 15 MB pages
 // and did not read them held 2.9 GB of the process (0.8 GB with the budget). Past it, 503 overloaded.
 import type { Context } from 'hono';

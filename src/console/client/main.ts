@@ -79,8 +79,13 @@ async function loadChart(gen: number) {
   const w = timeWindow(filters);
   const q = new URLSearchParams({ bucket: bucketFor(w.to - w.from), from: new Date(w.from).toISOString(), to: new Date(w.to).toISOString() });
   if (filters.services.length) q.set('service', filters.services.join(','));
-  const data = await getJson<Series>(`/metrics/events?${q}`);
-  if (gen !== generation) return;
+  // Too many services to chart in this range is said where the chart would be; the list still loads.
+  const data = await getJson<Series>(`/metrics/events?${q}`).catch((e: unknown) => {
+    if (!(e instanceof HttpError && e.status === 400)) throw e;
+    if (gen === generation) ($('#volume-note').textContent = e.message), clearVolume($('#chart'), $('#totals'));
+    return null;
+  });
+  if (!data || gen !== generation) return;
   const note = filters.q || filters.meta.length ? 'counts of the services and time range (message and metadata filters apply to the list only)' : `per ${data.bucket === '1m' ? 'minute' : data.bucket === '1h' ? 'hour' : 'day'}`;
   $('#volume-note').textContent = note;
   if (!data.series.length) return clearVolume($('#chart'), $('#totals'));
