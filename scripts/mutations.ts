@@ -180,6 +180,15 @@ const MUTATIONS: Mutation[] = [
     only: 'bounded size',
   },
   {
+    name: 'reads never cancelled: a timed-out or abandoned query runs on to its end on the server',
+    file: 'src/store/engine.ts',
+    find: '      const cancel = () => void pending.cancel();',
+    replace: '      const cancel = () => {};',
+    tests: ['test/query.test.ts'],
+    only: 'end with their request',
+    server: true,
+  },
+  {
     name: 'OTLP/Loki ids random: a retried export stored twice',
     file: 'src/receive/fit.ts',
     find: ': stableUuidV7(ms, `${m.timeNs}:${place}:${body}`);',

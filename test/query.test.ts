@@ -1,7 +1,8 @@
 // GET /events at real volumes: keyset cursors, filters, totals that say how they were computed,
 // GET /events/:id, and parameters that cannot inject SQL. On each engine.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
-import { countRows, engines, newTarget, startService, type Target } from './harness';
+import postgres from 'postgres';
+import { countRows, engines, newTarget, startService, until, type Target } from './harness';
 
 // Creating an embedded database takes about 4 s (initdb), near bun's 5 s default.
 setDefaultTimeout(90_000);
@@ -233,6 +234,74 @@ describe.each(engines)('message search index [%s]', (kind) => {
     } finally {
       await svc.stop();
       await target.destroy();
+    }
+  });
+});
+
+describe.skipIf(!engines.includes('server'))('reads end with their request [server]', () => {
+  // A read blocked behind a lock stands for any slow one (a month of message search): deterministic.
+  let target: Target;
+  let svc: Svc;
+  let locker: postgres.Sql; // holds the lock in a transaction: its one connection is busy
+  let watcher: postgres.Sql;
+  let release: () => void = () => {};
+  const reads = () =>
+    watcher<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'aurore-events' AND datname = current_database() AND query LIKE '%FROM events%' AND state = 'active'`.then((r) => r[0]!.n);
+  beforeAll(async () => {
+    target = await newTarget('server');
+    svc = await startService(target, { REQUEST_TIMEOUT_MS: '1500', WAIT_TIMEOUT_MS: '1000' });
+    locker = postgres(target.env.DATABASE_URL!, { max: 1, onnotice: () => {} });
+    watcher = postgres(target.env.DATABASE_URL!, { max: 1, onnotice: () => {} });
+  });
+  afterAll(async () => {
+    release();
+    await locker?.end();
+    await watcher?.end();
+    await svc?.stop();
+    await target?.destroy();
+  });
+
+  /** Takes an ACCESS EXCLUSIVE lock on events, held until release(); `done` settles when it is let go. */
+  async function lockEvents() {
+    let locked!: () => void;
+    const held = new Promise<void>((r) => (locked = r));
+    const done = locker.begin(async (tx) => {
+      await tx`LOCK TABLE events IN ACCESS EXCLUSIVE MODE`;
+      locked();
+      await new Promise<void>((r) => (release = r));
+    });
+    await held;
+    return { done };
+  }
+
+  test('a read past REQUEST_TIMEOUT_MS is answered 503 request_timeout and its statement is cancelled on the server', async () => {
+    const { done } = await lockEvents();
+    try {
+      const res = await svc.app.request('/events?q=anything&from=2024-01-01T00:00:00Z');
+      expect(res.status).toBe(503);
+      expect(((await res.json()) as { error: string }).error).toBe('request_timeout');
+      // Left running, it would wait for the lock as long as it is held.
+      await until(async () => (await reads()) === 0, 5000, 'the timed-out read to be cancelled');
+    } finally {
+      release();
+      await done;
+    }
+  });
+
+  test('a read whose client went away is cancelled on the server', async () => {
+    const server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: svc.app.fetch });
+    const { done } = await lockEvents();
+    try {
+      const ac = new AbortController();
+      const pending = fetch(`http://127.0.0.1:${server.port}/events?service=gone`, { signal: ac.signal }).catch(() => null);
+      await until(async () => (await reads()) > 0, 5000, 'the read to reach the database');
+      ac.abort();
+      await pending;
+      await until(async () => (await reads()) === 0, 1000, 'the abandoned read to be cancelled (REQUEST_TIMEOUT_MS is 1.5 s away)');
+    } finally {
+      release();
+      await done;
+      server.stop(true);
     }
   });
 });

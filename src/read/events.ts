@@ -13,6 +13,7 @@ import { ApiError } from '../errors';
 import { assertReady, type ServiceState } from '../state';
 import type { Engine } from '../store/engine';
 import type { MemoryBudget } from '../protect/budget';
+import { requestEngine } from './deadline';
 import { encodeCursor, queryParsers, type ListQuery } from './params';
 import { sendJson } from './send';
 
@@ -180,12 +181,12 @@ export function eventRoutes({ config, reader: engine, state, answers }: { config
   app.get('/events', async (c) => {
     const q = parse.list(c.req.queries());
     assertReady(state, retryAfter);
-    return sendJson(c, await listEvents(engine, q), answers);
+    return sendJson(c, await listEvents(requestEngine(c, engine, config.requestTimeoutMs), q), answers);
   });
   app.get('/events/:id', async (c) => {
     const id = parse.eventId(c.req.param('id'));
     assertReady(state, retryAfter);
-    const ev = await getEvent(engine, id.toLowerCase());
+    const ev = await getEvent(requestEngine(c, engine, config.requestTimeoutMs), id.toLowerCase());
     if (!ev) throw new ApiError('not_found', `No event with id ${id}`);
     return c.json(ev);
   });

@@ -8,6 +8,7 @@ import { assertReady, type ServiceState } from '../state';
 import type { Engine } from '../store/engine';
 import { ApiError } from '../errors';
 import type { MemoryBudget } from '../protect/budget';
+import { requestEngine } from './deadline';
 import { BUCKETS, queryParsers, type SeriesQuery } from './params';
 import { sendJson } from './send';
 
@@ -151,12 +152,12 @@ export function metricsRoutes({ config, reader: engine, state, answers }: { conf
   app.get('/metrics/events', async (c) => {
     const q = parse.series(c.req.queries());
     assertReady(state, config.retryAfterSeconds);
-    return sendJson(c, await eventSeries(engine, q, config.limits.seriesMaxPoints), answers);
+    return sendJson(c, await eventSeries(requestEngine(c, engine, config.requestTimeoutMs), q, config.limits.seriesMaxPoints), answers);
   });
   // The MVP's business metrics, from the aggregates.
   app.get('/health/business', async (c) => {
     assertReady(state, config.retryAfterSeconds);
-    return c.json(await businessMetrics(engine));
+    return c.json(await businessMetrics(requestEngine(c, engine, config.requestTimeoutMs)));
   });
   return app;
 }

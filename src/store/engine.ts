@@ -12,13 +12,30 @@ export type EngineKind = 'embedded' | 'server';
 
 export interface Engine {
   readonly kind: EngineKind;
-  /** One parameterized statement; rows as plain objects (timestamptz -> Date, jsonb -> value). */
-  query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
+  /**
+   * One parameterized statement; rows as plain objects (timestamptz -> Date, jsonb -> value). With a
+   * signal, a statement not yet started is not sent once it aborts, and the server cancels one running.
+   */
+  query<T = Record<string, unknown>>(text: string, params?: unknown[], opts?: QueryOptions): Promise<T[]>;
   /** A multi-statement script, atomically unless `transaction: false` (some TimescaleDB DDL refuses transactions). */
   exec(script: string, opts?: { transaction?: boolean }): Promise<void>;
   /** COPY ... FROM STDIN with the chunks as its data, in one transaction; rejects with the database's error. */
   copyIn(statement: string, chunks: Iterable<string>): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface QueryOptions {
+  signal?: AbortSignal;
+}
+
+/** Rejects when the signal has aborted: a statement nobody waits for is not started. */
+export function assertNotAborted(signal: AbortSignal | undefined) {
+  if (signal?.aborted) throw Object.assign(new Error('the request ended before this statement ran'), { code: '57014' });
+}
+
+/** The same engine with every query bound to a signal (a request's: its client left or its time ran out). */
+export function withSignal(engine: Engine, signal: AbortSignal): Engine {
+  return { ...engine, query: (text, params, opts) => engine.query(text, params, { signal, ...opts }) };
 }
 
 /** postgres.js against a TimescaleDB server. */
@@ -32,9 +49,20 @@ export function openServer(url: string, max: number): Engine {
   });
   return {
     kind: 'server',
-    async query(text, params = []) {
+    async query(text, params = [], { signal } = {}) {
+      assertNotAborted(signal);
       // prepare: true -> one named statement per shape, reused (FIELD-NOTES: keep shapes few)
-      return (await sql.unsafe(text, params as never[], { prepare: true })) as never;
+      const pending = sql.unsafe(text, params as never[], { prepare: true });
+      if (!signal) return (await pending) as never;
+      // A client gone or a request past REQUEST_TIMEOUT_MS: the server stops the statement (57014)
+      // rather than finish a scan nobody will read.
+      const cancel = () => void pending.cancel();
+      signal.addEventListener('abort', cancel, { once: true });
+      try {
+        return (await pending) as never;
+      } finally {
+        signal.removeEventListener('abort', cancel);
+      }
     },
     async exec(script, { transaction = true } = {}) {
       if (transaction) await sql.begin((tx) => tx.unsafe(script));
@@ -91,7 +119,8 @@ export async function openEmbedded(dataDir: string, opts: { trigram?: boolean; l
   if (reopening) await db.exec(`LOAD 'timescaledb'`);
   return {
     kind: 'embedded',
-    async query(text, params = []) {
+    async query(text, params = [], { signal } = {}) {
+      assertNotAborted(signal); // PGlite cannot stop a statement once it runs
       return (await db.query(text, params as unknown[])).rows as never;
     },
     async exec(script, { transaction = true } = {}) {
@@ -137,7 +166,10 @@ function unwrap<T>(r: unknown): T {
 export function proxyEngine(runner: StatementRunner): Engine {
   return {
     kind: 'embedded',
-    query: async (text, params = []) => unwrap(await runner.run({ op: 'query', text, params })),
+    query: async (text, params = [], { signal } = {}) => {
+      assertNotAborted(signal); // the writer thread cannot stop a statement once it runs
+      return unwrap(await runner.run({ op: 'query', text, params }));
+    },
     exec: async (script, { transaction = true } = {}) => {
       unwrap(await runner.run({ op: 'exec', script, transaction }));
     },

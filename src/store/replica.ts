@@ -59,15 +59,16 @@ export function readRouting(primary: Engine, url: string, opts: { maxLagMs: numb
 
   const engine: Engine = {
     kind: 'server',
-    async query(text, params) {
-      if (state.using === 'primary') return primary.query(text, params);
+    async query(text, params, opts) {
+      if (state.using === 'primary') return primary.query(text, params, opts);
       try {
-        return await replica.query(text, params);
+        return await replica.query(text, params, opts);
       } catch (err) {
         // A replica that stops answering mid-request: this read, and the next ones, go to the primary.
-        if ((err as { code?: string }).code?.startsWith('42')) throw err; // the statement's own fault
+        // Not a statement's own fault, nor one its request cancelled.
+        if ((err as { code?: string }).code?.startsWith('42') || opts?.signal?.aborted) throw err;
         use('primary', `the replica failed a read: ${(err as Error).message}`);
-        return primary.query(text, params);
+        return primary.query(text, params, opts);
       }
     },
     exec: (script, o) => primary.exec(script, o),
