@@ -189,6 +189,22 @@ const MUTATIONS: Mutation[] = [
     server: true,
   },
   {
+    name: 'embedded reads in one statement: a long search holds every write until it ends',
+    file: 'src/read/events.ts',
+    find: "const scansInSlices = (engine: Engine, q: ListQuery) => engine.kind === 'embedded' && ",
+    replace: "const scansInSlices = (engine: Engine, q: ListQuery) => false && engine.kind === 'embedded' && ",
+    tests: ['test/query.test.ts'],
+    only: 'time slices',
+  },
+  {
+    name: 'time slices that overlap at their edges (an event on an edge read twice)',
+    file: 'src/read/slices.ts',
+    find: ': `time >= ${a} AND time < ${b}`, first ? [iso(next)] : [iso(next), iso(edge)]',
+    replace: ': `time >= ${a} AND time <= ${b}`, first ? [iso(next)] : [iso(next), iso(edge)]',
+    tests: ['test/query.test.ts'],
+    only: 'time slices',
+  },
+  {
     name: 'OTLP/Loki ids random: a retried export stored twice',
     file: 'src/receive/fit.ts',
     find: ': stableUuidV7(ms, `${m.timeNs}:${place}:${body}`);',

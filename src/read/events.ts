@@ -16,6 +16,7 @@ import type { MemoryBudget } from '../protect/budget';
 import { requestEngine } from './deadline';
 import { encodeCursor, queryParsers, type ListQuery } from './params';
 import { sendJson } from './send';
+import { eachSlice, type Span } from './slices';
 
 const EXACT_COUNT_LIMIT = 10_000;
 const SMALL_COUNT = 1_000; // counted outright: cheaper than the aggregates' few statements
@@ -68,7 +69,6 @@ function filters(q: ListQuery) {
 
 export async function listEvents(engine: Engine, q: ListQuery) {
   const { where, params } = filters(q);
-  const countWhere = where.length ? `WHERE ${where.join(' AND ')}` : '';
   const rowWhere = [...where];
   const rowParams = [...params];
   const dir = q.order === 'asc' ? 'ASC' : 'DESC';
@@ -88,14 +88,16 @@ export async function listEvents(engine: Engine, q: ListQuery) {
   // connection), so the answer waits for the slower of the two rather than their sum (bench:query:
   // a month of one service). Its cost is bounded (the aggregates, and counts stopped at a limit) even
   // when the page turns out to know the total itself; message and metadata filters are not, and wait.
-  const early = engine.kind === 'server' && q.count === 'auto' && !q.q && !q.metadata && !Object.keys(q.metaEq).length ? countEvents(engine, q, countWhere, params) : null;
+  const early = engine.kind === 'server' && q.count === 'auto' && !q.q && !q.metadata && !Object.keys(q.metaEq).length ? countEvents(engine, q, where, params) : null;
   early?.catch(() => {}); // awaited below, or not needed
-  const rows = await engine.query<EventRow>(rowsSql, offset ? [...rowParams, limit + 1, offset] : [...rowParams, limit + 1]);
+  const rows = scansInSlices(engine, q) && !offset
+    ? await slicedRows(engine, q, rowWhere, rowParams, limit + 1)
+    : await engine.query<EventRow>(rowsSql, offset ? [...rowParams, limit + 1, offset] : [...rowParams, limit + 1]);
   const hasMore = rows.length > limit;
   // A last page that holds everything from its start already knows the total: counting would scan
   // the same rows again (the slow case: a filter that matches little in a big range).
   const knownTotal = !hasMore && !q.cursor && (offset === 0 || rows.length > 0) && q.count !== 'none' && q.count !== 'estimate';
-  const total = knownTotal ? { value: offset + rows.length, exact: true, mode: 'exact' as const } : await (early ?? countEvents(engine, q, countWhere, params));
+  const total = knownTotal ? { value: offset + rows.length, exact: true, mode: 'exact' as const } : await (early ?? countEvents(engine, q, where, params));
   const page = hasMore ? rows.slice(0, limit) : rows;
   const last = page.at(-1);
   return {
@@ -112,10 +114,49 @@ export async function listEvents(engine: Engine, q: ListQuery) {
   };
 }
 
-async function countEvents(engine: Engine, q: ListQuery, where: string, params: unknown[]) {
+/** Filters no index holds, on the embedded engine: read in time slices (read/slices.ts). */
+const scansInSlices = (engine: Engine, q: ListQuery) => engine.kind === 'embedded' && !!(q.q || q.metadata || Object.keys(q.metaEq).length);
+
+/** The span a sliced read covers: the query's range, narrowed by its cursor. */
+function spanOf(q: ListQuery): Span {
+  const t = q.cursor?.t;
+  if (!t) return { order: q.order, from: q.from, to: q.to };
+  return q.order === 'desc' ? { order: q.order, from: q.from, to: q.to && q.to < t ? q.to : t } : { order: q.order, from: q.from && q.from > t ? q.from : t, to: q.to };
+}
+
+/** The first `want` rows of the page, slice after slice. */
+async function slicedRows(engine: Engine, q: ListQuery, where: string[], params: unknown[], want: number) {
+  const dir = q.order === 'asc' ? 'ASC' : 'DESC';
+  const rows: EventRow[] = [];
+  await eachSlice(engine, spanOf(q), params.length + 1, async (slice, sliceParams) => {
+    const sql = `SELECT ${COLUMNS} FROM events WHERE ${[...where, slice].join(' AND ')} ORDER BY time ${dir}, id ${dir} LIMIT $${params.length + 1}`;
+    rows.push(...(await engine.query<EventRow>(sql, [...params, want - rows.length, ...sliceParams])));
+    return rows.length >= want ? 'done' : 'more';
+  });
+  return rows;
+}
+
+/** Matches counted up to `limit` + 1 (Infinity: all), slice after slice. Totals ignore the cursor. */
+async function slicedCount(engine: Engine, q: ListQuery, where: string[], params: unknown[], limit: number) {
+  let n = 0;
+  await eachSlice(engine, { order: q.order, from: q.from, to: q.to }, params.length, async (slice, sliceParams) => {
+    const filter = `WHERE ${[...where, slice].join(' AND ')}`;
+    const sql = limit === Infinity ? `SELECT count(*)::float8 AS n FROM events ${filter}` : `SELECT count(*)::int AS n FROM (SELECT 1 FROM events ${filter} LIMIT ${limit - n + 1}) s`;
+    const [r] = await engine.query<{ n: number }>(sql, [...params, ...sliceParams]);
+    n += r?.n ?? 0;
+    return n > limit ? 'done' : 'more';
+  });
+  return n;
+}
+
+async function countEvents(engine: Engine, q: ListQuery, whereList: string[], params: unknown[]) {
+  const where = whereList.length ? `WHERE ${whereList.join(' AND ')}` : '';
+  const sliced = scansInSlices(engine, q);
+  const bounded = (limit: number) => (sliced ? slicedCount(engine, q, whereList, params, limit) : boundedCount(engine, where, params, limit));
   const mode = q.count;
   if (mode === 'none') return { value: null, exact: false, mode: 'none' as const };
   if (mode === 'exact') {
+    if (sliced) return { value: await slicedCount(engine, q, whereList, params, Infinity), exact: true, mode: 'exact' as const };
     const [r] = await engine.query<{ n: number }>(`SELECT count(*)::float8 AS n FROM events ${where}`, params);
     return { value: r?.n ?? 0, exact: true, mode: 'exact' as const };
   }
@@ -123,11 +164,11 @@ async function countEvents(engine: Engine, q: ListQuery, where: string, params: 
   // auto: a small count is cheapest counted (the first thousand matches); past that, for service and
   // time filters, the aggregates answer in a few ms whatever the range holds and say whether that is
   // exact; when they cannot, a count bounded at EXACT_COUNT_LIMIT may still be.
-  const small = await boundedCount(engine, where, params, SMALL_COUNT);
+  const small = await bounded(SMALL_COUNT);
   if (small <= SMALL_COUNT) return { value: small, exact: true, mode: 'exact' as const };
   const fromAggregates = await aggregateTotal(engine, q);
   if (fromAggregates?.exact) return fromAggregates;
-  const n = await boundedCount(engine, where, params, EXACT_COUNT_LIMIT);
+  const n = await bounded(EXACT_COUNT_LIMIT);
   if (n <= EXACT_COUNT_LIMIT) return { value: n, exact: true, mode: 'exact' as const };
   // Both are lower bounds: what the aggregates had counted, and the bounded count.
   if (fromAggregates) return { ...fromAggregates, value: Math.max(n, fromAggregates.value) };

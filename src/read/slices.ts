@@ -1,0 +1,62 @@
+// Scans in time slices, for reads that filter on what no index holds (message search, metadata) on
+// the embedded engine. Its one session runs one statement at a time, writes included: one statement
+// reading a wide range held it for about a second per million events, and every write waited. Such
+// a read runs here as a series of statements over adjacent time slices, newest first (oldest first
+// for order=asc), each sized from the last one's duration to take about SLICE_MS, so the writer's
+// batches go between them. The request's signal (read/deadline.ts) stops the series between slices.
+import type { Engine } from '../store/engine';
+
+const SLICE_MS = 100; // a write waits at most about this long behind a read
+const FIRST_WIDTH_MS = 60_000;
+
+export interface Span {
+  order: 'asc' | 'desc';
+  from?: string; // the query's own bounds (ISO), if any
+  to?: string;
+}
+
+/** What one slice adds to a statement: a time condition and its parameters, numbered after `taken`. */
+export type Visit = (where: string, params: unknown[]) => Promise<'more' | 'done'>;
+
+/**
+ * Calls `visit` for each slice of the events' time range within `span`, in the order's direction,
+ * until it answers 'done' or the range is covered. Half-open slices at millisecond bounds: an event
+ * (stored to the microsecond) falls in exactly one. The outermost slice is open-ended on its far
+ * side, so the query's own conditions (to, from, the cursor) bound it.
+ */
+export async function eachSlice(engine: Engine, span: Span, taken: number, visit: Visit): Promise<void> {
+  const [r] = await engine.query<{ lo: number | null; hi: number | null }>(
+    `SELECT (extract(epoch FROM min(time)) * 1000)::float8 AS lo, (extract(epoch FROM max(time)) * 1000)::float8 AS hi FROM events`,
+  );
+  if (r?.lo == null || r.hi == null) return; // no events at all
+  const lo = Math.max(r.lo, span.from ? Date.parse(span.from) : -Infinity);
+  const hi = Math.min(r.hi, span.to ? Date.parse(span.to) : Infinity);
+  if (lo > hi) return;
+  const a = `$${taken + 1}::timestamptz`;
+  const b = `$${taken + 2}::timestamptz`;
+  const iso = (ms: number) => new Date(ms).toISOString();
+  let width = FIRST_WIDTH_MS;
+  // desc: slices [edge - width, edge) walking down from `hi`; asc: [edge, edge + width) walking up
+  // from `lo`. The first slice is open on its far side, so it holds `hi` (`lo`) itself.
+  let edge = Math.floor(span.order === 'desc' ? hi : lo);
+  for (let first = true; ; first = false) {
+    const started = performance.now();
+    let outcome: 'more' | 'done';
+    let last: boolean;
+    if (span.order === 'desc') {
+      const next = edge - width;
+      last = next <= lo;
+      outcome = last ? await visit(first ? 'true' : `time < ${a}`, first ? [] : [iso(edge)]) : await visit(first ? `time >= ${a}` : `time >= ${a} AND time < ${b}`, first ? [iso(next)] : [iso(next), iso(edge)]);
+      edge = next;
+    } else {
+      const next = edge + width;
+      last = next > hi;
+      outcome = last ? await visit(first ? 'true' : `time >= ${a}`, first ? [] : [iso(edge)]) : await visit(first ? `time < ${a}` : `time >= ${a} AND time < ${b}`, first ? [iso(next)] : [iso(edge), iso(next)]);
+      edge = next;
+    }
+    if (outcome === 'done' || last) return;
+    // Aim the next slice at SLICE_MS from this one's pace; at most 4x either way (gaps grow fast).
+    const took = Math.max(1, performance.now() - started);
+    width = Math.max(1, Math.round(width * Math.min(4, Math.max(0.25, SLICE_MS / took))));
+  }
+}
