@@ -90,8 +90,8 @@ export async function listEvents(engine: Engine, q: ListQuery) {
   // when the page turns out to know the total itself; message and metadata filters are not, and wait.
   const early = engine.kind === 'server' && q.count === 'auto' && !q.q && !q.metadata && !Object.keys(q.metaEq).length ? countEvents(engine, q, where, params) : null;
   early?.catch(() => {}); // awaited below, or not needed
-  const rows = scansInSlices(engine, q) && !offset
-    ? await slicedRows(engine, q, rowWhere, rowParams, limit + 1)
+  const rows = scansInSlices(engine, q)
+    ? await slicedRows(engine, q, rowWhere, rowParams, limit + 1, offset)
     : await engine.query<EventRow>(rowsSql, offset ? [...rowParams, limit + 1, offset] : [...rowParams, limit + 1]);
   const hasMore = rows.length > limit;
   // A last page that holds everything from its start already knows the total: counting would scan
@@ -124,13 +124,26 @@ function spanOf(q: ListQuery): Span {
   return q.order === 'desc' ? { order: q.order, from: q.from, to: q.to && q.to < t ? q.to : t } : { order: q.order, from: q.from && q.from > t ? q.from : t, to: q.to };
 }
 
-/** The first `want` rows of the page, slice after slice. */
-async function slicedRows(engine: Engine, q: ListQuery, where: string[], params: unknown[], want: number) {
+/** `want` rows of the page after the first `skip` matches (offset pages), slice after slice. */
+async function slicedRows(engine: Engine, q: ListQuery, where: string[], params: unknown[], want: number, skip: number) {
   const dir = q.order === 'asc' ? 'ASC' : 'DESC';
   const rows: EventRow[] = [];
-  await eachSlice(engine, spanOf(q), params.length + 1, async (slice, sliceParams) => {
-    const sql = `SELECT ${COLUMNS} FROM events WHERE ${[...where, slice].join(' AND ')} ORDER BY time ${dir}, id ${dir} LIMIT $${params.length + 1}`;
-    rows.push(...(await engine.query<EventRow>(sql, [...params, want - rows.length, ...sliceParams])));
+  await eachSlice(engine, spanOf(q), params.length + 2, async (slice, sliceParams) => {
+    const filter = `WHERE ${[...where, slice].join(' AND ')}`;
+    const taken = [...params, 0, 0, ...sliceParams];
+    if (skip > 0) {
+      // A slice that holds no more matches than are still to skip is counted, not read.
+      taken[params.length] = skip + 1;
+      const [c] = await engine.query<{ n: number }>(`SELECT count(*)::int AS n FROM (SELECT 1 FROM events ${filter} LIMIT $${params.length + 1} OFFSET $${params.length + 2}) s`, taken);
+      if ((c?.n ?? 0) <= skip) {
+        skip -= c?.n ?? 0;
+        return 'more';
+      }
+    }
+    taken[params.length] = want - rows.length;
+    taken[params.length + 1] = skip;
+    rows.push(...(await engine.query<EventRow>(`SELECT ${COLUMNS} FROM events ${filter} ORDER BY time ${dir}, id ${dir} LIMIT $${params.length + 1} OFFSET $${params.length + 2}`, taken)));
+    skip = 0;
     return rows.length >= want ? 'done' : 'more';
   });
   return rows;
@@ -156,7 +169,8 @@ async function countEvents(engine: Engine, q: ListQuery, whereList: string[], pa
   const mode = q.count;
   if (mode === 'none') return { value: null, exact: false, mode: 'none' as const };
   if (mode === 'exact') {
-    if (sliced) return { value: await slicedCount(engine, q, whereList, params, Infinity), exact: true, mode: 'exact' as const };
+    // Counting a wide range outright is the longest statement a read makes: sliced on the embedded engine.
+    if (engine.kind === 'embedded') return { value: await slicedCount(engine, q, whereList, params, Infinity), exact: true, mode: 'exact' as const };
     const [r] = await engine.query<{ n: number }>(`SELECT count(*)::float8 AS n FROM events ${where}`, params);
     return { value: r?.n ?? 0, exact: true, mode: 'exact' as const };
   }
