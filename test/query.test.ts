@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import postgres from 'postgres';
 import { countRows, engines, newTarget, startService, until, type Target } from './harness';
+import { eachSlice, slicing } from '../src/read/slices';
 
 // Creating an embedded database takes about 4 s (initdb), near bun's 5 s default.
 setDefaultTimeout(90_000);
@@ -326,20 +327,15 @@ describe('reads in time slices [embedded]', () => {
        FROM generate_series(1, 3000) g`,
       { transaction: false },
     );
-    // And a needle on each whole second of the first and last two minutes: where the first slice
-    // of each direction ends (a minute from the end, on a whole second), an event sits on the edge.
-    await svc.engine.exec(
-      `INSERT INTO events (id, time, service, message, metadata)
-       SELECT gen_random_uuid(), t, 'slice-edge', 'needle on an edge', '{"tag":"x"}'::jsonb
-       FROM (SELECT timestamptz '2024-02-29 23:58:00+00' + g * interval '1 second' AS t FROM generate_series(0, 119) g
-             UNION ALL SELECT timestamptz '2024-04-20 00:00:00+00' + g * interval '1 second' FROM generate_series(0, 120) g) s`,
-      { transaction: false },
-    );
   });
   afterAll(async () => {
+    Object.assign(slicing, defaults);
     await svc?.stop();
     await target?.destroy();
   });
+  // Slices of a few hundred rows, so that these few thousand events make many.
+  const defaults = { ...slicing };
+  beforeAll(() => void (slicing.firstRows = 200));
 
   const expected = (where: string, dir: 'ASC' | 'DESC') =>
     svc.engine.query<{ id: string }>(`SELECT id FROM events WHERE ${where} ORDER BY time ${dir}, id ${dir}`).then((r) => r.map((x) => x.id));
@@ -388,6 +384,7 @@ describe('reads in time slices [embedded]', () => {
       { transaction: false },
     );
     await svc.state.jobs!.runAll(); // its aggregates, now rather than during the measurement
+    slicing.firstRows = 20_000; // several slices whatever the machine's pace
     const ended: string[] = [];
     const search = Promise.resolve(svc.app.request('/events?q=nothing%20like%20this&count=none')).then(async (r) => {
       expect(r.status).toBe(200);
@@ -401,5 +398,36 @@ describe('reads in time slices [embedded]', () => {
     await Promise.all([search, write]);
     // One statement for the whole search would have held the database until it ended.
     expect(ended).toEqual(['write', 'search']);
+  });
+});
+
+describe('time slices partition the range [embedded]', () => {
+  test('with an event on every whole second (and slices of whole seconds), every event is in exactly one slice, both ways', async () => {
+    const target = await newTarget('embedded');
+    const svc = await startService(target);
+    const defaults = { ...slicing };
+    try {
+      await svc.engine.exec(
+        `INSERT INTO events (id, time, service, message) SELECT gen_random_uuid(), timestamptz '2024-05-01 00:00:00+00' + g * interval '1 second', 'edge', 'e' FROM generate_series(0, 19999) g`,
+        { transaction: false },
+      );
+      const all = (await svc.engine.query<{ id: string }>('SELECT id FROM events')).map((r) => r.id).sort();
+      slicing.firstRows = 300;
+      for (const order of ['desc', 'asc'] as const) {
+        const seen: string[] = [];
+        let slices = 0;
+        await eachSlice(svc.engine, { order }, 0, async (where, params) => {
+          slices++;
+          seen.push(...(await svc.engine.query<{ id: string }>(`SELECT id FROM events WHERE ${where}`, params)).map((r) => r.id));
+          return 'more';
+        });
+        expect(slices).toBeGreaterThan(2);
+        expect({ order, ids: seen.sort() }).toEqual({ order, ids: all });
+      }
+    } finally {
+      Object.assign(slicing, defaults);
+      await svc.stop();
+      await target.destroy();
+    }
   });
 });

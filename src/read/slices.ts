@@ -2,12 +2,19 @@
 // the embedded engine. Its one session runs one statement at a time, writes included: one statement
 // reading a wide range held it for about a second per million events, and every write waited. Such
 // a read runs here as a series of statements over adjacent time slices, newest first (oldest first
-// for order=asc), each sized from the last one's duration to take about SLICE_MS, so the writer's
-// batches go between them. The request's signal (read/deadline.ts) stops the series between slices.
+// for order=asc), so the writer's batches go between them. The first slice is sized from the events'
+// density (the daily aggregate's total over the stored range) to hold about `firstRows` rows, so a
+// narrow read stays one statement (a per-minute start made a day's search 8x slower); each next one
+// from the last one's duration, to take about `sliceMs`. The request's signal (read/deadline.ts)
+// stops the series between slices.
 import type { Engine } from '../store/engine';
 
-const SLICE_MS = 100; // a write waits at most about this long behind a read
-const FIRST_WIDTH_MS = 60_000;
+/** The sizes: a value, so that tests can slice small data finely. */
+export const slicing = {
+  sliceMs: 100, // a write waits at most about this long behind a read
+  firstRows: 100_000, // about 100 ms of reading on PGlite here (0.5-1.2 s a million)
+};
+const SECOND = 1000; // widths are whole seconds (edges too, when the range ends on one)
 
 export interface Span {
   order: 'asc' | 'desc';
@@ -25,17 +32,21 @@ export type Visit = (where: string, params: unknown[]) => Promise<'more' | 'done
  * side, so the query's own conditions (to, from, the cursor) bound it.
  */
 export async function eachSlice(engine: Engine, span: Span, taken: number, visit: Visit): Promise<void> {
-  const [r] = await engine.query<{ lo: number | null; hi: number | null }>(
-    `SELECT (extract(epoch FROM min(time)) * 1000)::float8 AS lo, (extract(epoch FROM max(time)) * 1000)::float8 AS hi FROM events`,
+  const [r] = await engine.query<{ lo: number | null; hi: number | null; n: number | null }>(
+    `SELECT (extract(epoch FROM min(time)) * 1000)::float8 AS lo, (extract(epoch FROM max(time)) * 1000)::float8 AS hi,
+            (SELECT sum(events)::float8 FROM analytics.events_per_day) AS n
+     FROM events`,
   );
   if (r?.lo == null || r.hi == null) return; // no events at all
+  const perMs = Math.max(r.n ?? 0, 1) / Math.max(r.hi - r.lo, 1);
   const lo = Math.max(r.lo, span.from ? Date.parse(span.from) : -Infinity);
   const hi = Math.min(r.hi, span.to ? Date.parse(span.to) : Infinity);
   if (lo > hi) return;
   const a = `$${taken + 1}::timestamptz`;
   const b = `$${taken + 2}::timestamptz`;
   const iso = (ms: number) => new Date(ms).toISOString();
-  let width = FIRST_WIDTH_MS;
+  const seconds = (ms: number) => Math.max(SECOND, Math.round(ms / SECOND) * SECOND);
+  let width = seconds(slicing.firstRows / perMs);
   // desc: slices [edge - width, edge) walking down from `hi`; asc: [edge, edge + width) walking up
   // from `lo`. The first slice is open on its far side, so it holds `hi` (`lo`) itself.
   let edge = Math.floor(span.order === 'desc' ? hi : lo);
@@ -57,6 +68,6 @@ export async function eachSlice(engine: Engine, span: Span, taken: number, visit
     if (outcome === 'done' || last) return;
     // Aim the next slice at SLICE_MS from this one's pace; at most 4x either way (gaps grow fast).
     const took = Math.max(1, performance.now() - started);
-    width = Math.max(1, Math.round(width * Math.min(4, Math.max(0.25, SLICE_MS / took))));
+    width = seconds(width * Math.min(4, Math.max(0.25, slicing.sliceMs / took)));
   }
 }
