@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import postgres from 'postgres';
 import { countRows, engines, newTarget, startService, until, type Target } from './harness';
-import { eachSlice, slicing } from '../src/read/slices';
+import { eachSlice, RangeStats, slicing } from '../src/read/slices';
 
 // Creating an embedded database takes about 4 s (initdb), near bun's 5 s default.
 setDefaultTimeout(90_000);
@@ -335,7 +335,7 @@ describe('reads in time slices [embedded]', () => {
   });
   // Slices of a few hundred rows, so that these few thousand events make many.
   const defaults = { ...slicing };
-  beforeAll(() => void (slicing.firstRows = 200));
+  beforeAll(() => void Object.assign(slicing, { firstRows: 200, rangeKeptMs: 0 }));
 
   const expected = (where: string, dir: 'ASC' | 'DESC') =>
     svc.engine.query<{ id: string }>(`SELECT id FROM events WHERE ${where} ORDER BY time ${dir}, id ${dir}`).then((r) => r.map((x) => x.id));
@@ -375,6 +375,24 @@ describe('reads in time slices [embedded]', () => {
     // A search that matches nothing reads the whole range and says so.
     const none = await get('q=no%20such%20text');
     expect({ n: none.events.length, total: none.pagination.total, more: none.pagination.has_more }).toEqual({ n: 0, total: 0, more: false });
+  });
+
+  test('events older or newer than the kept range figures are still found', async () => {
+    slicing.rangeKeptMs = 60_000;
+    try {
+      expect((await get('q=needle&count=exact')).pagination.total).toBeGreaterThan(0); // figures kept now
+      await svc.engine.exec(
+        `INSERT INTO events (id, time, service, message) VALUES
+           (gen_random_uuid(), '2023-01-01 00:00:00+00', 'late', 'stale needle below'),
+           (gen_random_uuid(), '2024-12-01 00:00:00+00', 'late', 'stale needle above')`,
+        { transaction: false },
+      );
+      for (const order of ['desc', 'asc']) expect((await walk(`q=stale%20needle&order=${order}`)).length).toBe(2);
+      expect((await get('q=stale%20needle&from=2024-11-01T00:00:00Z')).events.map((e) => e.message)).toEqual(['stale needle above']);
+      expect((await get('q=stale%20needle&to=2023-06-01T00:00:00Z')).events.map((e) => e.message)).toEqual(['stale needle below']);
+    } finally {
+      slicing.rangeKeptMs = 0;
+    }
   });
 
   test('a write waits for a slice of a long search, not for the whole search', async () => {
@@ -420,7 +438,7 @@ describe('time slices partition the range [embedded]', () => {
           slices++;
           seen.push(...(await svc.engine.query<{ id: string }>(`SELECT id FROM events WHERE ${where}`, params)).map((r) => r.id));
           return 'more';
-        });
+        }, new RangeStats());
         expect(slices).toBeGreaterThan(2);
         expect({ order, ids: seen.sort() }).toEqual({ order, ids: all });
       }

@@ -16,7 +16,7 @@ import type { MemoryBudget } from '../protect/budget';
 import { requestEngine } from './deadline';
 import { encodeCursor, queryParsers, type ListQuery } from './params';
 import { sendJson } from './send';
-import { eachSlice, type Span } from './slices';
+import { eachSlice, RangeStats, type Span } from './slices';
 
 const EXACT_COUNT_LIMIT = 10_000;
 const SMALL_COUNT = 1_000; // counted outright: cheaper than the aggregates' few statements
@@ -67,7 +67,7 @@ function filters(q: ListQuery) {
   return { where, params };
 }
 
-export async function listEvents(engine: Engine, q: ListQuery) {
+export async function listEvents(engine: Engine, q: ListQuery, stats = new RangeStats()) {
   const { where, params } = filters(q);
   const rowWhere = [...where];
   const rowParams = [...params];
@@ -88,16 +88,16 @@ export async function listEvents(engine: Engine, q: ListQuery) {
   // connection), so the answer waits for the slower of the two rather than their sum (bench:query:
   // a month of one service). Its cost is bounded (the aggregates, and counts stopped at a limit) even
   // when the page turns out to know the total itself; message and metadata filters are not, and wait.
-  const early = engine.kind === 'server' && q.count === 'auto' && !q.q && !q.metadata && !Object.keys(q.metaEq).length ? countEvents(engine, q, where, params) : null;
+  const early = engine.kind === 'server' && q.count === 'auto' && !q.q && !q.metadata && !Object.keys(q.metaEq).length ? countEvents(engine, q, where, params, stats) : null;
   early?.catch(() => {}); // awaited below, or not needed
   const rows = scansInSlices(engine, q)
-    ? await slicedRows(engine, q, rowWhere, rowParams, limit + 1, offset)
+    ? await slicedRows(engine, q, rowWhere, rowParams, limit + 1, offset, stats)
     : await engine.query<EventRow>(rowsSql, offset ? [...rowParams, limit + 1, offset] : [...rowParams, limit + 1]);
   const hasMore = rows.length > limit;
   // A last page that holds everything from its start already knows the total: counting would scan
   // the same rows again (the slow case: a filter that matches little in a big range).
   const knownTotal = !hasMore && !q.cursor && (offset === 0 || rows.length > 0) && q.count !== 'none' && q.count !== 'estimate';
-  const total = knownTotal ? { value: offset + rows.length, exact: true, mode: 'exact' as const } : await (early ?? countEvents(engine, q, where, params));
+  const total = knownTotal ? { value: offset + rows.length, exact: true, mode: 'exact' as const } : await (early ?? countEvents(engine, q, where, params, stats));
   const page = hasMore ? rows.slice(0, limit) : rows;
   const last = page.at(-1);
   return {
@@ -125,7 +125,7 @@ function spanOf(q: ListQuery): Span {
 }
 
 /** `want` rows of the page after the first `skip` matches (offset pages), slice after slice. */
-async function slicedRows(engine: Engine, q: ListQuery, where: string[], params: unknown[], want: number, skip: number) {
+async function slicedRows(engine: Engine, q: ListQuery, where: string[], params: unknown[], want: number, skip: number, stats: RangeStats) {
   const dir = q.order === 'asc' ? 'ASC' : 'DESC';
   const rows: EventRow[] = [];
   await eachSlice(engine, spanOf(q), params.length + 2, async (slice, sliceParams) => {
@@ -145,12 +145,12 @@ async function slicedRows(engine: Engine, q: ListQuery, where: string[], params:
     rows.push(...(await engine.query<EventRow>(`SELECT ${COLUMNS} FROM events ${filter} ORDER BY time ${dir}, id ${dir} LIMIT $${params.length + 1} OFFSET $${params.length + 2}`, taken)));
     skip = 0;
     return rows.length >= want ? 'done' : 'more';
-  });
+  }, stats);
   return rows;
 }
 
 /** Matches counted up to `limit` + 1 (Infinity: all), slice after slice. Totals ignore the cursor. */
-async function slicedCount(engine: Engine, q: ListQuery, where: string[], params: unknown[], limit: number) {
+async function slicedCount(engine: Engine, q: ListQuery, where: string[], params: unknown[], limit: number, stats: RangeStats) {
   let n = 0;
   await eachSlice(engine, { order: q.order, from: q.from, to: q.to }, params.length, async (slice, sliceParams) => {
     const filter = `WHERE ${[...where, slice].join(' AND ')}`;
@@ -158,19 +158,19 @@ async function slicedCount(engine: Engine, q: ListQuery, where: string[], params
     const [r] = await engine.query<{ n: number }>(sql, [...params, ...sliceParams]);
     n += r?.n ?? 0;
     return n > limit ? 'done' : 'more';
-  });
+  }, stats);
   return n;
 }
 
-async function countEvents(engine: Engine, q: ListQuery, whereList: string[], params: unknown[]) {
+async function countEvents(engine: Engine, q: ListQuery, whereList: string[], params: unknown[], stats: RangeStats) {
   const where = whereList.length ? `WHERE ${whereList.join(' AND ')}` : '';
   const sliced = scansInSlices(engine, q);
-  const bounded = (limit: number) => (sliced ? slicedCount(engine, q, whereList, params, limit) : boundedCount(engine, where, params, limit));
+  const bounded = (limit: number) => (sliced ? slicedCount(engine, q, whereList, params, limit, stats) : boundedCount(engine, where, params, limit));
   const mode = q.count;
   if (mode === 'none') return { value: null, exact: false, mode: 'none' as const };
   if (mode === 'exact') {
     // Counting a wide range outright is the longest statement a read makes: sliced on the embedded engine.
-    if (engine.kind === 'embedded') return { value: await slicedCount(engine, q, whereList, params, Infinity), exact: true, mode: 'exact' as const };
+    if (engine.kind === 'embedded') return { value: await slicedCount(engine, q, whereList, params, Infinity, stats), exact: true, mode: 'exact' as const };
     const [r] = await engine.query<{ n: number }>(`SELECT count(*)::float8 AS n FROM events ${where}`, params);
     return { value: r?.n ?? 0, exact: true, mode: 'exact' as const };
   }
@@ -233,10 +233,11 @@ export function eventRoutes({ config, reader: engine, state, answers }: { config
   const app = new Hono();
   const parse = queryParsers(config.limits);
   const retryAfter = config.retryAfterSeconds;
+  const sliceStats = new RangeStats(); // embedded reads in time slices: their sizes, kept a minute
   app.get('/events', async (c) => {
     const q = parse.list(c.req.queries());
     assertReady(state, retryAfter);
-    return sendJson(c, await listEvents(requestEngine(c, engine, config.requestTimeoutMs), q), answers);
+    return sendJson(c, await listEvents(requestEngine(c, engine, config.requestTimeoutMs), q, sliceStats), answers);
   });
   app.get('/events/:id', async (c) => {
     const id = parse.eventId(c.req.param('id'));
