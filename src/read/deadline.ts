@@ -4,16 +4,15 @@
 // would otherwise hold a connection and a core to its end, and clients retrying would pile them up.
 import type { Context } from 'hono';
 import { ApiError } from '../errors';
-import { withSignal, type Engine } from '../store/engine';
+import type { Engine } from '../store/engine';
 
 export function requestEngine(c: Context, engine: Engine, timeoutMs: number): Engine {
   const signal = AbortSignal.any([c.req.raw.signal, AbortSignal.timeout(timeoutMs)]);
-  const bound = withSignal(engine, signal);
   return {
-    ...bound,
+    ...engine,
     async query(text, params, opts) {
       try {
-        return await bound.query(text, params, opts);
+        return await engine.query(text, params, { signal, ...opts });
       } catch (e) {
         // Stopped on purpose: the request's own timeout (the 503 it would get anyway), not a fault.
         if (signal.aborted) throw new ApiError('request_timeout', `The request took longer than ${timeoutMs} ms (REQUEST_TIMEOUT_MS)`, { cause: e });

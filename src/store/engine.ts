@@ -33,11 +33,6 @@ export function assertNotAborted(signal: AbortSignal | undefined) {
   if (signal?.aborted) throw Object.assign(new Error('the request ended before this statement ran'), { code: '57014' });
 }
 
-/** The same engine with every query bound to a signal (a request's: its client left or its time ran out). */
-export function withSignal(engine: Engine, signal: AbortSignal): Engine {
-  return { ...engine, query: (text, params, opts) => engine.query(text, params, { signal, ...opts }) };
-}
-
 /** postgres.js against a TimescaleDB server. */
 export function openServer(url: string, max: number): Engine {
   const sql = postgres(url, {
