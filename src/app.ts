@@ -15,6 +15,7 @@ import { openApiDocument } from './openapi';
 import { guardRoutes } from './protect/access';
 import type { Limits } from './protect/limits';
 import { eventRoutes } from './read/events';
+import { serviceHistory } from './read/history';
 import { metricsRoutes } from './read/metrics';
 import { createAcceptor } from './receive/accept';
 import type { BodyReader } from './receive/body';
@@ -58,10 +59,12 @@ export function createApp(deps: AppDeps) {
   app.route('/', otlpReceiver(receiving));
   app.route('/', lokiReceiver(receiving));
   // read
+  // /health/business and /health/detailed share one read of the days before yesterday.
+  const history = serviceHistory(deps.reader, config.aggregateRefreshMs, () => state.jobs?.finishedRuns() ?? 0);
   app.route('/', eventRoutes(deps));
-  app.route('/', metricsRoutes(deps));
+  app.route('/', metricsRoutes({ ...deps, history }));
   // observe
-  app.route('/', healthRoutes(deps));
+  app.route('/', healthRoutes({ ...deps, history }));
   app.get('/metrics', async (c) => c.body(await metrics.render(deps.peers), 200, { 'Content-Type': metrics.registry.contentType }));
   // the reference, and the console (pages that are clients of the routes above)
   const openapi = JSON.stringify(openApiDocument(config));

@@ -225,7 +225,7 @@ function metricsPaths(config: Config): Paths {
         summary: "The MVP's business metrics, from the aggregates (correct to the minute)",
         tags: ['metrics'],
         responses: {
-          '200': { description: 'Totals over the kept history; last hour and last 24 hours to the minute; eventsByHour: the last 24 UTC hours', content: json(business) },
+          '200': { description: 'Totals over the kept history (its days before yesterday read once per AGGREGATE_REFRESH_SECONDS); last hour and last 24 hours to the minute; eventsByHour: the last 24 UTC hours', content: json(business) },
           '503': error('Not ready'),
         },
       },

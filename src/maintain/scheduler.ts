@@ -175,6 +175,7 @@ export function createJobs(deps: JobsDeps) {
   let running: Promise<void> = Promise.resolve();
   let busy = false;
   let stopped = false;
+  let finished = 0; // runs of the service's jobs, for what keeps their results (read/history.ts)
   // Setting the policies can fail (a permission an operator removed): the service keeps ingesting,
   // the status shows the error, and it is tried again every AGGREGATE_REFRESH_SECONDS.
   const setupStatus = newStatus('setup', 'service', config.aggregateRefreshMs);
@@ -189,6 +190,7 @@ export function createJobs(deps: JobsDeps) {
         for (const j of jobs.filter((j) => j.status.runBy === 'service' && pick(j)).sort((a, b) => a.order - b.order)) {
           if (stopped) break;
           await runJob(j, log);
+          finished++;
         }
       } finally {
         busy = false;
@@ -243,6 +245,8 @@ export function createJobs(deps: JobsDeps) {
     },
     /** Runs every job the service owns now, in order (also what an operator's "refresh now" is). */
     runAll: () => runSerial(() => true),
+    /** How many job runs have finished in this process: a new one may have changed the aggregates' past. */
+    finishedRuns: () => finished,
     /** Whether this instance runs the jobs, and which instance does. */
     runner: () => ({ here: lease.held(), holder: lease.holder() }),
     /** Each job's schedule, last run and last error. */

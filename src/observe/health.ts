@@ -5,6 +5,7 @@ import { Hono } from 'hono';
 import type { Config } from '../config';
 import { ApiError, respondError } from '../errors';
 import type { Logger } from '../log';
+import type { ServiceHistory } from '../read/history';
 import { businessMetrics } from '../read/metrics';
 import type { ServiceState } from '../state';
 import type { Batcher } from '../store/batcher';
@@ -26,6 +27,9 @@ export interface HealthDeps {
   state: ServiceState;
   log: Logger;
 }
+
+/** The routes' own: each service's events before yesterday, kept for a refresh period (read/history.ts). */
+type HealthRouteDeps = HealthDeps & { history: ServiceHistory };
 
 /** The queue and the write stage's counters (GET /health/buffer). */
 export function bufferStatus({ queue, batcher, state }: Pick<HealthDeps, 'queue' | 'batcher' | 'state'>) {
@@ -96,7 +100,7 @@ async function databaseStatus({ engine, reads, batcher, state, log }: HealthDeps
 }
 
 /** The MVP's complete status: queue, database, jobs and business metrics in one reply. */
-async function detailedStatus(deps: HealthDeps, startedAt: number) {
+async function detailedStatus(deps: HealthRouteDeps, startedAt: number) {
   const { state } = deps;
   const db = await databaseStatus(deps);
   const buffer = await serviceBuffer(deps);
@@ -104,7 +108,7 @@ async function detailedStatus(deps: HealthDeps, startedAt: number) {
   let business: Awaited<ReturnType<typeof businessMetrics>> | { error: string } | null = null;
   if (state.ready && db.ok) {
     try {
-      business = await businessMetrics(deps.reader);
+      business = await businessMetrics(deps.reader, deps.history);
     } catch (err) {
       business = { error: (err as Error).message };
     }
@@ -114,7 +118,7 @@ async function detailedStatus(deps: HealthDeps, startedAt: number) {
   return { status, timestamp: new Date().toISOString(), uptimeSeconds: Math.round((Date.now() - startedAt) / 1000), buffer, database: db.body, business };
 }
 
-export function healthRoutes(deps: HealthDeps) {
+export function healthRoutes(deps: HealthRouteDeps) {
   const { config, state } = deps;
   const app = new Hono();
   const retryAfter = config.retryAfterSeconds;

@@ -9,6 +9,7 @@ import type { Engine } from '../store/engine';
 import { ApiError } from '../errors';
 import type { MemoryBudget } from '../protect/budget';
 import { requestEngine } from './deadline';
+import { liveFrom, type ServiceHistory } from './history';
 import { BUCKETS, queryParsers, type SeriesQuery } from './params';
 import { sendJson } from './send';
 
@@ -33,16 +34,22 @@ const iso = (t: number) => new Date(t).toISOString();
  * Business metrics, correct to the minute. "Last hour" is the current minute and the 59 before it;
  * "last 24 hours" the current minute and the 1,439 before it: whole hours from the hourly aggregate
  * and the ragged edges from the per-minute one, so the cost does not grow with the window. Totals
- * cover the kept history (the daily aggregate, AGGREGATE_DAY_RETENTION_DAYS).
+ * cover the kept history (the daily aggregate, AGGREGATE_DAY_RETENTION_DAYS): the days before
+ * yesterday from `history` (read once per refresh period), yesterday and today live.
  */
-export async function businessMetrics(engine: Engine, now = Date.now()) {
+export async function businessMetrics(engine: Engine, history: ServiceHistory, now = Date.now()) {
   const minute = Math.floor(now / MINUTE) * MINUTE;
   const hour = Math.floor(now / HOUR) * HOUR;
   const dayStart = minute - 1439 * MINUTE;
   const firstFullHour = hour - 23 * HOUR; // the first whole hour after dayStart, always
   const hourStart = minute - 59 * MINUTE;
-  const [byService, minutes, hours] = await Promise.all([
-    engine.query<{ service: string; events: number }>(`SELECT service, sum(events)::float8 AS events FROM analytics.events_per_day GROUP BY service`),
+  const live = liveFrom(now);
+  const [before, recent, minutes, hours] = await Promise.all([
+    history(live, now),
+    engine.query<{ service: string; events: number }>(
+      `SELECT service, sum(events)::float8 AS events FROM analytics.events_per_day WHERE bucket >= $1::text::timestamptz GROUP BY service`,
+      [iso(live)],
+    ),
     // Two plain ranges (an OR of them would not use the bucket index).
     engine.query<{ t: number; events: number }>(
       `SELECT ${T}, sum(events)::float8 AS events FROM analytics.events_per_minute
@@ -58,6 +65,9 @@ export async function businessMetrics(engine: Engine, now = Date.now()) {
       [iso(firstFullHour), iso(hour)],
     ),
   ]);
+  const totals = new Map(before);
+  for (const r of recent) totals.set(r.service, (totals.get(r.service) ?? 0) + r.events);
+  const byService = [...totals].map(([service, events]) => ({ service, events }));
   const perHour = new Map<number, number>();
   let last24 = 0;
   for (const h of hours) {
@@ -146,7 +156,7 @@ export async function eventSeries(engine: Engine, q: SeriesQuery, maxPoints: num
 }
 
 /** GET /metrics/events and GET /health/business. */
-export function metricsRoutes({ config, reader: engine, state, answers }: { config: Config; reader: Engine; state: ServiceState; answers: MemoryBudget }) {
+export function metricsRoutes({ config, reader: engine, state, answers, history }: { config: Config; reader: Engine; state: ServiceState; answers: MemoryBudget; history: ServiceHistory }) {
   const app = new Hono();
   const parse = queryParsers(config.limits);
   app.get('/metrics/events', async (c) => {
@@ -157,7 +167,7 @@ export function metricsRoutes({ config, reader: engine, state, answers }: { conf
   // The MVP's business metrics, from the aggregates.
   app.get('/health/business', async (c) => {
     assertReady(state, config.retryAfterSeconds);
-    return c.json(await businessMetrics(requestEngine(c, engine, config.requestTimeoutMs)));
+    return c.json(await businessMetrics(requestEngine(c, engine, config.requestTimeoutMs), history));
   });
   return app;
 }
