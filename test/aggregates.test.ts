@@ -207,8 +207,8 @@ describe.each(paths.map((p) => [p.name, p] as const))('aggregates [%s]', (_name,
     const { body } = await get('/health/database');
     const names = body.jobs.map((j: { name: string }) => j.name);
     if (continuous()) {
-      expect(names).toEqual(['late events', 'refresh events_per_minute', 'refresh events_per_hour', 'refresh events_per_day', 'compression events', 'reorder events', 'retention events', 'retention events_per_minute', 'retention events_per_hour', 'retention events_per_day']);
-    } else expect(names).toEqual(['rollup', 'reorder events', 'retention']);
+      expect(names).toEqual(['late events', 'refresh events_per_minute', 'refresh events_per_hour', 'refresh events_per_day', 'compression events', 'reorder events', 'retention events', 'retention events_per_minute', 'retention events_per_hour', 'retention events_per_day', 'retention events_rejected']);
+    } else expect(names).toEqual(['rollup', 'reorder events', 'retention', 'retention events_rejected']);
     for (const j of body.jobs) {
       expect(j.lastError).toBeNull();
       if (j.runBy === 'service') {
@@ -234,10 +234,10 @@ describe.each(paths.map((p) => [p.name, p] as const))('aggregates [%s]', (_name,
     try {
       const list = await jobs.status();
       if (!continuous()) {
-        expect(list.map((j) => [j.name, j.runBy])).toEqual([['rollup', 'service'], ['reorder events', 'service'], ['retention', 'service']]);
+        expect(list.map((j) => [j.name, j.runBy])).toEqual([['rollup', 'service'], ['reorder events', 'service'], ['retention', 'service'], ['retention events_rejected', 'service']]);
         return;
       }
-      expect(list.filter((j) => j.runBy === 'service').map((j) => j.name)).toEqual(['late events', 'reorder events']);
+      expect(list.filter((j) => j.runBy === 'service').map((j) => j.name)).toEqual(['late events', 'reorder events', 'retention events_rejected']);
       expect(list.filter((j) => j.runBy === 'database').map((j) => j.name)).toContain('retention events');
       // timescaledb_information.job_stats was read without error (PGlite records no runs: run_job is foreground).
       expect(logLines.slice(before).filter((l) => l.includes('job_stats'))).toEqual([]);
@@ -386,6 +386,31 @@ describe.each(paths.map((p) => [p.name, p] as const))('retention [%s]', (_name, 
         await svc.stop();
       }
     } finally {
+      await target.destroy();
+    }
+  });
+});
+
+describe.each(paths.map((p) => [p.name, p] as const))('quarantine retention [%s]', (_name, path) => {
+  test('events the database refused are kept RETENTION_DAYS from their refusal, then deleted in parts', async () => {
+    const target = await newTarget(path.kind);
+    const svc = await startService(target, AGES, { edition: path.edition });
+    try {
+      const refused = (days: number, n: number, tag: string) =>
+        svc.engine.query(
+          `INSERT INTO events_rejected (rejected_at, error_code, error_message, record)
+           SELECT now() - make_interval(days => $1::int), '23514', 'check constraint', $2 || g FROM generate_series(1, $3::int) g`,
+          [days, tag, n],
+        );
+      await refused(31, 12_345, 'old-'); // more than one part of 10,000
+      await refused(29, 3, 'kept-');
+      await svc.state.jobs!.runAll();
+      const left = await svc.engine.query<{ tag: string; n: number }>(`SELECT left(record, 4) AS tag, count(*)::float8 AS n FROM events_rejected GROUP BY 1 ORDER BY 1`);
+      expect(left).toEqual([{ tag: 'kept', n: 3 }]);
+      const status = (await svc.state.jobs!.status()).find((j) => j.name === 'retention events_rejected');
+      expect({ result: status?.lastResult, error: status?.lastError }).toEqual({ result: '12345 refused events deleted', error: null });
+    } finally {
+      await svc.stop();
       await target.destroy();
     }
   });

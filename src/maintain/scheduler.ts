@@ -8,7 +8,7 @@
 //   rollup tables from a watermark) and "retention" (drop_chunks).
 // On every edition the service runs "reorder events": CLUSTER each closed, uncompressed raw chunk by
 // (service, time), which the Apache edition needs in place of the columnstore and the Community
-// edition for the days before compression.
+// edition for the days before compression; and "retention events_rejected" (the quarantine).
 // Jobs run one at a time, in a fixed order (finer aggregates before coarser, retention last), so a
 // refresh never races the retention that drops what it reads. Each kind of job is in its own file.
 import type { Config } from '../config';
@@ -19,7 +19,7 @@ import { lateEvents, rollup } from './aggregates';
 import { createLease } from './lease';
 import { listPolicies, policyStats, runPolicy, setPolicies } from './policies';
 import { reorder } from './reorder';
-import { retention } from './retention';
+import { rejectedRetention, retention } from './retention';
 
 export interface JobStatus {
   name: string;
@@ -61,6 +61,7 @@ const ORDER: Record<string, number> = {
   'retention events_per_minute': 7,
   'retention events_per_hour': 8,
   'retention events_per_day': 9,
+  'retention events_rejected': 10,
 };
 
 const TICK_MS = 1000;
@@ -97,7 +98,7 @@ interface JobsDeps {
 
 /** The jobs of this edition, policies set to the configuration first. */
 async function defineJobs({ engine, config, edition, backgroundWorkers }: JobsDeps, stopped: () => boolean): Promise<Job[]> {
-  const jobs: Job[] = [];
+  const jobs: Job[] = [job('retention events_rejected', HOURLY, rejectedRetention(engine, config, stopped))];
   if (config.compressAfterDays > 0) jobs.push(job('reorder events', HOURLY, reorder(engine, stopped)));
   if (edition === 'apache') {
     jobs.push(job('rollup', config.aggregateRefreshMs, rollup(engine, config)), job('retention', HOURLY, retention(engine, config)));
