@@ -207,4 +207,27 @@ describe('the budget of large answers being sent [embedded]', () => {
     expect(await held()).toBe(0);
     await unread.body?.cancel();
   });
+
+  test('/health/business and /health/detailed, whose eventsByService names every service, are such answers too', async () => {
+    // 3,000 services: an answer of ~110 KB.
+    const lines = Array.from({ length: 3000 }, (_, i) => JSON.stringify({ service: `answers-service-with-a-long-name-${i}`, message: 'm' })).join('\n');
+    expect((await svc.app.request('/events/batch?wait=true', { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: lines })).status).toBe(201);
+    const reader = (await svc.app.request('/health/business')).body!.getReader();
+    await reader.read();
+    const size = await held();
+    expect(size).toBeGreaterThan(100 * KB);
+    const readers = [reader];
+    for (let i = 0; i < 5 && (await held()) + size <= 380 * KB; i++) {
+      const r = (await svc.app.request('/health/business')).body!.getReader();
+      await r.read();
+      readers.push(r);
+    }
+    const refused = await svc.app.request('/health/business');
+    expect({ status: refused.status, error: ((await refused.json()) as { error: string }).error }).toEqual({ status: 503, error: 'overloaded' });
+    expect((await svc.app.request('/health/detailed')).status).toBe(503); // it includes the same
+    for (const r of readers) await r.cancel();
+    expect(await held()).toBe(0);
+    const whole = (await (await svc.app.request('/health/business')).json()) as { eventsByService: Record<string, number> };
+    expect(Object.keys(whole.eventsByService).length).toBe(3001);
+  });
 });

@@ -5,8 +5,10 @@ import { Hono } from 'hono';
 import type { Config } from '../config';
 import { ApiError, respondError } from '../errors';
 import type { Logger } from '../log';
+import type { MemoryBudget } from '../protect/budget';
 import type { ServiceHistory } from '../read/history';
 import { businessMetrics } from '../read/metrics';
+import { sendJson } from '../read/send';
 import type { ServiceState } from '../state';
 import type { Batcher } from '../store/batcher';
 import type { Engine } from '../store/engine';
@@ -28,8 +30,8 @@ export interface HealthDeps {
   log: Logger;
 }
 
-/** The routes' own: each service's events before yesterday, kept for a refresh period (read/history.ts). */
-type HealthRouteDeps = HealthDeps & { history: ServiceHistory };
+/** The routes' own: each service's events before yesterday, kept for a refresh period (read/history.ts), and the budget of answers being sent. */
+type HealthRouteDeps = HealthDeps & { history: ServiceHistory; answers: MemoryBudget };
 
 /** The queue and the write stage's counters (GET /health/buffer). */
 export function bufferStatus({ queue, batcher, state }: Pick<HealthDeps, 'queue' | 'batcher' | 'state'>) {
@@ -145,6 +147,7 @@ export function healthRoutes(deps: HealthRouteDeps) {
     const db = await databaseStatus(deps);
     return c.json(db.body, db.ok ? 200 : 503);
   });
-  app.get('/health/detailed', async (c) => c.json(await detailedStatus(deps, startedAt)));
+  // Its business part names every service: a large answer, sent within READ_BUDGET_BYTES.
+  app.get('/health/detailed', async (c) => sendJson(c, await detailedStatus(deps, startedAt), deps.answers));
   return app;
 }
