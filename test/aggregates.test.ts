@@ -522,6 +522,47 @@ describe.each(engines)('business totals [%s, Apache rollup tables]', (kind) => {
   });
 });
 
+describe.skipIf(!engines.includes('server'))('aggregates held by an open transaction [server, Apache rollup tables]', () => {
+  // The watermark waits for the oldest open transaction of the service's role (a batch still being
+  // written): one left open stopped the aggregates there, every job run saying it succeeded.
+  test('past the allowed lag the rollup fails naming the transaction (degraded, aurore_job_failing); once it ends, every row is counted', async () => {
+    const target = await newTarget('server');
+    // Lag allowed: max(5 x 1 s, 2 x 1 s) = 5 s.
+    const svc = await startService(target, { AGGREGATE_REFRESH_SECONDS: '1', REQUEST_TIMEOUT_MS: '1000', WAIT_TIMEOUT_MS: '900' }, { edition: 'apache' });
+    const left = postgres(target.env.DATABASE_URL!, { max: 1, onnotice: () => {}, connection: { application_name: 'left-open' } });
+    let open: postgres.ReservedSql | undefined;
+    try {
+      const jobs = svc.state.jobs!;
+      const rollupStatus = async () => (await jobs.status()).find((j) => j.name === 'rollup')!;
+      const counted = async () => (await aggregateRows(svc, 'events_per_minute', 'held-%')).reduce((n, r) => n + r.n, 0);
+      open = await left.reserve();
+      await open`BEGIN`;
+      await open`SELECT 1`; // the transaction has started: idle in transaction from here
+      await store(svc, burst('held-a', Date.now() - MIN, 3, 1));
+      await until(async () => (await rollupStatus()).lastError !== null, 30_000, 'the rollup to fail');
+      const status = await rollupStatus();
+      expect(status.lastError).toMatch(/^aggregates held at .+ \(\d+ s behind\) by a transaction of the service's database role open since .+ \(pid \d+, application 'left-open', idle in transaction\)/);
+      expect(await counted()).toBe(0);
+      expect(((await (await svc.app.request('/health/detailed')).json()) as { status: string }).status).toBe('degraded');
+      expect(await (await svc.app.request('/metrics')).text()).toContain('aurore_job_failing{job="rollup"} 1');
+      await open`ROLLBACK`;
+      open.release();
+      open = undefined;
+      // As PostgreSQL shows it: a session's xact_start has been seen to outlive its transaction by a moment.
+      const stillOpen = () => svc.engine.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'left-open' AND xact_start IS NOT NULL`);
+      await until(async () => (await stillOpen())[0]!.n === 0, 10_000, 'the session to show its transaction ended');
+      await jobs.runAll();
+      expect({ error: (await rollupStatus()).lastError, counted: await counted() }).toEqual({ error: null, counted: 3 });
+    } finally {
+      await open?.unsafe('ROLLBACK').catch(() => {});
+      open?.release();
+      await left.end({ timeout: 1 });
+      await svc.stop();
+      await target.destroy();
+    }
+  });
+});
+
 describe.each(engines)('/metrics/events answers of bounded size [%s]', (kind) => {
   // 1,000 services over a week of minutes was 10 million points: a 457 MB answer built on the main
   // thread for 5.5 s (ingestion stalled with it); a few thousand services took the process past its memory.

@@ -59,6 +59,38 @@ async function refreshLevels(engine: Engine, first: string) {
   }
 }
 
+/**
+ * How far a job's watermark may trail before its run fails: past the refresh period several times
+ * over and past twice the longest a read may hold a transaction (REQUEST_TIMEOUT_MS). 5 min by default.
+ */
+const heldAfterMs = (config: Config) => Math.max(5 * config.aggregateRefreshMs, 2 * config.requestTimeoutMs);
+
+/**
+ * A job's watermark stops at the oldest open transaction of the service's database role (a batch
+ * still being written is waited for: aurore_settled_before). One left open (an operator's session
+ * in BEGIN on the service's credentials, a stuck client) stopped the aggregates there without an
+ * error anywhere. Past `heldAfterMs` the run fails naming it, so /health/detailed says degraded and
+ * aurore_job_failing alerts; the run's work is kept, and the rows wait for that transaction to end.
+ */
+async function assertNotHeld(engine: Engine, job: string, config: Config) {
+  const [h] = await engine.query<{ behind: number; mark: string; pid: number; app: string; state: string; since: string }>(
+    `SELECT extract(epoch FROM now() - w.ingested_before)::float8 AS behind, w.ingested_before::text AS mark,
+            a.pid, a.application_name AS app, a.state, a.xact_start::text AS since
+     FROM aurore_watermarks w
+     JOIN LATERAL (SELECT pid, application_name, state, xact_start FROM pg_stat_activity
+                   WHERE datname = current_database() AND usename = current_user AND pid <> pg_backend_pid()
+                     AND xact_start <= w.ingested_before
+                   ORDER BY xact_start LIMIT 1) a ON true
+     WHERE w.job = $1`,
+    [job],
+  );
+  if (!h || h.behind * 1000 <= heldAfterMs(config)) return;
+  throw new Error(
+    `aggregates held at ${h.mark} (${Math.round(h.behind)} s behind) by a transaction of the service's database role open since ${h.since} ` +
+      `(pid ${h.pid}, application '${h.app}', ${h.state}): rows committed after it began are counted once it ends (end it, or SELECT pg_terminate_backend(${h.pid}))`,
+  );
+}
+
 /** "late events": brings aggregates up to date for rows that arrived after the refresh policies' windows passed them. */
 export function lateEvents(engine: Engine, config: Config) {
   return async (): Promise<string> => {
@@ -73,6 +105,7 @@ export function lateEvents(engine: Engine, config: Config) {
        ON CONFLICT (job) DO UPDATE SET ingested_before = excluded.ingested_before`,
       [w.hi],
     );
+    await assertNotHeld(engine, 'late', config);
     return did;
   };
 }
@@ -81,6 +114,8 @@ export function lateEvents(engine: Engine, config: Config) {
 export function rollup(engine: Engine, config: Config) {
   return async (): Promise<string> => {
     const [row] = await engine.query<{ n: number }>(`SELECT aurore_refresh_rollups($1::int) AS n`, [config.retention.rawDays]);
-    return row!.n < 0 ? 'skipped: another instance is refreshing' : `${row!.n} minute buckets recounted`;
+    if (row!.n < 0) return 'skipped: another instance is refreshing';
+    await assertNotHeld(engine, 'rollup', config);
+    return `${row!.n} minute buckets recounted`;
   };
 }
