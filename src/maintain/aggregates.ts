@@ -73,6 +73,7 @@ const heldAfterMs = (config: Config) => Math.max(5 * config.aggregateRefreshMs, 
  * aurore_job_failing alerts; the run's work is kept, and the rows wait for that transaction to end.
  */
 async function assertNotHeld(engine: Engine, job: string, config: Config) {
+  // The sessions aurore_settled_before() waits for (sql/005_maintenance.sql), oldest first.
   const [h] = await engine.query<{ behind: number; mark: string; pid: number; app: string; state: string; since: string }>(
     `SELECT extract(epoch FROM now() - w.ingested_before)::float8 AS behind, w.ingested_before::text AS mark,
             a.pid, a.application_name AS app, a.state, a.xact_start::text AS since
