@@ -194,7 +194,7 @@ const MUTATIONS: Mutation[] = [
     find: "const scansInSlices = (engine: Engine, q: ListQuery) => engine.kind === 'embedded' && ",
     replace: "const scansInSlices = (engine: Engine, q: ListQuery) => false && engine.kind === 'embedded' && ",
     tests: ['test/query.test.ts'],
-    only: 'time slices',
+    only: 'a write waits for a slice',
   },
   {
     name: 'time slices that overlap at their edges (an event on an edge read twice)',
@@ -202,7 +202,7 @@ const MUTATIONS: Mutation[] = [
     find: ': `time >= ${a} AND time < ${b}`, first ? [iso(next)] : [iso(next), iso(edge)]',
     replace: ': `time >= ${a} AND time <= ${b}`, first ? [iso(next)] : [iso(next), iso(edge)]',
     tests: ['test/query.test.ts'],
-    only: 'time slices',
+    only: 'exactly one slice',
   },
   {
     name: 'OTLP/Loki ids random: a retried export stored twice',

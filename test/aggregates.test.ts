@@ -539,7 +539,7 @@ describe.skipIf(!engines.includes('server'))('aggregates held by an open transac
       await open`BEGIN`;
       await open`SELECT 1`; // the transaction has started: idle in transaction from here
       await store(svc, burst('held-a', Date.now() - MIN, 3, 1));
-      await until(async () => (await rollupStatus()).lastError !== null, 30_000, 'the rollup to fail');
+      await until(async () => (await rollupStatus()).lastError !== null, 15_000, 'the rollup to fail'); // at ~6 s
       const status = await rollupStatus();
       expect(status.lastError).toMatch(/^aggregates held at .+ \(\d+ s behind\) by a transaction of the service's database role open since .+ \(pid \d+, application 'left-open', idle in transaction\)/);
       expect(await counted()).toBe(0);
