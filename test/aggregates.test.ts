@@ -73,7 +73,7 @@ describe.each(paths.map((p) => [p.name, p] as const))('aggregates [%s]', (_name,
   };
 
   beforeAll(async () => {
-    target = await newTarget(path.kind);
+    target = await newTarget(path.kind, { fresh: !!path.edition });
     svc = await startService(target, AGES, { edition: path.edition });
     await store(svc, [
       ...burst('agg-a', now - 5 * MIN, 3, 1),
@@ -334,7 +334,7 @@ describe.each(paths.map((p) => [p.name, p] as const))('aggregates [%s]', (_name,
 
 describe.each(paths.map((p) => [p.name, p] as const))('retention [%s]', (_name, path) => {
   test('drops raw chunks past RETENTION_DAYS and per-minute counts past 90 days (changed by a restart) while hourly and daily history stays, and a late row there cannot erase it', async () => {
-    const target = await newTarget(path.kind);
+    const target = await newTarget(path.kind, { fresh: !!path.edition });
     // The start of a minute: each burst below (a few events a second apart) stays inside one minute,
     // so inside one day. From Date.now() itself, a run at 01:00:00 put ret-new's two events on either
     // side of midnight (two daily rows of 1 where the test expected one of 2: seen once in CI).
@@ -393,7 +393,7 @@ describe.each(paths.map((p) => [p.name, p] as const))('retention [%s]', (_name, 
 
 describe.each(paths.map((p) => [p.name, p] as const))('quarantine retention [%s]', (_name, path) => {
   test('events the database refused are kept RETENTION_DAYS from their refusal, then deleted in parts', async () => {
-    const target = await newTarget(path.kind);
+    const target = await newTarget(path.kind, { fresh: !!path.edition });
     const svc = await startService(target, AGES, { edition: path.edition });
     try {
       const refused = (days: number, n: number, tag: string) =>
@@ -428,7 +428,7 @@ describe('Apache rollup tables and continuous aggregates [embedded]', () => {
     ];
     const answers: unknown[] = [];
     for (const edition of [undefined, 'apache'] as const) {
-      const target = await newTarget('embedded');
+      const target = await newTarget('embedded', { fresh: !!edition });
       const svc = await startService(target, AGES, { edition });
       try {
         expect(svc.state.database!.aggregates).toBe(edition ? 'rollup' : 'continuous');
@@ -460,7 +460,7 @@ describe.each(engines)('business totals [%s, Apache rollup tables]', (kind) => {
     svc.engine.query(`INSERT INTO analytics.events_per_day (bucket, service, events) VALUES ($1::text::timestamptz, $2, $3)`, [new Date(dayStart).toISOString(), service, n]);
 
   test('the days before yesterday are read once per refresh period, and again after the jobs run; yesterday and today live', async () => {
-    const target = await newTarget(kind);
+    const target = await newTarget(kind, { fresh: true });
     const svc = await startService(target, { ...AGES, AGGREGATE_REFRESH_SECONDS: '3600' }, { edition: 'apache' });
     try {
       const jobs = svc.state.jobs!;
@@ -492,7 +492,7 @@ describe.each(engines)('business totals [%s, Apache rollup tables]', (kind) => {
   });
 
   test('a kept read serves AGGREGATE_REFRESH_SECONDS of one day, and not a failed read', async () => {
-    const target = await newTarget(kind);
+    const target = await newTarget(kind, { fresh: true });
     const svc = await startService(target, AGES, { edition: 'apache' });
     try {
       const today = Math.floor(Date.now() / DAY) * DAY;

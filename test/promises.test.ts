@@ -10,8 +10,8 @@ const cleanups: (() => Promise<unknown> | unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-async function target(kind: Target['kind'] = 'embedded') {
-  const t = await newTarget(kind);
+async function target(kind: Target['kind'] = 'embedded', opts: { fresh?: boolean } = {}) {
+  const t = await newTarget(kind, opts);
   cleanups.push(() => t.destroy());
   return t;
 }
@@ -149,7 +149,7 @@ describe('rate budgets and request logs [embedded]', () => {
 
 describe('maintenance on its own [embedded]', () => {
   test('jobs run on their schedule without being asked, and a failing job shows in lastError, aurore_job_failing and degraded', async () => {
-    const svc = await service(await target(), { AGGREGATE_REFRESH_SECONDS: '1' }, { edition: 'apache' });
+    const svc = await service(await target('embedded', { fresh: true }), { AGGREGATE_REFRESH_SECONDS: '1' }, { edition: 'apache' });
     const rollup = async () => ((await svc.state.jobs!.status()).find((j) => j.name === 'rollup')!);
     const runs = (await rollup()).runs;
     await until(async () => (await rollup()).runs >= runs + 2, 20_000, 'the rollup to run twice by itself');
@@ -168,7 +168,7 @@ describe('maintenance on its own [embedded]', () => {
 
 describe.each(engines)('upgrading a database that already holds events [%s]', (kind) => {
   test('the first start with the aggregates computes them for the events already stored', async () => {
-    const t = await target(kind);
+    const t = await target(kind, { fresh: true });
     // The database as the release before the aggregates left it: events, no analytics schema.
     const direct = await t.open();
     await migrate(direct, createLogger('silent'), loadMigrations().filter((m) => m.version <= 2));

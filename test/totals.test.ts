@@ -40,7 +40,7 @@ describe.each(paths.map((p) => [p.name, p] as const))('totals from the aggregate
   };
 
   beforeAll(async () => {
-    target = await newTarget(path.kind);
+    target = await newTarget(path.kind, { fresh: !!path.edition });
     svc = await startService(target, { RETENTION_DAYS: '30', AGGREGATE_MINUTE_RETENTION_DAYS: '90', AGGREGATE_HOUR_RETENTION_DAYS: '730', AGGREGATE_DAY_RETENTION_DAYS: '730' }, { edition: path.edition });
     await insert('tot-a', 15_000, now - 3 * 24 * HOUR - 1234, now - 5_000);
     await insert('tot-b', 11_000, now - 26 * HOUR - 777, now - 10 * HOUR);
