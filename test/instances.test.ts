@@ -127,8 +127,9 @@ describe.skipIf(!engines.includes('server'))('two instances, one database, one r
   let redis: Awaited<ReturnType<typeof startRedis>>;
   let a: Awaited<ReturnType<typeof spawnService>>;
   let b: Awaited<ReturnType<typeof spawnService>>;
-  const dirs = [mkdtempSync(join(tmpdir(), 'aurore-inst-a-')), mkdtempSync(join(tmpdir(), 'aurore-inst-b-'))];
+  const dirs: string[] = []; // made in beforeAll: a describe's body also runs when its tests are filtered out
   beforeAll(async () => {
+    dirs.push(mkdtempSync(join(tmpdir(), 'aurore-inst-a-')), mkdtempSync(join(tmpdir(), 'aurore-inst-b-')));
     target = await newTarget('server');
     redis = await startRedis();
     const env = { ...target.env, REDIS_URL: redis.url, RATE_LIMIT_QUERY: '10', AGGREGATE_REFRESH_SECONDS: '1' };
