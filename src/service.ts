@@ -80,7 +80,8 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     {
       size: config.batch.size,
       lingerMs: config.batch.lingerMs,
-      maxInFlight: writers,
+      // Embedded: one writer, two batches, the second ready behind the first (workers/writer.ts).
+      maxInFlight: embedded ? 2 : writers,
       retryMaxMs: config.batch.retryMaxMs,
       breakerThreshold: config.breaker.threshold,
       breakerCooldownMs: config.breaker.cooldownMs,

@@ -19,7 +19,7 @@ export interface WriterData {
 export type WriterFault = 'crash-before-write' | 'crash-mid-copy' | 'crash-after-write' | 'database-down';
 
 export type WriterTask =
-  | { op: 'insert'; start: number; end: number; count: number; fault?: WriterFault }
+  | { op: 'insert'; start: number; end: number; count: number; fault?: WriterFault; behind?: boolean }
   | { op: 'query'; text: string; params: unknown[] }
   | { op: 'exec'; script: string; transaction: boolean }
   | { op: 'copy'; statement: string; chunks: string[] }
@@ -52,8 +52,14 @@ function exitIfTrapped(e: unknown) {
   if (e instanceof WebAssembly.RuntimeError) process.exit(4);
 }
 
+// Statements of the main thread (embedded: reads, maintenance) running in this thread, and when the
+// last one ended: a batch waiting behind another lets them go first (see `inserting` below).
+let statements = 0;
+let statementEnded = 0;
+
 /** The main thread's statements (embedded engine); a failure returns as a value, SQLSTATE kept (see proxyEngine). */
 async function statement(engine: Engine, task: Extract<WriterTask, { op: 'query' | 'exec' | 'copy' }>): Promise<unknown> {
+  statements++;
   try {
     if (task.op === 'query') return await engine.query(task.text, task.params);
     if (task.op === 'exec') await engine.exec(task.script, { transaction: task.transaction });
@@ -62,7 +68,48 @@ async function statement(engine: Engine, task: Extract<WriterTask, { op: 'query'
   } catch (e) {
     exitIfTrapped(e);
     return statementFailure(e);
+  } finally {
+    statements--;
+    statementEnded = performance.now();
   }
+}
+
+/** One batch: its records out of shared memory, into the events table (COPY, or the INSERT path). */
+async function insert(engine: Engine, task: Extract<WriterTask, { op: 'insert' }>): Promise<InsertResult> {
+  const json = readBatch(bytes, task);
+  // Fault injection for the crash tests (set only by tests through createService options): the
+  // thread dies holding a batch, before its commit, halfway through its COPY, or after its commit.
+  if (task.fault === 'crash-before-write') process.exit(3);
+  if (task.fault === 'database-down') throw new Error('08006: connection to the database lost (test fault)');
+  const result: InsertResult = { inserted: 0, duplicates: [], rejected: [] };
+  try {
+    await writeRecords(engine, json, task.count, result, task.fault === 'crash-mid-copy' ? { copyMinRows: 1, chunked: dieHalfway } : {});
+  } catch (e) {
+    exitIfTrapped(e);
+    // Errors cross the thread boundary as plain messages: keep the SQLSTATE in it for the log.
+    const code = (e as { code?: string }).code;
+    throw new Error(code ? `${code}: ${(e as Error).message}` : (e as Error).message);
+  }
+  if (task.fault === 'crash-after-write') process.exit(3);
+  return result;
+}
+
+// Embedded, the batcher keeps a second full batch here while the first is written, so PGlite starts
+// it the moment the first commits instead of after a round trip through a main thread busy parsing
+// requests (BENCHMARKS.md). Batches reach the database one at a time, in order, and the second first
+// lets the main thread's statements go: those sent while the first ran, and the next slice of a read
+// whose slice just ended (READ_GAP_MS), for at most YIELD_MAX_MS: a read under a backlog waits for
+// the batch being written, not for two, and a stream of reads cannot stop the writes.
+const READ_GAP_MS = 20;
+const YIELD_MAX_MS = 50;
+let inserting: Promise<unknown> = Promise.resolve();
+
+async function afterStatements() {
+  const until = performance.now() + YIELD_MAX_MS;
+  // A COPY holds this thread while it runs: the main thread's statements sent meanwhile are still
+  // messages in the port, behind this task's. A timer turn lets them in first.
+  await Bun.sleep(1);
+  while ((statements > 0 || performance.now() - statementEnded < READ_GAP_MS) && performance.now() < until) await Bun.sleep(1);
 }
 
 export default async function writer(task: WriterTask): Promise<unknown> {
@@ -73,26 +120,11 @@ export default async function writer(task: WriterTask): Promise<unknown> {
     return null;
   }
   const engine = await database();
-  switch (task.op) {
-    case 'insert': {
-      const json = readBatch(bytes, task);
-      // Fault injection for the crash tests (set only by tests through createService options): the
-      // thread dies holding a batch, before its commit, halfway through its COPY, or after its commit.
-      if (task.fault === 'crash-before-write') process.exit(3);
-      if (task.fault === 'database-down') throw new Error('08006: connection to the database lost (test fault)');
-      const result: InsertResult = { inserted: 0, duplicates: [], rejected: [] };
-      try {
-        await writeRecords(engine, json, task.count, result, task.fault === 'crash-mid-copy' ? { copyMinRows: 1, chunked: dieHalfway } : {});
-      } catch (e) {
-        exitIfTrapped(e);
-        // Errors cross the thread boundary as plain messages: keep the SQLSTATE in it for the log.
-        const code = (e as { code?: string }).code;
-        throw new Error(code ? `${code}: ${(e as Error).message}` : (e as Error).message);
-      }
-      if (task.fault === 'crash-after-write') process.exit(3);
-      return result;
-    }
-    default:
-      return statement(engine, task);
-  }
+  if (task.op !== 'insert') return statement(engine, task);
+  const turn = inserting.then(async () => {
+    if (task.behind && data.engine === 'embedded') await afterStatements();
+    return insert(engine, task);
+  });
+  inserting = turn.catch(() => {});
+  return turn;
 }

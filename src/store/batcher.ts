@@ -195,7 +195,7 @@ export class Batcher {
         const attempt = ++this.attempts;
         const crash = this.faults.databaseDown?.() ? 'database-down' : this.faults.crashOnAttempt?.attempt === attempt ? this.faults.crashOnAttempt.when : undefined;
         const began = performance.now();
-        result = (await this.pool.run({ op: 'insert', start: batch.start, end: batch.end, count: batch.count, fault: crash })) as InsertResult;
+        result = (await this.pool.run({ op: 'insert', start: batch.start, end: batch.end, count: batch.count, fault: crash, behind: this.inFlight[0] !== slot })) as InsertResult;
         this.onBatch(batch.count, (performance.now() - began) / 1000);
         this.onSuccess();
         const stored = batch.count - result.rejected.length;
