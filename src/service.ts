@@ -80,8 +80,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     {
       size: config.batch.size,
       lingerMs: config.batch.lingerMs,
-      // Embedded: one writer, two batches, the second ready behind the first (workers/writer.ts).
-      maxInFlight: embedded ? 2 : writers,
+      maxInFlight: embedded ? 2 : writers, // embedded: a second batch ready behind the first (workers/writer.ts)
       retryMaxMs: config.batch.retryMaxMs,
       breakerThreshold: config.breaker.threshold,
       breakerCooldownMs: config.breaker.cooldownMs,
