@@ -28,6 +28,14 @@ const MUTATIONS: Mutation[] = [
     only: 'resent with the same id',
   },
   {
+    name: 'the embedded writer holds one batch at a time (PGlite idle while the main thread sends the next)',
+    file: 'src/service.ts',
+    find: 'maxInFlight: embedded ? 2 : writers,',
+    replace: 'maxInFlight: writers,',
+    tests: ['test/durability.test.ts'],
+    only: 'holding the batch behind',
+  },
+  {
     name: 'the circuit breaker never opens',
     file: 'src/store/batcher.ts',
     find: "this.breaker = 'open';",

@@ -100,6 +100,24 @@ describe.each(engines)('durability [%s]', (kind) => {
     expect(await countRows(svc.engine, `service = 'crash-before'`)).toBe(60);
   });
 
+  // Under a backlog the embedded writer holds two batches (one writing, one waiting behind it), the
+  // server's two writers one each: a thread's death must cost a retry of each batch it held, no row.
+  test('a writer thread that dies holding the batch behind the one it writes loses neither', async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    let held = true;
+    const svc = await service(await target(kind), { BATCH_SIZE: '20', BATCH_LINGER_MS: '50' }, { faults: { beforeWrite: () => (held ? gate : Promise.resolve()), crashOnAttempt: { attempt: 1, when: 'crash-before-write' } } });
+    for (let i = 0; i < 100; i++) expect((await postEvent(svc.app, ev(i, 'crash-two'))).status).toBe(202);
+    await until(() => svc.batcher.inFlightBatches === 2, 5_000, 'two batches in flight'); // both held at the gate
+    held = false;
+    open();
+    await until(() => svc.batcher.stats.written === 100, 30_000, 'every batch written after the crash');
+    // Embedded: both batches were in the thread that died; the server's other writer kept its own.
+    expect(svc.batcher.stats.failedAttempts).toBeGreaterThanOrEqual(kind === 'embedded' ? 2 : 1);
+    const [d] = await svc.engine.query<{ rows: number; ids: number }>(`SELECT count(*)::float8 AS rows, count(DISTINCT id)::float8 AS ids FROM events WHERE service = 'crash-two'`);
+    expect(d).toEqual({ rows: 100, ids: 100 });
+  });
+
   // Server: the database holds half a COPY when the connection drops, and rolls it back. Embedded:
   // PGlite reads a COPY in one call inside this thread, so the thread dies before the COPY starts.
   test('a writer thread that dies halfway through its COPY loses nothing and duplicates nothing', async () => {
