@@ -1,6 +1,6 @@
 // Failures: a row the database refuses, a database that goes away under load, sustained overload.
 import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test';
-import { countRows, engines, newTarget, postEvent, privateCluster, startService, until, type Target } from './harness';
+import { countRows, engines, newTarget, postEvent, privateCluster, serverTarget, startService, until, type Target } from './harness';
 
 // Creating an embedded database takes about 4 s (initdb), near bun's 5 s default.
 setDefaultTimeout(90_000);
@@ -104,6 +104,12 @@ describe.each(engines)('database failure [%s]', (kind) => {
         if (i % 20 === 0) await Bun.sleep(1);
       }
     })();
+    // A failing step must not leave this loop posting for the rest of the suite (once seen: every
+    // later file ran 3x slower and two more timed out).
+    cleanups.push(async () => {
+      stop = true;
+      await load;
+    });
     await until(() => accepted > 200);
     down = true;
     // Once seen timing out in a full suite run (not again in 14 runs alone): say what the writers were doing.
@@ -141,7 +147,9 @@ describe.skipIf(!engines.includes('server'))('database outage [server]', () => {
     const cluster = await privateCluster();
     cleanups.push(() => cluster.stop());
     const url = cluster.url;
-    const svc = await service({ kind: 'server', env: { DATABASE_URL: url }, open: async () => svc.engine, destroy: async () => {} }, {
+    const own = serverTarget(url, async () => svc.engine);
+    cleanups.push(() => own.destroy());
+    const svc = await service(own, {
       QUEUE_MAX_EVENTS: '3000',
       CIRCUIT_BREAKER_THRESHOLD: '3',
       CIRCUIT_BREAKER_COOLDOWN_MS: '300',
@@ -160,9 +168,16 @@ describe.skipIf(!engines.includes('server'))('database outage [server]', () => {
         if (i % 20 === 0) await Bun.sleep(1);
       }
     })();
+    // A failing step must not leave this loop posting for the rest of the suite (once seen: every
+    // later file ran 3x slower and two more timed out).
+    cleanups.push(async () => {
+      stop = true;
+      await load;
+    });
     await until(() => accepted > 300);
     await cluster.pause(); // immediate stop: connections die mid-transaction
-    // Once seen timing out in a full suite run (not again in 14 runs alone): say what the writers were doing.
+    // Timed out about once in 30 runs, until the driver's poisoned reconnect was fixed (test/driver.test.ts):
+    // on a timeout, say what the writers were doing.
     const writers = () => `the circuit breaker to open (breaker ${svc.batcher.breaker}, ${JSON.stringify({ ...svc.batcher.stats, depth: svc.queue.depth })})`;
     await until(() => svc.batcher.breaker === 'open', 20_000, writers);
     const health = (await (await svc.app.request('/health/database')).json()) as { connected: boolean; breaker: string };
@@ -172,10 +187,11 @@ describe.skipIf(!engines.includes('server'))('database outage [server]', () => {
     const acceptedWhileDown = accepted;
     await cluster.resume();
     // New events are accepted again (the queue drains), not only the old ones written.
-    await until(() => accepted > acceptedWhileDown + 100 && svc.batcher.breaker === 'closed', 30_000, 'new events to be accepted again');
+    const state = (what: string) => () => `${what} (accepted ${accepted}, ${acceptedWhileDown} while down, breaker ${svc.batcher.breaker}, ${JSON.stringify({ ...svc.batcher.stats, depth: svc.queue.depth, statuses: Object.fromEntries(statuses) })})`;
+    await until(() => accepted > acceptedWhileDown + 100 && svc.batcher.breaker === 'closed', 30_000, state('new events to be accepted again'));
     stop = true;
     await load;
-    await until(() => svc.queue.depth === 0 && svc.batcher.stats.written === accepted, 30_000, 'the backlog to be written');
+    await until(() => svc.queue.depth === 0 && svc.batcher.stats.written === accepted, 30_000, state('the backlog to be written'));
 
     expect(statuses.get(503) ?? 0).toBeGreaterThan(0); // queue full while the database was down
     expect([...statuses.keys()].every((s) => s === 202 || s === 503 || s === 429)).toBe(true);

@@ -84,16 +84,26 @@ export async function newTarget(kind: EngineKind, { fresh = false } = {}): Promi
   await admin.end();
   const url = new URL(SERVER_URL!);
   url.pathname = `/${name}`;
+  const target = serverTarget(url.toString(), async () => openServer(url.toString(), 2));
   return {
-    kind,
-    env: { DATABASE_URL: url.toString() },
-    open: async () => openServer(url.toString(), 2),
+    ...target,
     destroy: async () => {
+      await target.destroy();
       const a = postgres(SERVER_URL!, { max: 1, onnotice: () => {} });
       await a.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await a.end();
     },
   };
+}
+
+/**
+ * A target on a server database, with a DATA_DIR of its own: a server service spills there what it
+ * could not write before it stopped, and replays it at its next start. A shared one (the default
+ * ./data) let a test that failed with a full queue put its 3,000 events into the next run's database.
+ */
+export function serverTarget(url: string, open: () => Promise<Engine>): Target {
+  const dir = mkdtempSync(join(tmpdir(), 'aurore-test-spill-'));
+  return { kind: 'server', env: { DATABASE_URL: url, DATA_DIR: dir }, open, destroy: async () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 export const logLines: string[] = [];
@@ -111,6 +121,7 @@ export async function startService(target: Target, env: Record<string, string> =
 
 /** Builds a service on `target` without waiting for it to be ready (start-up is then in progress). */
 export function buildService(target: Target, env: Record<string, string> = {}, opts: ServiceOptions = {}) {
+  if (!target.env.DATA_DIR && !env.DATA_DIR) throw new Error('a test service needs a DATA_DIR of its own (newTarget, serverTarget): the default ./data is shared by every run');
   if (opts.edition && fromTemplate.has(target)) throw new Error(`edition '${opts.edition}' needs newTarget('embedded', { fresh: true }): the copied database is migrated already`);
   // Many tests use fixed dates in the past (known order, known ids): nothing is old enough for
   // retention unless a test says so (test/aggregates.test.ts sets realistic ages).

@@ -3,7 +3,7 @@
 // stops answering, and come back when it returns. Server engine only.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { createLogger } from '../src/log';
-import { engines, postEvent, privateCluster, startService, until } from './harness';
+import { engines, postEvent, privateCluster, serverTarget, startService, until, type Target } from './harness';
 
 setDefaultTimeout(120_000);
 
@@ -11,14 +11,17 @@ describe.skipIf(!engines.includes('server'))('read replica [server]', () => {
   let primary: Awaited<ReturnType<typeof privateCluster>>;
   let replica: Awaited<ReturnType<Awaited<ReturnType<typeof privateCluster>>['replica']>>;
   let svc: Awaited<ReturnType<typeof startService>>;
+  let target: Target | undefined;
   const lines: string[] = [];
   beforeAll(async () => {
     primary = await privateCluster();
     replica = await primary.replica();
-    svc = await startService({ kind: 'server', env: { DATABASE_URL: primary.url }, open: async () => svc.engine, destroy: async () => {} }, { DATABASE_READ_URL: replica.url, READ_MAX_LAG_MS: '3000' }, { log: createLogger('info', (l) => lines.push(l)) });
+    target = serverTarget(primary.url, async () => svc.engine);
+    svc = await startService(target, { DATABASE_READ_URL: replica.url, READ_MAX_LAG_MS: '3000' }, { log: createLogger('info', (l) => lines.push(l)) });
   });
   afterAll(async () => {
     await svc?.stop();
+    await target?.destroy();
     await replica?.stop().catch(() => {});
     await primary?.stop();
   });
