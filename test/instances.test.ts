@@ -59,20 +59,25 @@ describe.skipIf(!engines.includes('server'))('HTTP_PROCESSES=2 on one port [serv
       }
     };
     const clients = Array.from({ length: 16 }, (_, c) => client(c));
-    await until(() => accepted > 2000, 30_000);
-    // The request log says which process answered: both did.
-    const served = new Set(svc.lines.filter((l) => l.includes('"msg":"request"')).map((l) => (JSON.parse(l) as { process: number }).process));
-    expect([...served].sort()).toEqual([0, 1]);
-    const buffer = await json<{ accepted: number; capacity: number; processes: { configured: number; reporting: number } }>(`${svc.url}/health/buffer`);
-    expect(buffer.processes).toEqual({ configured: 2, reporting: 2 });
-    expect(buffer.capacity).toBe(200_000); // two queues of 100,000
-    const metrics = await (await fetch(`${svc.url}/metrics`)).text();
-    const acceptedMetric = Number(/^aurore_events_accepted_total (\d+)/m.exec(metrics)![1]);
-    expect(acceptedMetric).toBeGreaterThanOrEqual(buffer.accepted); // both processes, summed
-    expect(acceptedMetric).toBeLessThanOrEqual(accepted + 16);
-    svc.proc.kill('SIGTERM');
-    expect(await svc.proc.exited).toBe(0);
-    stop = true;
+    // A failing step stops the clients too: they would post to a dead port for the rest of the suite.
+    try {
+      await until(() => accepted > 2000, 30_000);
+      // The request log says which process answered: both did.
+      const served = new Set(svc.lines.filter((l) => l.includes('"msg":"request"')).map((l) => (JSON.parse(l) as { process: number }).process));
+      expect([...served].sort()).toEqual([0, 1]);
+      const buffer = await json<{ accepted: number; capacity: number; processes: { configured: number; reporting: number } }>(`${svc.url}/health/buffer`);
+      expect(buffer.processes).toEqual({ configured: 2, reporting: 2 });
+      expect(buffer.capacity).toBe(200_000); // two queues of 100,000
+      const metrics = await (await fetch(`${svc.url}/metrics`)).text();
+      const acceptedMetric = Number(/^aurore_events_accepted_total (\d+)/m.exec(metrics)![1]);
+      expect(acceptedMetric).toBeGreaterThanOrEqual(buffer.accepted); // both processes, summed
+      expect(acceptedMetric).toBeLessThanOrEqual(accepted + 16);
+      svc.proc.kill('SIGTERM');
+      expect(await svc.proc.exited).toBe(0);
+    } finally {
+      stop = true;
+      if (svc.proc.exitCode === null) svc.proc.kill('SIGKILL'); // its processes follow it
+    }
     await Promise.all(clients);
     const engine = await target.open();
     try {
