@@ -36,6 +36,14 @@ const MUTATIONS: Mutation[] = [
     only: 'holding the batch behind',
   },
   {
+    name: "no listener for the writer pool's 'error' (a thread failing between batches ends the process)",
+    file: 'src/service.ts',
+    find: "  pool.on('error', (err: Error) => log.error('a writer thread failed between batches; another took its place', { err }));\n",
+    replace: '',
+    tests: ['test/durability.test.ts'],
+    only: 'fails between batches',
+  },
+  {
     name: 'the circuit breaker never opens',
     file: 'src/store/batcher.ts',
     find: "this.breaker = 'open';",

@@ -34,7 +34,7 @@ export interface ServiceOptions {
 export type Service = Awaited<ReturnType<typeof createService>>;
 
 /** The writer threads: each reads batches from the queue's shared memory and owns a connection (or, embedded, the database). */
-function writerPool(config: Config, queue: EventQueue, writers: number) {
+function writerPool(config: Config, queue: EventQueue, writers: number, log: Logger) {
   const embedded = config.engine === 'embedded';
   const workerData: WriterData = {
     engine: config.engine,
@@ -43,7 +43,7 @@ function writerPool(config: Config, queue: EventQueue, writers: number) {
     trigram: config.searchIndex === 'trgm',
     sab: queue.sab,
   };
-  return new Piscina<WriterTask, unknown>({
+  const pool = new Piscina<WriterTask, unknown>({
     filename: new URL('../workers/writer.ts', import.meta.url).href,
     minThreads: writers,
     maxThreads: writers,
@@ -55,6 +55,11 @@ function writerPool(config: Config, queue: EventQueue, writers: number) {
     concurrentTasksPerWorker: embedded ? 16 : 1,
     workerData,
   });
+  // A thread that fails between batches (an error no task awaits: a socket's late ECONNRESET, say)
+  // has already been replaced by piscina, which then emits 'error': unheard, that ended the process,
+  // and with it every accepted event still in the queue.
+  pool.on('error', (err: Error) => log.error('a writer thread failed between batches; another took its place', { err }));
+  return pool;
 }
 
 export function createService(config: Config, opts: ServiceOptions = {}) {
@@ -71,7 +76,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     log.warn('DATA_DIR lock taken over from a process that did not stop cleanly (it is gone; the database recovers from its log)', { dataDir: config.dataDir, pid: p.pid, host: p.host, since: p.startedAt });
   }
   const queue = new EventQueue(config.queue.maxEvents, config.queue.maxBytes);
-  const pool = writerPool(config, queue, writers);
+  const pool = writerPool(config, queue, writers, log);
   const engine: Engine = embedded ? proxyEngine(pool as never) : openServer(config.databaseUrl!, config.dbPoolMax);
   const reads = config.reads.url ? readRouting(engine, config.reads.url, { maxLagMs: config.reads.maxLagMs, poolMax: config.dbPoolMax, log }) : null;
   const batcher = new Batcher(

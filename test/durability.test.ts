@@ -4,6 +4,7 @@ import { afterEach, describe, expect, test, setDefaultTimeout } from 'bun:test';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createLogger } from '../src/log';
 import { loadMigrations } from '../src/store/migrate';
 import { spillDir, writeSpill } from '../src/store/spill';
 import { buildService, countRows, engines, newTarget, postEvent, startService, until, type Target } from './harness';
@@ -138,6 +139,25 @@ describe.each(engines)('durability [%s]', (kind) => {
     expect(await countRows(svc.engine, `service = 'crash-after'`)).toBe(40);
     const [d] = await svc.engine.query<{ n: number }>(`SELECT count(DISTINCT id)::float8 AS n FROM events WHERE service = 'crash-after'`);
     expect(d!.n).toBe(40);
+  });
+
+  test('a writer thread that fails between batches is replaced: the process goes on and every event is written', async () => {
+    const lines: string[] = [];
+    const uncaught: unknown[] = [];
+    const onError = (e: unknown) => uncaught.push(e);
+    process.on('uncaughtException', onError);
+    try {
+      const svc = await service(await target(kind), { BATCH_SIZE: '100', BATCH_LINGER_MS: '50' }, { log: createLogger('warn', (l) => lines.push(l)), faults: { crashOnAttempt: { attempt: 1, when: 'stray-error-after-write' } } });
+      for (let i = 0; i < 40; i++) expect((await postEvent(svc.app, ev(i, 'stray'))).status).toBe(202);
+      await until(() => lines.some((l) => l.includes('a writer thread failed between batches')), 30_000, 'the thread to fail and be logged');
+      for (let i = 40; i < 80; i++) expect((await postEvent(svc.app, ev(i, 'stray'))).status).toBe(202);
+      await until(() => svc.batcher.stats.written === 80, 30_000, 'every event written by the thread that took its place');
+      expect(await countRows(svc.engine, `service = 'stray'`)).toBe(80);
+      expect(lines.find((l) => l.includes('between batches'))).toContain('ECONNRESET');
+    } finally {
+      process.off('uncaughtException', onError);
+    }
+    expect(uncaught).toEqual([]);
   });
 
   test('a restart on the same data keeps every event and still accepts new ones', async () => {
