@@ -44,6 +44,15 @@ const MUTATIONS: Mutation[] = [
     only: 'fails between batches',
   },
   {
+    name: "the server engine keeps postgres.js's reconnect backoff (10-20 s after a few failures)",
+    file: 'src/store/engine.ts',
+    find: '    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),\n',
+    replace: '',
+    tests: ['test/driver.test.ts'],
+    only: 'failed reconnects',
+    server: true,
+  },
+  {
     name: 'the circuit breaker never opens',
     file: 'src/store/batcher.ts',
     find: "this.breaker = 'open';",
