@@ -167,10 +167,26 @@ const MUTATIONS: Mutation[] = [
   {
     name: 'a PGlite that trapped (WebAssembly RuntimeError) kept by its writer thread',
     file: 'workers/writer.ts',
-    find: '  if (e instanceof WebAssembly.RuntimeError) process.exit(4);',
+    find: '  if (e instanceof WebAssembly.RuntimeError || isEngineBroken(e)) process.exit(4);',
     replace: '  void e;',
     tests: ['test/durability.test.ts'],
     only: 'WebAssembly trap',
+  },
+  {
+    name: 'the stop waits for ever for a writer thread that never answers',
+    file: 'src/service.ts',
+    find: '  if (!(await within(closed, waitedMs))) log.error(',
+    replace: '  if (!(await closed.then(() => true))) log.error(',
+    tests: ['test/shutdown.test.ts'],
+    only: 'never answers',
+  },
+  {
+    name: 'a PGlite that trapped runs the next statement (froze its thread or answered from corrupted memory)',
+    file: 'src/store/engine.ts',
+    find: '    if (failure) throw failure;\n',
+    replace: '\n',
+    tests: ['test/durability.test.ts'],
+    only: 'no statement runs in that instance again',
   },
   {
     name: 'metadata of any depth accepted (2,000 levels trap the embedded engine)',

@@ -33,6 +33,17 @@ export interface ServiceOptions {
 
 export type Service = Awaited<ReturnType<typeof createService>>;
 
+/** Whether `step` ended within `ms` (its failure counts as ended: the caller logs failures itself). */
+async function within(step: Promise<unknown> | undefined, ms: number): Promise<boolean> {
+  let timer: Timer | undefined;
+  const late = new Promise<false>((resolve) => (timer = setTimeout(resolve, ms, false)));
+  try {
+    return await Promise.race([Promise.resolve(step).then(() => true, () => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The writer threads: each reads batches from the queue's shared memory and owns a connection (or, embedded, the database). */
 function writerPool(config: Config, queue: EventQueue, writers: number, log: Logger) {
   const embedded = config.engine === 'embedded';
@@ -60,6 +71,29 @@ function writerPool(config: Config, queue: EventQueue, writers: number, log: Log
   // and with it every accepted event still in the queue.
   pool.on('error', (err: Error) => log.error('a writer thread failed between batches; another took its place', { err }));
   return pool;
+}
+
+/**
+ * The end of a stop, once the accepted events are written or saved: the maintenance job in
+ * progress ends, then each writer closes its database and the threads end. A thread frozen inside
+ * the embedded engine can be neither answered nor terminated (Bun cannot stop a thread running
+ * WebAssembly), so each wait is bounded and the process can exit; a database left open recovers at
+ * its next start, as after a crash.
+ */
+async function closeWriters(pool: Piscina, writers: number, jobsStopped: Promise<void> | undefined, waitedMs: number, log: Logger) {
+  if (!(await within(jobsStopped, waitedMs))) {
+    log.error('shutdown: a maintenance job did not end; stopping without closing the database', { waitedMs });
+    return;
+  }
+  const closed = (async () => {
+    try {
+      await Promise.all(Array.from({ length: writers }, () => pool.run({ op: 'close' } satisfies WriterTask)));
+    } catch (err) {
+      log.warn('shutdown: closing a writer failed', { err });
+    }
+    await pool.destroy();
+  })();
+  if (!(await within(closed, waitedMs))) log.error('shutdown: a writer thread did not close; stopping without it', { waitedMs });
 }
 
 export function createService(config: Config, opts: ServiceOptions = {}) {
@@ -166,13 +200,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
         log.error('shutdown: events accepted but neither written nor saved', { unwritten, err });
       }
     }
-    await jobsStopped;
-    try {
-      await Promise.all(Array.from({ length: writers }, () => pool.run({ op: 'close' })));
-    } catch (err) {
-      log.warn('shutdown: closing a writer failed', { err });
-    }
-    await pool.destroy();
+    await closeWriters(pool, writers, jobsStopped, config.shutdownTimeoutMs, log);
     await reads?.close();
     await engine.close();
     dirLock?.release();

@@ -1,13 +1,13 @@
 // What was accepted is never lost: a full queue refuses instead of dropping, a writer thread that dies
 // holding a batch loses nothing and duplicates nothing, a restart keeps the data.
 import { afterEach, describe, expect, test, setDefaultTimeout } from 'bun:test';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../src/log';
 import { loadMigrations } from '../src/store/migrate';
 import { spillDir, writeSpill } from '../src/store/spill';
-import { buildService, countRows, engines, newTarget, postEvent, startService, until, type Target } from './harness';
+import { buildService, countRows, engines, migratedTemplate, newTarget, postEvent, ROOT, startService, until, type Target } from './harness';
 
 // Creating an embedded database takes about 4 s (initdb), near bun's 5 s default.
 setDefaultTimeout(60_000);
@@ -300,7 +300,44 @@ describe.skipIf(!engines.includes('server'))('several writers [server]', () => {
   });
 });
 
+// One trap in a process of its own, on a copy of a migrated database: a statement whose jsonb is
+// `depth` levels deep (by query, or by exec in a transaction), then a plain one. Prints each outcome.
+// A thread frozen in the engine prints nothing more: the parent kills it.
+const TRAP_CHILD = `
+const { openEmbedded } = await import(process.argv[1]);
+const [dir, depth, how] = [process.argv[2], Number(process.argv[3]), process.argv[4]];
+const db = await openEmbedded(dir, { locked: true });
+const outcome = (p) => p.then(() => 'answered', (e) => 'refused: ' + e.constructor.name + ': ' + e.message);
+const deep = '{"a":' + '['.repeat(depth) + ']'.repeat(depth) + '}';
+console.log(await outcome(how === 'exec' ? db.exec("SELECT '" + deep + "'::jsonb IS NOT NULL") : db.query('SELECT $1::jsonb IS NOT NULL', [deep])));
+console.log(await outcome(db.query('SELECT 1')));
+process.exit(0);
+`;
+
+async function trapOnce(depth: number, how: 'query' | 'exec') {
+  const dir = mkdtempSync(join(tmpdir(), 'aurore-trap-'));
+  cleanupsAfter.push(() => rmSync(dir, { recursive: true, force: true }));
+  cpSync(await migratedTemplate(), dir, { recursive: true });
+  const child = Bun.spawn([process.execPath, '-e', TRAP_CHILD, join(ROOT, 'src/store/engine.ts'), dir, String(depth), how], { stdout: 'pipe', stderr: 'inherit' });
+  const killer = setTimeout(() => child.kill(), 10_000);
+  const [first = 'no answer', after = 'no answer'] = (await new Response(child.stdout).text()).split('\n').filter(Boolean);
+  clearTimeout(killer);
+  await child.exited;
+  return { depth, how, first, after };
+}
+
 describe.skipIf(!engines.includes('embedded'))('the embedded engine trapped [embedded]', () => {
+  test('after a trap no statement runs in that instance again: each is refused at once with the same error', async () => {
+    // Unfenced, what ran next depended on the depth alone: at 1,200 levels a query's next statement
+    // froze its thread for good, after an exec it answered from the corrupted memory, at 2,000 it
+    // threw. Several depths, each trapping at a different point of the engine's stack.
+    const runs = [];
+    for (const depth of [1200, 1500, 2000, 6000]) for (const how of ['query', 'exec'] as const) runs.push(await trapOnce(depth, how));
+    const trapped = runs.filter((r) => r.first !== 'answered');
+    expect(trapped.length).toBeGreaterThanOrEqual(4); // else the depths no longer trap here: choose others
+    expect(trapped.filter((r) => !r.first.startsWith('refused') || r.after !== r.first)).toEqual([]);
+  });
+
   test('a WebAssembly trap in PGlite costs the statement that caused it: the writer thread is replaced, the database reopened, writes go on', async () => {
     const svc = await service(await target('embedded'));
     const stored = (i: number) => svc.app.request('/events?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ev(i, 'trap')) });
@@ -309,7 +346,11 @@ describe.skipIf(!engines.includes('embedded'))('the embedded engine trapped [emb
     // this statement reaches the engine directly, as any other cause of a trap would).
     const deep = `{"a":${'['.repeat(2000)}${']'.repeat(2000)}}`;
     const trapped = svc.engine.query('SELECT $1::jsonb IS NOT NULL AS ok', [deep]).then(() => 'answered', () => 'refused');
-    expect(await Promise.race([trapped, Bun.sleep(30_000).then(() => 'no answer')])).toBe('refused');
+    // Statements already waiting for the database when it traps (a read, a maintenance job) must not
+    // run in the broken instance: there, some stack depths loop forever and freeze the thread.
+    const waiting = Array.from({ length: 3 }, (_, i) => svc.engine.query(`SELECT ${i} AS n`).then(() => 'answered', () => 'refused'));
+    const settled = Promise.all([trapped, ...waiting]);
+    expect(await Promise.race([settled, Bun.sleep(30_000).then(() => 'no answer')])).toEqual(['refused', 'refused', 'refused', 'refused']);
     // Without a fresh instance every later write failed with the same trap, for good.
     const after = await Promise.race([stored(2), Bun.sleep(30_000).then(() => null)]);
     expect(after?.status).toBe(201);

@@ -32,7 +32,7 @@ export interface Target {
  * processes spawnService starts on new directories.
  */
 let template: Promise<string> | undefined;
-function migratedTemplate(): Promise<string> {
+export function migratedTemplate(): Promise<string> {
   template ??= (async () => {
     const hash = new Bun.CryptoHasher('sha256');
     for (const m of loadMigrations()) hash.update(m.name).update(m.sql);

@@ -5,7 +5,7 @@ import postgres from 'postgres';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { countRows, engines, newTarget, postEvent, spawnService, startService, until, type Target } from './harness';
+import { countRows, engines, logLines, newTarget, postEvent, spawnService, startService, until, type Target } from './harness';
 
 // Creating an embedded database takes about 4 s (initdb), near bun's 5 s default.
 setDefaultTimeout(60_000);
@@ -126,6 +126,28 @@ describe.skipIf(!engines.includes('server'))('long requests through a real socke
       await locker.end();
       proc.kill('SIGTERM');
       await proc.exited;
+      await target.destroy();
+    }
+  });
+});
+
+describe('shutdown with a writer thread that never answers [embedded]', () => {
+  test('the stop saves the accepted events and ends within its timeouts; the next start writes them once', async () => {
+    const target = await newTarget('embedded');
+    const env = { SHUTDOWN_TIMEOUT_MS: '1000', BATCH_LINGER_MS: '20' };
+    try {
+      const svc = await startService(target, env, { faults: { crashOnAttempt: { attempt: 1, when: 'freeze' } } });
+      for (let i = 0; i < 25; i++) expect((await postEvent(svc.app, { service: 'frozen', message: `m${i}` })).status).toBe(202);
+      await until(() => svc.batcher.stats.batches === 0 && svc.queue.depth === 25, 5_000, 'the batch to reach the frozen thread');
+      const started = Date.now();
+      // Drain (1 s), then the wait for the thread to close (1 s): without that bound, for ever.
+      expect(await Promise.race([svc.stop(), Bun.sleep(15_000).then(() => 'still stopping')])).toEqual({ unwritten: 25, spilled: 25 });
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(logLines.some((l) => l.includes('a writer thread did not close'))).toBe(true);
+      const next = await startService(target, env);
+      await until(async () => (await countRows(next.engine, `service = 'frozen'`)) === 25, 20_000, 'the saved events written');
+      await next.stop();
+    } finally {
       await target.destroy();
     }
   });

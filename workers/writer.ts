@@ -4,7 +4,7 @@
 // COPY text by slicing, without parsing JSON (src/store/write.ts). In embedded mode this thread
 // also owns the PGlite database and runs the main thread's statements (one session per process).
 import { workerData } from 'node:worker_threads';
-import { openEmbedded, openServer, statementFailure, type Engine } from '../src/store/engine';
+import { isEngineBroken, openEmbedded, openServer, statementFailure, type Engine } from '../src/store/engine';
 import { readBatch } from '../src/store/queue';
 import { writeRecords, type InsertResult } from '../src/store/write';
 
@@ -16,7 +16,7 @@ export interface WriterData {
   sab: SharedArrayBuffer;
 }
 
-export type WriterFault = 'crash-before-write' | 'crash-mid-copy' | 'crash-after-write' | 'stray-error-after-write' | 'database-down';
+export type WriterFault = 'crash-before-write' | 'crash-mid-copy' | 'crash-after-write' | 'stray-error-after-write' | 'freeze' | 'database-down';
 
 export type WriterTask =
   | { op: 'insert'; start: number; end: number; count: number; fault?: WriterFault; behind?: boolean }
@@ -44,12 +44,12 @@ function* dieHalfway(text: string): Iterable<string> {
 }
 
 /**
- * PGlite trapped (a WebAssembly RuntimeError, e.g. its stack overflowed): that instance answers every
- * later statement with the same trap. The thread exits instead, so piscina starts a fresh one that
+ * PGlite's engine failed (a WebAssembly trap, e.g. its stack overflowed): that instance refuses every
+ * later statement (engine.ts fences it). The thread exits instead, so piscina starts a fresh one that
  * reopens the database from its files, as after a crash; the batch it held is retried (batcher.ts).
  */
 function exitIfTrapped(e: unknown) {
-  if (e instanceof WebAssembly.RuntimeError) process.exit(4);
+  if (e instanceof WebAssembly.RuntimeError || isEngineBroken(e)) process.exit(4);
 }
 
 // Statements of the main thread (embedded: reads, maintenance) running in this thread, and when the
@@ -79,8 +79,14 @@ async function insert(engine: Engine, task: Extract<WriterTask, { op: 'insert' }
   const json = readBatch(bytes, task);
   // Fault injection for the crash tests (set only by tests through createService options): the
   // thread dies holding a batch, before its commit, halfway through its COPY, after its commit, or
-  // just after the batch (stray-error-after-write, below).
+  // just after the batch (stray-error-after-write, below), or never answers again (freeze).
   if (task.fault === 'crash-before-write') process.exit(3);
+  // The thread stops answering anything, as one frozen inside the embedded engine (engine.ts); it
+  // sleeps rather than spins, and ends itself after a minute.
+  if (task.fault === 'freeze') {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60_000);
+    process.exit(3);
+  }
   if (task.fault === 'database-down') throw new Error('08006: connection to the database lost (test fault)');
   const result: InsertResult = { inserted: 0, duplicates: [], rejected: [] };
   try {

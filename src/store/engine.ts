@@ -112,6 +112,7 @@ export async function openEmbedded(dataDir: string, opts: { trigram?: boolean; l
     lock?.release();
     throw e;
   }
+  const broken = fenceOnFailure(db);
   lock?.recordHolder();
   chmodSync(dir, 0o700); // events are private: owner only (PGlite's initdb leaves it group-readable)
   // FIELD-NOTES: on a reopened data directory this must be the first statement, or compressed
@@ -132,10 +133,44 @@ export async function openEmbedded(dataDir: string, opts: { trigram?: boolean; l
       await db.query(statement.replace('FROM STDIN', `FROM '/dev/blob'`), [], { blob: new Blob([...chunks]) });
     },
     async close() {
-      if (!db.closed) await db.close();
+      // A broken instance is not asked to shut down: that would run its engine again.
+      if (!db.closed && !broken()) await db.close();
       lock?.release();
     },
   };
+}
+
+const BROKEN = Symbol('aurore.engineBroken');
+
+/** Whether this error came out of the embedded database's engine itself: that instance is unusable. */
+export function isEngineBroken(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && BROKEN in e;
+}
+
+/**
+ * An error thrown out of PGlite's WebAssembly engine (a trap, e.g. its stack overflowed; a JS stack
+ * overflow inside it) leaves its memory in an unknown state; SQL errors never leave it that way, they
+ * come back as protocol messages. Run again, that instance was seen to loop forever (freezing its
+ * thread), throw again, or answer as if nothing happened, depending only on how deep the overflow
+ * was. PGlite itself runs it again at once (the Sync in its query's `finally`, the ROLLBACK of a
+ * failed transaction), as would any statement queued behind. So from the first such error every
+ * call into the engine throws that same error instead of running: the caller opens the database
+ * afresh from its files (workers/writer.ts), as after a crash. Returns whether it broke.
+ */
+function fenceOnFailure(db: PGlite): () => boolean {
+  let failure: object | undefined;
+  const run = db.execProtocolRawSync.bind(db);
+  db.execProtocolRawSync = (message: Uint8Array) => {
+    if (failure) throw failure;
+    try {
+      return run(message);
+    } catch (e) {
+      failure = typeof e === 'object' && e !== null ? e : new Error(String(e));
+      Object.defineProperty(failure, BROKEN, { value: true });
+      throw failure;
+    }
+  };
+  return () => failure !== undefined;
 }
 
 /** What the writer pool exposes for running statements in the thread that owns the embedded database. */
