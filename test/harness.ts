@@ -1,6 +1,6 @@
 // Test harness: real engines only. Each service gets its own world: a temporary data directory of its
 // own (embedded) or a fresh database on the TimescaleDB server named by TEST_DATABASE_URL (server).
-import { cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
@@ -145,6 +145,33 @@ export function postEvent(app: { request: (p: string, i?: RequestInit) => Respon
     headers: { 'content-type': 'application/json', ...headers },
     body: typeof body === 'string' || body instanceof Uint8Array || body instanceof ReadableStream ? body : JSON.stringify(body),
   });
+}
+
+/**
+ * For a failure message when something never answered: this process's threads that are using CPU
+ * (over one second), by name, and how many sleep. A thread spinning inside WebAssembly shows as busy;
+ * one stuck waiting (a teardown, a lock) as asleep.
+ */
+export async function busyThreads(): Promise<string> {
+  const sample = () => {
+    const out = new Map<string, { name: string; state: string; ticks: number }>();
+    for (const tid of readdirSync('/proc/self/task')) {
+      try {
+        const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+        const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        out.set(tid, { name, state: f[0]!, ticks: Number(f[11]) + Number(f[12]) });
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+    return out;
+  };
+  const before = sample();
+  await Bun.sleep(1000);
+  const after = sample();
+  const busy = [...after].filter(([tid, t]) => t.ticks - (before.get(tid)?.ticks ?? t.ticks) > 50).map(([tid, t]) => `${t.name}#${tid} ${t.state} ${t.ticks - before.get(tid)!.ticks}%`);
+  return `busy threads: ${busy.join(', ') || 'none'}; ${after.size - busy.length} others`;
 }
 
 /** Polls `check` until it returns true, or fails after `ms` (`what`: a description, or one of the state at that moment). */

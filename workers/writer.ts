@@ -45,11 +45,15 @@ function* dieHalfway(text: string): Iterable<string> {
 
 /**
  * PGlite's engine failed (a WebAssembly trap, e.g. its stack overflowed): that instance refuses every
- * later statement (engine.ts fences it). The thread exits instead, so piscina starts a fresh one that
+ * later statement (engine.ts fences it), so this thread drops it, closes its files, and the next task
  * reopens the database from its files, as after a crash; the batch it held is retried (batcher.ts).
+ * The thread itself stays: ending it (process.exit) left its in-flight tasks unanswered and the
+ * stop waiting on it in CI, twice, where the same trap answered at once here.
  */
-function exitIfTrapped(e: unknown) {
-  if (e instanceof WebAssembly.RuntimeError || isEngineBroken(e)) process.exit(4);
+function dropIfBroken(opened: Promise<Engine>, e: unknown) {
+  if (!isEngineBroken(e) || db !== opened) return; // not the engine's failure, or dropped already
+  db = undefined;
+  void opened.then((engine) => engine.close()).catch(() => {});
 }
 
 // Statements of the main thread (embedded: reads, maintenance) running in this thread, and when the
@@ -58,7 +62,8 @@ let statements = 0;
 let statementEnded = 0;
 
 /** The main thread's statements (embedded engine); a failure returns as a value, SQLSTATE kept (see proxyEngine). */
-async function statement(engine: Engine, task: Extract<WriterTask, { op: 'query' | 'exec' | 'copy' }>): Promise<unknown> {
+async function statement(opened: Promise<Engine>, task: Extract<WriterTask, { op: 'query' | 'exec' | 'copy' }>): Promise<unknown> {
+  const engine = await opened;
   statements++;
   try {
     if (task.op === 'query') return await engine.query(task.text, task.params);
@@ -66,7 +71,7 @@ async function statement(engine: Engine, task: Extract<WriterTask, { op: 'query'
     else await engine.copyIn(task.statement, task.chunks);
     return null;
   } catch (e) {
-    exitIfTrapped(e);
+    dropIfBroken(opened, e);
     return statementFailure(e);
   } finally {
     statements--;
@@ -75,7 +80,8 @@ async function statement(engine: Engine, task: Extract<WriterTask, { op: 'query'
 }
 
 /** One batch: its records out of shared memory, into the events table (COPY, or the INSERT path). */
-async function insert(engine: Engine, task: Extract<WriterTask, { op: 'insert' }>): Promise<InsertResult> {
+async function insert(opened: Promise<Engine>, task: Extract<WriterTask, { op: 'insert' }>): Promise<InsertResult> {
+  const engine = await opened;
   const json = readBatch(bytes, task);
   // Fault injection for the crash tests (set only by tests through createService options): the
   // thread dies holding a batch, before its commit, halfway through its COPY, after its commit, or
@@ -92,7 +98,7 @@ async function insert(engine: Engine, task: Extract<WriterTask, { op: 'insert' }
   try {
     await writeRecords(engine, json, task.count, result, task.fault === 'crash-mid-copy' ? { copyMinRows: 1, chunked: dieHalfway } : {});
   } catch (e) {
-    exitIfTrapped(e);
+    dropIfBroken(opened, e);
     // Errors cross the thread boundary as plain messages: keep the SQLSTATE in it for the log.
     const code = (e as { code?: string }).code;
     throw new Error(code ? `${code}: ${(e as Error).message}` : (e as Error).message);
@@ -129,11 +135,11 @@ export default async function writer(task: WriterTask): Promise<unknown> {
     if (d) await (await d).close();
     return null;
   }
-  const engine = await database();
-  if (task.op !== 'insert') return statement(engine, task);
+  if (task.op !== 'insert') return statement(database(), task);
   const turn = inserting.then(async () => {
     if (task.behind && data.engine === 'embedded') await afterStatements();
-    return insert(engine, task);
+    // The database as it is when this batch's turn comes: one that broke meanwhile is reopened.
+    return insert(database(), task);
   });
   inserting = turn.catch(() => {});
   return turn;

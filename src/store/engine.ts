@@ -133,14 +133,30 @@ export async function openEmbedded(dataDir: string, opts: { trigram?: boolean; l
       await db.query(statement.replace('FROM STDIN', `FROM '/dev/blob'`), [], { blob: new Blob([...chunks]) });
     },
     async close() {
-      // A broken instance is not asked to shut down: that would run its engine again.
-      if (!db.closed && !broken()) await db.close();
+      // A broken instance is not asked to shut down: that would run its engine again. Its open
+      // files are closed from JS instead, so the instance that reopens the directory is the only
+      // one holding them.
+      if (broken()) closeFiles(db);
+      else if (!db.closed) await db.close();
       lock?.release();
     },
   };
 }
 
 const BROKEN = Symbol('aurore.engineBroken');
+
+/** Closes the file descriptors an instance's file system holds (JS only: its engine does not run). */
+function closeFiles(db: PGlite) {
+  const fs = (db as unknown as { mod?: { FS?: { streams: ({ fd: number } | null)[]; close(s: object): void } } }).mod?.FS;
+  for (const stream of fs?.streams ?? []) {
+    if (!stream || stream.fd <= 2) continue; // its stdin, stdout, stderr
+    try {
+      fs!.close(stream);
+    } catch {
+      // already closed, or a device: nothing held
+    }
+  }
+}
 
 /** Whether this error came out of the embedded database's engine itself: that instance is unusable. */
 export function isEngineBroken(e: unknown): boolean {
