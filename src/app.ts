@@ -48,7 +48,7 @@ export function createApp(deps: AppDeps) {
   // The only HTTPException(503) in the app: errorHandler answers it as request_timeout.
   const requestTimeout = timeout(config.requestTimeoutMs, () => new HTTPException(503, { message: `The request took longer than ${config.requestTimeoutMs} ms (REQUEST_TIMEOUT_MS)` }));
   app.on('POST', ['/events/batch', '/v1/logs', '/loki/api/v1/push'], requestTimeout);
-  app.on('GET', ['/events', '/events/*', '/metrics/events', '/health/business', '/health/detailed'], requestTimeout);
+  app.on('GET', ['/events', '/events/*', '/metrics/events', '/health/business', '/health/database', '/health/detailed'], requestTimeout);
   app.notFound((c) => respondError(c, new ApiError('not_found', `No route for ${c.req.method} ${c.req.path}`)));
   guardRoutes(app, config, limits);
 

@@ -151,6 +151,25 @@ describe('shutdown with a writer thread that never answers [embedded]', () => {
       await target.destroy();
     }
   });
+
+  test('a database probe answers 503 at REQUEST_TIMEOUT_MS instead of waiting with it', async () => {
+    const target = await newTarget('embedded');
+    try {
+      const svc = await startService(target, { SHUTDOWN_TIMEOUT_MS: '1000', BATCH_LINGER_MS: '20', REQUEST_TIMEOUT_MS: '1500' }, { faults: { crashOnAttempt: { attempt: 1, when: 'freeze' } } });
+      expect((await postEvent(svc.app, { service: 'frozen', message: 'm' })).status).toBe(202);
+      // A probe of the database answers 503 at REQUEST_TIMEOUT_MS, not never (200 until the batch
+      // has reached the thread and frozen it).
+      const probes: (number | null)[] = [];
+      while (probes.length < 20 && probes.at(-1) !== 503 && probes.at(-1) !== null) {
+        if (probes.length) await Bun.sleep(250); // a batch lets the main thread's statements go first
+        probes.push(await Promise.race([Promise.resolve(svc.app.request('/health/database')).then((r) => r.status), Bun.sleep(10_000).then(() => null)]));
+      }
+      expect(probes.at(-1)).toBe(503);
+      await svc.stop();
+    } finally {
+      await target.destroy();
+    }
+  });
 });
 
 describe.skipIf(!engines.includes('server'))('shutdown during maintenance [server]', () => {
