@@ -62,8 +62,7 @@ let statements = 0;
 let statementEnded = 0;
 
 /** The main thread's statements (embedded engine); a failure returns as a value, SQLSTATE kept (see proxyEngine). */
-async function statement(opened: Promise<Engine>, task: Extract<WriterTask, { op: 'query' | 'exec' | 'copy' }>): Promise<unknown> {
-  const engine = await opened;
+async function statement(engine: Engine, opened: Promise<Engine>, task: Extract<WriterTask, { op: 'query' | 'exec' | 'copy' }>): Promise<unknown> {
   statements++;
   try {
     if (task.op === 'query') return await engine.query(task.text, task.params);
@@ -80,8 +79,7 @@ async function statement(opened: Promise<Engine>, task: Extract<WriterTask, { op
 }
 
 /** One batch: its records out of shared memory, into the events table (COPY, or the INSERT path). */
-async function insert(opened: Promise<Engine>, task: Extract<WriterTask, { op: 'insert' }>): Promise<InsertResult> {
-  const engine = await opened;
+async function insert(engine: Engine, opened: Promise<Engine>, task: Extract<WriterTask, { op: 'insert' }>): Promise<InsertResult> {
   const json = readBatch(bytes, task);
   // Fault injection for the crash tests (set only by tests through createService options): the
   // thread dies holding a batch, before its commit, halfway through its COPY, after its commit, or
@@ -135,11 +133,13 @@ export default async function writer(task: WriterTask): Promise<unknown> {
     if (d) await (await d).close();
     return null;
   }
-  if (task.op !== 'insert') return statement(database(), task);
+  const opened = database();
+  const engine = await opened;
+  if (task.op !== 'insert') return statement(engine, opened, task);
   const turn = inserting.then(async () => {
     if (task.behind && data.engine === 'embedded') await afterStatements();
-    // The database as it is when this batch's turn comes: one that broke meanwhile is reopened.
-    return insert(database(), task);
+    // An engine that broke while this batch waited refuses it; the batcher sends it again.
+    return insert(engine, opened, task);
   });
   inserting = turn.catch(() => {});
   return turn;
