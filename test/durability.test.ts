@@ -342,16 +342,17 @@ describe.skipIf(!engines.includes('embedded'))('the embedded engine trapped [emb
     const svc = await service(await target('embedded'));
     const stored = (i: number) => svc.app.request('/events?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ev(i, 'trap')) });
     expect((await stored(1)).status).toBe(201);
-    // A mark in this instance's session: a statement answered by a reopened database does not see it.
-    await svc.engine.query(`SELECT set_config('aurore.instance', 'trapped', false)`);
+    // Which instance answers: each PGlite instance has its own start time.
+    const instance = () => svc.engine.query<{ started: unknown }>(`SELECT pg_postmaster_start_time()::text AS started`);
+    const [{ started: trappedStart }] = (await instance()) as [{ started: unknown }];
     // A jsonb 2,000 levels deep overflows PGlite's WebAssembly stack (ingest refuses such metadata;
     // this statement reaches the engine directly, as any other cause of a trap would).
     const deep = `{"a":${'['.repeat(2000)}${']'.repeat(2000)}}`;
-    const outcome = (p: Promise<{ mark: string | null }[]>) => p.then(([r]) => (r?.mark ? `answered by the trapped instance` : 'answered after reopening'), () => 'refused');
-    const trapped = outcome(svc.engine.query('SELECT $1::jsonb IS NOT NULL AS mark', [deep]) as never);
+    const outcome = (p: Promise<{ started: unknown }[]>) => p.then(([r]) => (r?.started === trappedStart ? 'answered by the trapped instance' : 'answered after reopening'), () => 'refused');
+    const trapped = outcome(svc.engine.query('SELECT $1::jsonb IS NOT NULL AS started', [deep]));
     // Statements sent while it traps (a read, a maintenance job): those that reached the broken
     // instance are refused (some stack depths loop forever there); the others run on the reopened one.
-    const waiting = Array.from({ length: 3 }, () => outcome(svc.engine.query(`SELECT current_setting('aurore.instance', true) AS mark`)));
+    const waiting = Array.from({ length: 3 }, () => outcome(instance()));
     const settled = await Promise.race([Promise.all([trapped, ...waiting]), Bun.sleep(30_000).then(async () => [`no answer in 30 s; ${await busyThreads()}`])]);
     expect(settled[0]).toBe('refused');
     expect(settled.slice(1).filter((o) => o !== 'refused' && o !== 'answered after reopening')).toEqual([]);
@@ -359,6 +360,6 @@ describe.skipIf(!engines.includes('embedded'))('the embedded engine trapped [emb
     const after = await Promise.race([stored(2), Bun.sleep(30_000).then(async () => `no answer in 30 s; ${await busyThreads()}`)]);
     expect(typeof after === 'string' ? after : after.status).toBe(201);
     expect(await countRows(svc.engine, `service = 'trap'`)).toBe(2);
-    expect(await outcome(svc.engine.query(`SELECT current_setting('aurore.instance', true) AS mark`))).toBe('answered after reopening');
+    expect(await outcome(instance())).toBe('answered after reopening');
   });
 });
