@@ -189,7 +189,7 @@ const MUTATIONS: Mutation[] = [
     only: 'never answers',
   },
   {
-    name: 'a PGlite that trapped runs the next statement (froze its thread or answered from corrupted memory)',
+    name: 'a PGlite that trapped runs the next statement (in an engine stopped mid-statement)',
     file: 'src/store/engine.ts',
     find: '    if (failure) throw failure;\n',
     replace: '\n',
@@ -197,7 +197,7 @@ const MUTATIONS: Mutation[] = [
     only: 'no statement runs in that instance again',
   },
   {
-    name: 'metadata of any depth accepted (2,000 levels trap the embedded engine)',
+    name: 'metadata of any depth accepted (750 levels corrupt the embedded engine)',
     file: 'src/event.ts',
     find: '  if (levels === 0) return true;',
     replace: '  if (levels === 0) return false;',

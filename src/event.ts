@@ -9,9 +9,9 @@ export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 
 /**
  * How deep metadata may nest (objects and arrays), checked where it comes in (events, metadata
- * filters). Real metadata nests a few levels; the embedded engine's WebAssembly stack overflows on a
- * jsonb value about 1,000 levels deep, which leaves that PGlite instance unusable: 2,000 levels of
- * arrays fit in METADATA_MAX_BYTES. Not a setting: the margin below that is the point.
+ * filters). Real metadata nests a few levels; a jsonb value about 750 levels deep overflows the
+ * embedded engine's own stack, which corrupts that PGlite instance without an error (engine.ts):
+ * 2,000 levels of arrays fit in METADATA_MAX_BYTES. Not a setting: the margin below that is the point.
  */
 export const METADATA_MAX_DEPTH = 64;
 export const METADATA_DEPTH_RULE = `must nest at most ${METADATA_MAX_DEPTH} levels of objects and arrays`;

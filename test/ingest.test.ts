@@ -133,8 +133,8 @@ describe.each(engines)('ingest and query [%s]', (kind) => {
     expect(deepest.status).toBe(201);
     const [back] = ((await (await svc.app.request('/events?service=deep-ok')).json()) as { events: { metadata: unknown }[] }).events;
     expect(back!.metadata).toEqual(nest(64));
-    // 2,000 levels of arrays fit METADATA_MAX_BYTES: the embedded engine's WebAssembly stack overflowed
-    // on them (about 1,000 levels), and every write after it failed until a restart.
+    // 2,000 levels of arrays fit METADATA_MAX_BYTES: the embedded engine's own stack overflows at about
+    // 750 levels of jsonb, corrupting its memory without an error (src/store/engine.ts).
     for (const metadata of [nest(65), { a: JSON.parse('['.repeat(2000) + ']'.repeat(2000)) }]) {
       const res = await postEvent(svc.app, { service: 's', message: 'm', metadata });
       expect(res.status).toBe(400);

@@ -47,8 +47,8 @@ function* dieHalfway(text: string): Iterable<string> {
  * PGlite's engine failed (a WebAssembly trap, e.g. its stack overflowed): that instance refuses every
  * later statement (engine.ts fences it), so this thread drops it, closes its files, and the next task
  * reopens the database from its files, as after a crash; the batch it held is retried (batcher.ts).
- * The thread itself stays: ending it (process.exit) left its in-flight tasks unanswered and the
- * stop waiting on it in CI, twice, where the same trap answered at once here.
+ * The thread itself stays: with the instance gone it holds nothing broken, and a replacement thread
+ * would only add a start-up (and a worker's exit while its tasks are in flight, Bun's weak spot).
  */
 function dropIfBroken(opened: Promise<Engine>, e: unknown) {
   if (!isEngineBroken(e) || db !== opened) return; // not the engine's failure, or dropped already

@@ -164,14 +164,20 @@ export function isEngineBroken(e: unknown): boolean {
 }
 
 /**
- * An error thrown out of PGlite's WebAssembly engine (a trap, e.g. its stack overflowed; a JS stack
- * overflow inside it) leaves its memory in an unknown state; SQL errors never leave it that way, they
- * come back as protocol messages. Run again, that instance was seen to loop forever (freezing its
- * thread), throw again, or answer as if nothing happened, depending only on how deep the overflow
- * was. PGlite itself runs it again at once (the Sync in its query's `finally`, the ROLLBACK of a
- * failed transaction), as would any statement queued behind. So from the first such error every
- * call into the engine throws that same error instead of running: the caller opens the database
- * afresh from its files (workers/writer.ts), as after a crash. Returns whether it broke.
+ * An error thrown out of PGlite's WebAssembly engine (a trap; the thread's stack overflowing inside
+ * it) stops PostgreSQL mid-statement, its state unknown; SQL errors never do, they come back as
+ * protocol messages. PGlite itself runs that instance again at once (the Sync in its query's
+ * `finally`, the ROLLBACK of a failed transaction), as would any statement queued behind. So from
+ * the first such error every call into the engine throws that same error instead of running: the
+ * caller opens the database afresh from its files (workers/writer.ts), as after a crash. Returns
+ * whether it broke.
+ *
+ * What this cannot catch: PostgreSQL's own stack in the engine's memory is 64 KB (emscripten's
+ * default), and nothing checks it (max_stack_depth cannot go below 100kB). Its overflow writes over
+ * PostgreSQL's static data without an error: that statement, and those after it, were seen to trap,
+ * answer from the corrupted memory, or loop for ever in a thread nothing can stop. A jsonb value
+ * takes 80 bytes of it a level (about 750 levels overflow it), a PL/pgSQL call about 1 KB: only
+ * inputs bounded at the edge (METADATA_MAX_DEPTH) and this service's own SQL reach this engine.
  */
 function fenceOnFailure(db: PGlite): () => boolean {
   let failure: object | undefined;
