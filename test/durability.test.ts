@@ -304,7 +304,7 @@ describe.skipIf(!engines.includes('server'))('several writers [server]', () => {
 // native stack holds. PostgreSQL parses json recursively, and that parse keeps nothing on the engine's
 // own stack (measured: 0 bytes a level), so the thread's stack overflows first (RangeError, at about
 // 10,000 levels here) with the engine mid-statement. Not jsonb: building a jsonb takes 80 bytes a
-// level of the engine's 64 KB stack, whose overflow (about 1,100 levels) writes over PostgreSQL's
+// level of the engine's 64 KB stack, whose overflow (about 750 levels) writes over PostgreSQL's
 // own memory without any error: from there anything can happen, and in CI that statement looped for
 // ever. Ingest keeps metadata far from that (METADATA_MAX_DEPTH); no test can rely on what it does.
 const nestedJson = (depth: number) => `{"a":${'['.repeat(depth)}${']'.repeat(depth)}}`;
@@ -358,7 +358,7 @@ describe.skipIf(!engines.includes('embedded'))('the embedded engine trapped [emb
     const outcome = (p: Promise<{ started: unknown }[]>) => p.then(([r]) => (r?.started === trappedStart ? 'answered by the trapped instance' : 'answered after reopening'), () => 'refused');
     const trapped = outcome(svc.engine.query('SELECT $1::json IS NOT NULL AS started', [nestedJson(1_000_000)]));
     // Statements sent while it traps (a read, a maintenance job): those that reached the broken
-    // instance are refused (some stack depths loop forever there); the others run on the reopened one.
+    // instance are refused; the others run on the reopened one.
     const waiting = Array.from({ length: 3 }, () => outcome(instance()));
     const settled = await Promise.race([Promise.all([trapped, ...waiting]), Bun.sleep(30_000).then(async () => [`no answer in 30 s; ${await busyThreads()}`])]);
     expect(settled[0]).toBe('refused');
