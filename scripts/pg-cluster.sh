@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Starts or stops a private, throwaway PostgreSQL + TimescaleDB cluster for tests and local development.
-#   scripts/pg-cluster.sh start [DIR]   -> prints DATABASE_URL=... (also written to DIR/url, mode 600)
+#   scripts/pg-cluster.sh start [DIR] [--edition community|apache]
+#                                       -> prints DATABASE_URL=... (also written to DIR/url, mode 600)
+#                                          apache: timescaledb.license = 'apache', so the Community
+#                                          build runs as the Apache edition (no TSL code loaded)
 #   scripts/pg-cluster.sh stop  [DIR]   -> stops it and deletes DIR
 #   scripts/pg-cluster.sh url   [DIR]   -> prints the URL of a running cluster
 #   scripts/pg-cluster.sh pause [DIR]   -> stops the server abruptly (-m immediate), keeping its data
@@ -14,6 +17,18 @@
 set -euo pipefail
 
 cmd=${1:-}
+EDITION=community
+args=()
+shift || true
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --edition) EDITION=${2:-}; shift 2 ;;
+    --edition=*) EDITION=${1#--edition=}; shift ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+case "$EDITION" in community|apache) ;; *) echo "[pg-cluster] --edition must be community or apache, not '$EDITION'" >&2; exit 2 ;; esac
+set -- "$cmd" "${args[@]}"
 DIR=${2:-${AURORE_PG_DIR:-${TMPDIR:-/tmp}/aurore-pg}}
 log() { printf '[pg-cluster] %s\n' "$*" >&2; }
 
@@ -62,7 +77,8 @@ max_connections = 100
 shared_buffers = 256MB
 fsync = on
 CONF
-    log "starting on 127.0.0.1:$PORT"
+    [ "$EDITION" = apache ] && echo "timescaledb.license = 'apache'" >> "$DIR/data/postgresql.conf"
+    log "starting on 127.0.0.1:$PORT ($EDITION edition)"
     as_owner "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start >/dev/null \
       || { tail -20 "$DIR/server.log" >&2; exit 1; }
     PGPASSWORD=$PASS "$BIN/psql" -h 127.0.0.1 -p "$PORT" -U aurore -d postgres -qAtc 'CREATE DATABASE aurore' >/dev/null
