@@ -85,3 +85,17 @@ describe('source layout', () => {
     expect(bare).toEqual([]);
   });
 });
+
+describe('TimescaleDB internals', () => {
+  test('every internal table or function the code, SQL or tests use is listed in docs/internals.md', () => {
+    const files = ['src', 'workers', 'sql', 'test'].flatMap((dir) =>
+      readdirSync(join(ROOT, dir), { recursive: true, encoding: 'utf8' })
+        .filter((f) => /\.(ts|sql)$/.test(f) && !f.endsWith('structure.test.ts'))
+        .map((f) => join(dir, f)),
+    );
+    const used = new Set(files.flatMap((f) => [...readFileSync(join(ROOT, f), 'utf8').matchAll(/_timescaledb_(?:catalog|config|functions|internal)\.[a-z_]+/g)].map((m) => m[0])));
+    const listed = readFileSync(join(ROOT, 'docs/internals.md'), 'utf8');
+    expect(used.size).toBeGreaterThan(5);
+    expect([...used].filter((name) => !listed.includes(`\`${name}`)).sort()).toEqual([]);
+  });
+});
