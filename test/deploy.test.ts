@@ -39,8 +39,11 @@ describe('docker-compose.yml', () => {
     expect(existsSync(`${root}scripts/compose/10-replication.sh`)).toBe(true);
   });
 
-  test('TimescaleDB is the Community image on PostgreSQL 17, with a volume and a health check', () => {
-    expect(s.timescaledb!.image).toMatch(/^timescale\/timescaledb:.*pg17/);
+  test('TimescaleDB is the Community image of the version CI tests, on PostgreSQL 17, with a volume and a health check', () => {
+    // Pinned, never `latest`: what is deployed is what scripts/install-timescaledb.sh builds for CI.
+    const tested = /^TS_VERSION=(\S+)$/m.exec(readFileSync(`${root}scripts/install-timescaledb.sh`, 'utf8'))![1];
+    expect(s.timescaledb!.image).toBe(`timescale/timescaledb:${tested}-pg17`);
+    expect(s['timescaledb-replica']!.image).toBe(s.timescaledb!.image);
     expect(s.timescaledb!.volumes![0]).toMatch(/^timescaledb-data:/);
     expect(compose.volumes).toHaveProperty('timescaledb-data');
     expect(s.timescaledb!.healthcheck).toBeDefined();
