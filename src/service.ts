@@ -6,6 +6,7 @@ import type { WriterData, WriterTask } from '../workers/writer';
 import { createApp } from './app';
 import type { Config } from './config';
 import { createLogger, redactUrl, type Logger } from './log';
+import { createFallbacks } from './fallbacks';
 import { createJobs } from './maintain/scheduler';
 import { bufferStatus } from './observe/health';
 import { servePeers, type Peers } from './observe/peers';
@@ -128,6 +129,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
     opts.faults,
   );
   const state = newState();
+  state.fallbacks = createFallbacks(log);
   const peers = opts.peers ?? null;
   const limits = createLimits(config, log, peers?.ports.length ?? 1);
   const budgets = createBudgets(config);

@@ -3,6 +3,7 @@
 // service.ts creates it and is the only one to set `ready`, `database` and `jobs`.
 import { ApiError } from './errors';
 import type { Jobs } from './maintain/scheduler';
+import type { Fallbacks } from './fallbacks';
 import type { DatabaseInfo } from './store/engine';
 
 export interface ServiceState {
@@ -18,10 +19,12 @@ export interface ServiceState {
   /** Events from agents' protocols stored with something cut to fit (message or metadata). */
   cut: number;
   rejectedQueueFull: number;
+  /** What the service recovered from by answering less well (fallbacks.ts); set by service.ts. */
+  fallbacks: Fallbacks | null;
 }
 
 export function newState(): ServiceState {
-  return { ready: false, draining: false, database: null, startError: null, received: 0, accepted: 0, invalid: 0, cut: 0, rejectedQueueFull: 0, jobs: null };
+  return { ready: false, draining: false, database: null, startError: null, received: 0, accepted: 0, invalid: 0, cut: 0, rejectedQueueFull: 0, jobs: null, fallbacks: null };
 }
 
 /** Reads need the migrated database: before that, 503 not_ready with Retry-After. */

@@ -3,7 +3,7 @@
 // the range, and flagged as an estimate when they are not, on every aggregate path.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import type { Edition } from '../src/store/migrate';
-import { engines, newTarget, startService, type Target } from './harness';
+import { engines, logLines, newTarget, startService, type Target } from './harness';
 
 setDefaultTimeout(180_000);
 
@@ -76,6 +76,24 @@ describe.each(paths.map((p) => [p.name, p] as const))('totals from the aggregate
     expect(Math.abs(stale.total - 15_040) / 15_040).toBeLessThan(0.01);
     await svc.state.jobs!.runAll();
     expect(await total('service=tot-a')).toMatchObject({ total: 15_040, total_is_exact: true });
+  });
+
+  test('when the totals from the aggregates fail, the answer is an estimate flagged as one, counted in aurore_fallbacks_total and logged once per cause', async () => {
+    const fallbacks = async () => Number(/aurore_fallbacks_total\{kind="exact_total"\} (\d+)/.exec(await (await svc.app.request('/metrics')).text())?.[1]);
+    const before = { count: await fallbacks(), log: logLines.length };
+    expect(before.count).toBe(0);
+    // As on TimescaleDB 2.28 before sql/009: the function fails on every call.
+    await svc.engine.exec(`ALTER FUNCTION aurore_count_events(text[], timestamptz, timestamptz) RENAME TO aurore_count_events_away`);
+    try {
+      for (let i = 0; i < 3; i++) expect(await total('service=tot-a')).toMatchObject({ total_is_exact: false, count: 'estimate' });
+      expect(await fallbacks()).toBe(3);
+      const said = logLines.slice(before.log).filter((l) => l.includes('totals from the aggregates failed'));
+      expect(said).toHaveLength(1);
+      expect(said[0]).toContain('aurore_count_events');
+    } finally {
+      await svc.engine.exec(`ALTER FUNCTION aurore_count_events_away(text[], timestamptz, timestamptz) RENAME TO aurore_count_events`);
+    }
+    expect(await total('service=tot-a')).toMatchObject({ total_is_exact: true });
   });
 
   test('message search and metadata filters keep the planner estimate, flagged as one', async () => {

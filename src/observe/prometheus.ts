@@ -73,6 +73,7 @@ function requestHistogram(registry: Registry, name: string, help: string, bounds
 
 export function createMetrics(queue: EventQueue, batcher: Batcher, state: ServiceState, limits: Limits, budgets: Record<'bodies' | 'answers', MemoryBudget>, reads: ReadRouting | null = null): Metrics {
   const registry = new Registry();
+  const fallbackSeen = new Map<string, number>();
   const s = batcher.stats;
   totalCounter(registry, 'aurore_events_received_total', 'Events received in POST bodies, valid or not', () => state.received);
   totalCounter(registry, 'aurore_events_accepted_total', 'Events accepted into the queue (answered 202/201)', () => state.accepted);
@@ -86,6 +87,20 @@ export function createMetrics(queue: EventQueue, batcher: Batcher, state: Servic
   totalCounter(registry, 'aurore_batches_retried_total', 'Batches committed after at least one failed attempt', () => s.retriedBatches);
   totalCounter(registry, 'aurore_requests_queue_full_total', 'Requests refused with 429 or 503 because the queue was full', () => state.rejectedQueueFull);
   totalCounter(registry, 'aurore_requests_rate_limited_total', 'Requests refused with 429 by a rate limit', () => limits.refused);
+  new Counter({
+    name: 'aurore_fallbacks_total',
+    help: 'Answers given a less good way after a failure the service recovered from (kind exact_total: an estimated total because the totals from the aggregates failed); each cause is logged once',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      for (const [kind, n] of Object.entries(state.fallbacks?.counts ?? {})) {
+        const seen = fallbackSeen.get(kind) ?? 0;
+        if (n > seen) this.inc({ kind }, n - seen);
+        else this.inc({ kind }, 0);
+        fallbackSeen.set(kind, n);
+      }
+    },
+  });
   totalCounter(registry, 'aurore_requests_overloaded_total', 'Requests refused with 503 overloaded: bodies being read held BODY_BUDGET_BYTES, or answers being sent READ_BUDGET_BYTES', () => budgets.bodies.refused + budgets.answers.refused);
 
   // With HTTP_PROCESSES > 1 the processes' figures are merged: sums for queues and counters, the
@@ -127,6 +142,11 @@ export function createMetrics(queue: EventQueue, batcher: Batcher, state: Servic
     });
   jobGauge('aurore_job_last_success_timestamp_seconds', 'When each maintenance job last succeeded (Unix time)', (j) => (j.lastSuccessAt ? Date.parse(j.lastSuccessAt) / 1000 : null));
   jobGauge('aurore_job_failing', '1 when the last run of a maintenance job failed', (j) => (j.lastError ? 1 : 0));
+  // A policy the database's scheduler should run, run by the service because the database's own runs
+  // failed or stopped (src/maintain/takeover.ts): the database needs a look although the job succeeds.
+  jobGauge('aurore_job_taken_over', "1 while the service runs a TimescaleDB policy because the database's own scheduler fails or does not run it (server engine)", (j) =>
+    state.database?.engine === 'server' && j.reason ? 1 : 0,
+  );
 
   const batchSize = new Histogram({ name: 'aurore_batch_size_events', help: 'Events per committed batch', buckets: [1, 10, 50, 100, 500, 1000, 2500, 5000, 10000], registers: [registry] });
   const insert = new Histogram({ name: 'aurore_batch_insert_duration_seconds', help: 'Time to commit one batch', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry] });

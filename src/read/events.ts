@@ -9,6 +9,7 @@
 //   planner's estimate for the others, and the reply says which.
 import { Hono } from 'hono';
 import type { Config } from '../config';
+import type { Fallbacks } from '../fallbacks';
 import { ApiError } from '../errors';
 import { assertReady, type ServiceState } from '../state';
 import type { Engine } from '../store/engine';
@@ -67,7 +68,7 @@ function filters(q: ListQuery) {
   return { where, params };
 }
 
-export async function listEvents(engine: Engine, q: ListQuery, stats = new RangeStats()) {
+export async function listEvents(engine: Engine, q: ListQuery, stats = new RangeStats(), fallbacks: Fallbacks | null = null) {
   const { where, params } = filters(q);
   const rowWhere = [...where];
   const rowParams = [...params];
@@ -88,7 +89,7 @@ export async function listEvents(engine: Engine, q: ListQuery, stats = new Range
   // connection), so the answer waits for the slower of the two rather than their sum (bench:query:
   // a month of one service). Its cost is bounded (the aggregates, and counts stopped at a limit) even
   // when the page turns out to know the total itself; message and metadata filters are not, and wait.
-  const early = engine.kind === 'server' && q.count === 'auto' && !q.q && !q.metadata && !Object.keys(q.metaEq).length ? countEvents(engine, q, where, params, stats) : null;
+  const early = engine.kind === 'server' && q.count === 'auto' && !q.q && !q.metadata && !Object.keys(q.metaEq).length ? countEvents(engine, q, where, params, stats, fallbacks) : null;
   early?.catch(() => {}); // awaited below, or not needed
   const rows = scansInSlices(engine, q)
     ? await slicedRows(engine, q, rowWhere, rowParams, limit + 1, offset, stats)
@@ -97,7 +98,7 @@ export async function listEvents(engine: Engine, q: ListQuery, stats = new Range
   // A last page that holds everything from its start already knows the total: counting would scan
   // the same rows again (the slow case: a filter that matches little in a big range).
   const knownTotal = !hasMore && !q.cursor && (offset === 0 || rows.length > 0) && q.count !== 'none' && q.count !== 'estimate';
-  const total = knownTotal ? { value: offset + rows.length, exact: true, mode: 'exact' as const } : await (early ?? countEvents(engine, q, where, params, stats));
+  const total = knownTotal ? { value: offset + rows.length, exact: true, mode: 'exact' as const } : await (early ?? countEvents(engine, q, where, params, stats, fallbacks));
   const page = hasMore ? rows.slice(0, limit) : rows;
   const last = page.at(-1);
   return {
@@ -162,7 +163,7 @@ async function slicedCount(engine: Engine, q: ListQuery, where: string[], params
   return n;
 }
 
-async function countEvents(engine: Engine, q: ListQuery, whereList: string[], params: unknown[], stats: RangeStats) {
+async function countEvents(engine: Engine, q: ListQuery, whereList: string[], params: unknown[], stats: RangeStats, fallbacks: Fallbacks | null) {
   const where = whereList.length ? `WHERE ${whereList.join(' AND ')}` : '';
   const sliced = scansInSlices(engine, q);
   const bounded = (limit: number) => (sliced ? slicedCount(engine, q, whereList, params, limit, stats) : boundedCount(engine, where, params, limit));
@@ -180,7 +181,7 @@ async function countEvents(engine: Engine, q: ListQuery, whereList: string[], pa
   // exact; when they cannot, a count bounded at EXACT_COUNT_LIMIT may still be.
   const small = await bounded(SMALL_COUNT);
   if (small <= SMALL_COUNT) return { value: small, exact: true, mode: 'exact' as const };
-  const fromAggregates = await aggregateTotal(engine, q);
+  const fromAggregates = await aggregateTotal(engine, q, fallbacks);
   if (fromAggregates?.exact) return fromAggregates;
   const n = await bounded(EXACT_COUNT_LIMIT);
   if (n <= EXACT_COUNT_LIMIT) return { value: n, exact: true, mode: 'exact' as const };
@@ -200,7 +201,7 @@ async function boundedCount(engine: Engine, where: string, params: unknown[], li
  * they are final for the range (sql/007_count_events.sql). Null for other filters (message search,
  * metadata: the aggregates do not know them) or when the aggregates cannot answer.
  */
-async function aggregateTotal(engine: Engine, q: ListQuery) {
+async function aggregateTotal(engine: Engine, q: ListQuery, fallbacks: Fallbacks | null) {
   if (q.q || q.metadata || Object.keys(q.metaEq).length) return null;
   try {
     const [r] = await engine.query<{ total: number; exact: boolean }>(
@@ -209,8 +210,11 @@ async function aggregateTotal(engine: Engine, q: ListQuery) {
     );
     if (!r) return null;
     return { value: r.total, exact: r.exact, mode: r.exact ? ('exact' as const) : ('estimate' as const) };
-  } catch {
-    return null; // the planner's estimate still answers
+  } catch (err) {
+    if (err instanceof ApiError) throw err; // the request's own end (REQUEST_TIMEOUT_MS, the client gone), not a fault
+    // The planner's estimate still answers, flagged total_is_exact: false; never silently.
+    fallbacks?.report('exact_total', err, 'totals from the aggregates failed: GET /events answers an estimate');
+    return null;
   }
 }
 
@@ -237,7 +241,7 @@ export function eventRoutes({ config, reader: engine, state, answers }: { config
   app.get('/events', async (c) => {
     const q = parse.list(c.req.queries());
     assertReady(state, retryAfter);
-    return sendJson(c, await listEvents(requestEngine(c, engine, config.requestTimeoutMs), q, sliceStats), answers);
+    return sendJson(c, await listEvents(requestEngine(c, engine, config.requestTimeoutMs), q, sliceStats, state.fallbacks), answers);
   });
   app.get('/events/:id', async (c) => {
     const id = parse.eventId(c.req.param('id'));
