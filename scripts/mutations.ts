@@ -537,6 +537,51 @@ const MUTATIONS: Mutation[] = [
     only: 'held by an open transaction',
     server: true,
   },
+  {
+    name: "no takeover: a policy the database's scheduler stopped running is left unrun (retention never drops a chunk)",
+    file: 'src/maintain/scheduler.ts',
+    find: "    if (d.action === 'take over') {",
+    replace: "    if (d.action === 'take over' && false) {",
+    tests: ['test/takeover.test.ts'],
+    only: 'within two periods',
+    server: true,
+  },
+  {
+    name: 'a takeover counted from the last run without its period (a policy is taken over whenever it has run once)',
+    file: 'src/maintain/takeover.ts',
+    find: '  if (waited > OVERDUE_PERIODS * periodMs) {',
+    replace: '  if (waited > 0) {',
+    tests: ['test/takeover.test.ts'],
+    only: 'who runs a policy',
+  },
+  {
+    name: "a taken-over policy never handed back (the service runs it forever beside the database's scheduler)",
+    file: 'src/maintain/takeover.ts',
+    find: "return job.takenOverAt !== null && succeeded > job.takenOverAt ? { action: 'hand back' } : { action: 'keep' };",
+    replace: "return { action: 'keep' };",
+    tests: ['test/takeover.test.ts'],
+    only: 'handed back',
+  },
+  {
+    name: 'a failure of the exact-totals path turned into an estimate silently (not counted, not logged)',
+    file: 'src/read/events.ts',
+    find: "    fallbacks?.report('exact_total', err, 'totals from the aggregates failed: GET /events answers an estimate');\n",
+    replace: '',
+    tests: ['test/totals.test.ts'],
+    only: 'aurore_fallbacks_total',
+  },
+  {
+    name: 'the chunk range of the totals read from the catalog column 2.28 removed (every total past 10,000 an estimate there)',
+    file: 'sql/009_count_events_public.sql',
+    find: `  FROM timescaledb_information.chunks ch
+  WHERE ch.hypertable_schema = 'public' AND ch.hypertable_name = 'events';`,
+    replace: `  FROM timescaledb_information.chunks ch
+  JOIN _timescaledb_catalog.chunk c ON c.table_name = ch.chunk_name AND NOT c.dropped
+  WHERE ch.hypertable_schema = 'public' AND ch.hypertable_name = 'events';`,
+    tests: ['test/totals.test.ts'],
+    only: 'server',
+    server: true,
+  },
 ];
 
 const ROOT = new URL('..', import.meta.url).pathname;

@@ -15,6 +15,12 @@ const SERVER_URL = process.env.TEST_DATABASE_URL || undefined;
 /** The engines this run covers: embedded always; the server too when TEST_DATABASE_URL is set. */
 export const engines: EngineKind[] = SERVER_URL ? ['embedded', 'server'] : ['embedded'];
 
+/**
+ * The TimescaleDB edition of the server this run uses (TEST_SERVER_EDITION, community by default):
+ * the private clusters some tests start (privateCluster) are made of the same edition.
+ */
+export const serverEdition: 'community' | 'apache' = process.env.TEST_SERVER_EDITION === 'apache' ? 'apache' : 'community';
+
 export interface Target {
   kind: EngineKind;
   env: Record<string, string>; // DATA_DIR or DATABASE_URL for this target
@@ -201,7 +207,7 @@ export async function privateCluster() {
     if (code !== 0) throw new Error(`pg-cluster.sh ${args.join(' ')} failed: ${err}`);
     return out;
   };
-  const url = (await run('start')).match(/DATABASE_URL=(\S+)/)![1]!;
+  const url = (await run('start', '--edition', serverEdition)).match(/DATABASE_URL=(\S+)/)![1]!;
   return {
     url,
     /** Immediate stop: connections die mid-transaction. */

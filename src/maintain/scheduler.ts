@@ -1,9 +1,11 @@
 // The maintenance stage: one small scheduler keeps the aggregates current and the data within its
 // retention, on every TimescaleDB edition (the SQL it calls is in sql/003_aggregates.*.sql):
 // - Community edition with background workers (the docker image, Timescale Cloud): TimescaleDB runs
-//   the refresh, compression and retention policies; the service runs only "late events".
-// - Community edition without them (the embedded PGlite engine): the service also runs each policy,
-//   on the policy's own schedule, with `CALL run_job(id)` at top level (never in a transaction).
+//   the refresh, compression and retention policies; the service runs only "late events", and takes
+//   a policy over while the database's own runs fail or stop (takeover.ts).
+// - Community edition without them (the embedded PGlite engine, a server with the scheduler off): the
+//   service also runs each policy, on the policy's own schedule, with `CALL run_job(id)` at top level
+//   (never in a transaction).
 // - Apache-only edition: no policies exist. The service runs "rollup" (incremental recount of the
 //   rollup tables from a watermark) and "retention" (drop_chunks).
 // On every edition the service runs "reorder events": CLUSTER each closed, uncompressed raw chunk by
@@ -17,9 +19,10 @@ import type { Engine } from '../store/engine';
 import type { Edition } from '../store/migrate';
 import { lateEvents, rollup } from './aggregates';
 import { createLease } from './lease';
-import { listPolicies, policyStats, runPolicy, setPolicies } from './policies';
+import { databaseRuns, listPolicies, runPolicy, setPolicies, type DatabaseRuns } from './policies';
 import { reorder } from './reorder';
 import { rejectedRetention, retention } from './retention';
+import { decide, type Watched } from './takeover';
 
 export interface JobStatus {
   name: string;
@@ -35,6 +38,8 @@ export interface JobStatus {
   runningSince: string | null;
   runs: number;
   failures: number;
+  /** Why the service runs a policy TimescaleDB's scheduler would (takeover.ts); null otherwise. */
+  reason: string | null;
 }
 
 interface Job {
@@ -44,8 +49,10 @@ interface Job {
   /** Runs it; returns a short description of what it did, for the status. */
   run: () => Promise<string>;
   status: JobStatus;
-  /** TimescaleDB's job id, for a policy its background workers run. */
+  /** TimescaleDB's job id, for one of its policies (run by its background workers, or by the service). */
   dbJobId?: number;
+  /** Who runs a policy, and since when (takeover.ts); only for policies on a server. */
+  watch?: Watched;
 }
 
 const ORDER: Record<string, number> = {
@@ -65,6 +72,8 @@ const ORDER: Record<string, number> = {
 };
 
 const TICK_MS = 1000;
+/** How often the lease holder reads the database's record of its policy runs. */
+const WATCH_MS = 5000;
 const HOURLY = 3_600_000;
 
 function newStatus(name: string, runBy: JobStatus['runBy'], everyMs: number): JobStatus {
@@ -81,6 +90,7 @@ function newStatus(name: string, runBy: JobStatus['runBy'], everyMs: number): Jo
     runningSince: null,
     runs: 0,
     failures: 0,
+    reason: null,
   };
 }
 
@@ -106,9 +116,16 @@ async function defineJobs({ engine, config, edition, backgroundWorkers }: JobsDe
   }
   await setPolicies(engine, config);
   jobs.push(job('late events', config.aggregateRefreshMs, lateEvents(engine, config)));
+  const now = Date.now();
   for (const p of await listPolicies(engine)) {
-    // With background workers TimescaleDB runs it; its status comes from timescaledb_information.job_stats.
-    jobs.push(backgroundWorkers ? job(p.name, p.everyMs, async () => '', p.jobId) : job(p.name, p.everyMs, runPolicy(engine, p.jobId)));
+    // With background workers TimescaleDB runs it (its status from timescaledb_information.job_stats)
+    // until takeover.ts says otherwise; without, the service runs it from the start.
+    const j = job(p.name, p.everyMs, runPolicy(engine, p.jobId));
+    j.dbJobId = p.jobId;
+    if (engine.kind === 'server') j.watch = { runBy: backgroundWorkers ? 'database' : 'service', takenOverAt: backgroundWorkers ? null : now, watchedSince: now };
+    if (backgroundWorkers) Object.assign(j.status, { runBy: 'database', nextRunAt: null });
+    else j.status.reason = engine.kind === 'server' ? 'no TimescaleDB background workers were running when the service started' : 'the embedded engine has no background workers';
+    jobs.push(j);
   }
   return jobs;
 }
@@ -143,27 +160,51 @@ async function runJob(job: Job, log: Logger) {
   if (ms > 5000 && !error) log.info('job done', { job: job.name, ms, result });
 }
 
-/** The status of the policies TimescaleDB runs, from its job statistics. */
+/** The status of the policies TimescaleDB runs, from its own record of their runs. */
 async function withDatabaseStats(engine: Engine, log: Logger, jobs: Job[], list: JobStatus[]) {
-  const ids = new Map(jobs.filter((j) => j.dbJobId !== undefined).map((j) => [j.name, j.dbJobId!]));
+  const ids = new Map(jobs.filter((j) => j.dbJobId !== undefined && j.status.runBy === 'database').map((j) => [j.name, j.dbJobId!]));
   if (!ids.size) return;
   try {
-    const stats = await policyStats(engine, [...ids.values()]);
+    const stats = await databaseRuns(engine, [...ids.values()]);
     for (const s of list) {
       const st = stats.find((x) => x.job_id === ids.get(s.name));
-      if (!st) continue;
-      Object.assign(s, {
-        lastRunAt: st.last_run,
-        lastSuccessAt: st.last_success,
-        nextRunAt: st.next,
-        runs: st.runs,
-        failures: st.failures,
-        lastDurationMs: st.duration_ms,
-        lastError: st.last_status === 'Failed' ? 'failed (see timescaledb_information.job_errors)' : null,
-      });
+      if (st) Object.assign(s, databaseStatus(st));
     }
   } catch (err) {
     log.warn('job status: timescaledb_information.job_stats unreadable', { err });
+  }
+}
+
+function databaseStatus(st: DatabaseRuns): Partial<JobStatus> {
+  return {
+    everySeconds: st.every_s,
+    lastRunAt: st.last_run,
+    lastSuccessAt: st.last_success,
+    nextRunAt: st.next,
+    runs: st.runs,
+    failures: st.failures,
+    lastDurationMs: st.duration_ms,
+    lastError: st.last_status === 'Failed' ? (st.last_error ?? 'failed (see timescaledb_information.job_history)') : null,
+  };
+}
+
+/** Applies takeover.ts's decision for each policy on a server: the service runs it, or hands it back. */
+function applyDecisions(jobs: Job[], runs: DatabaseRuns[], log: Logger) {
+  const now = Date.now();
+  for (const j of jobs) {
+    if (!j.watch) continue;
+    const r = runs.find((x) => x.job_id === j.dbJobId);
+    if (r) j.everyMs = r.every_s * 1000; // an operator may have changed the schedule (alter_job)
+    const d = decide(j.watch, r, now);
+    if (d.action === 'take over') {
+      Object.assign(j.watch, { runBy: 'service', takenOverAt: now });
+      Object.assign(j.status, { runBy: 'service', reason: d.reason, nextRunAt: new Date(now).toISOString(), everySeconds: j.everyMs / 1000 });
+      log.warn("the database's scheduler is not running a policy: the service runs it until the database's own runs succeed again", { job: j.name, jobId: j.dbJobId, reason: d.reason });
+    } else if (d.action === 'hand back') {
+      Object.assign(j.watch, { runBy: 'database', takenOverAt: null, watchedSince: now });
+      Object.assign(j.status, { runBy: 'database', reason: null, nextRunAt: null });
+      log.info('the database runs a policy again: the service hands it back', { job: j.name, jobId: j.dbJobId });
+    }
   }
 }
 
@@ -182,13 +223,30 @@ export function createJobs(deps: JobsDeps) {
   const setupStatus = newStatus('setup', 'service', config.aggregateRefreshMs);
   let setUp = false;
   const lease = createLease(engine, log);
+  let watchedAt = 0;
+  let watching = false;
 
-  /** Runs `pick`ed service jobs in order, one at a time, after whatever is running now. */
+  /** Reads the database's runs of its policies and applies takeover.ts (never blocked by a long job). */
+  async function watch() {
+    const ids = jobs.filter((j) => j.watch).map((j) => j.dbJobId!);
+    if (!ids.length || watching) return;
+    watching = true;
+    watchedAt = Date.now();
+    try {
+      applyDecisions(jobs, await databaseRuns(engine, ids), log);
+    } catch (err) {
+      log.warn('policy watch: timescaledb_information.job_stats unreadable; tried again in 5 s', { err });
+    } finally {
+      watching = false;
+    }
+  }
+
+  /** Runs `pick`ed jobs in order, one at a time, after whatever is running now. */
   function runSerial(pick: (j: Job) => boolean): Promise<void> {
     const next = running.then(async () => {
       busy = true;
       try {
-        for (const j of jobs.filter((j) => j.status.runBy === 'service' && pick(j)).sort((a, b) => a.order - b.order)) {
+        for (const j of jobs.filter(pick).sort((a, b) => a.order - b.order)) {
           if (stopped) break;
           await runJob(j, log);
           finished++;
@@ -208,7 +266,7 @@ export function createJobs(deps: JobsDeps) {
     try {
       jobs = await defineJobs(deps, () => stopped);
       setUp = true;
-      log.info('maintenance jobs', { edition, service: jobs.filter((j) => j.status.runBy === 'service').map((j) => j.name), database: jobs.filter((j) => j.dbJobId !== undefined).map((j) => j.name) });
+      log.info('maintenance jobs', { edition, service: jobs.filter((j) => j.status.runBy === 'service').map((j) => j.name), database: jobs.filter((j) => j.status.runBy === 'database').map((j) => j.name) });
       Object.assign(setupStatus, { lastError: null, lastSuccessAt: new Date().toISOString(), nextRunAt: null, lastResult: `${jobs.length} jobs` });
     } catch (err) {
       setupStatus.failures++;
@@ -221,8 +279,10 @@ export function createJobs(deps: JobsDeps) {
 
   /** One tick of the clock: set up when due, else start the service jobs that are due (on one instance). */
   function tick() {
-    if (busy || stopped || !lease.held()) return;
+    if (stopped || !lease.held()) return;
     const now = Date.now();
+    if (setUp && now - watchedAt >= WATCH_MS) void watch();
+    if (busy) return;
     if (!setUp) {
       if (Date.parse(setupStatus.nextRunAt!) <= now) {
         busy = true;
@@ -231,7 +291,7 @@ export function createJobs(deps: JobsDeps) {
       return;
     }
     if (jobs.some((j) => j.status.runBy === 'service' && Date.parse(j.status.nextRunAt!) <= now)) {
-      void runSerial((j) => Date.parse(j.status.nextRunAt!) <= Date.now());
+      void runSerial((j) => j.status.runBy === 'service' && Date.parse(j.status.nextRunAt!) <= Date.now());
     }
   }
 
@@ -244,7 +304,10 @@ export function createJobs(deps: JobsDeps) {
       timer = setInterval(tick, TICK_MS);
       timer.unref?.();
     },
-    /** Runs every job the service owns now, in order (also what an operator's "refresh now" is). */
+    /**
+     * Runs every job now, in order, the database's policies included (`CALL run_job`): what an
+     * operator's "refresh now" is, and how tests make the jobs' effects happen on every engine.
+     */
     runAll: () => runSerial(() => true),
     /** How many job runs have finished in this process: a new one may have changed the aggregates' past. */
     finishedRuns: () => finished,
