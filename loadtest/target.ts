@@ -20,7 +20,8 @@ export async function benchTarget(prefix: string, opts: { trigram?: boolean } = 
     return {
       kind: 'embedded',
       env: { DATA_DIR: dir },
-      open: () => openEmbedded(dir, opts),
+      // The same durability as the service it measures beside (EMBEDDED_FSYNC, inherited by it).
+      open: () => openEmbedded(dir, { ...opts, fsync: process.env.EMBEDDED_FSYNC !== 'off' }),
       destroy: async () => rmSync(dir, { recursive: true, force: true }),
     };
   }

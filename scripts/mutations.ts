@@ -582,6 +582,22 @@ const MUTATIONS: Mutation[] = [
     only: 'server',
     server: true,
   },
+  {
+    name: 'the embedded WAL written without fdatasync (a 201 that a power loss can take back)',
+    file: 'src/store/fsync.ts',
+    find: '      sync(() => fdatasyncSync(stream.nfd!));\n      syncs.wal++;\n',
+    replace: '      syncs.wal++;\n',
+    tests: ['test/fsync.test.ts'],
+    only: 'every 201 is sent after an fdatasync',
+  },
+  {
+    name: "the embedded engine's data files never synced (a checkpoint that a power loss can tear)",
+    file: 'src/store/fsync.ts',
+    find: '      sync(() => fsyncSync(stream.nfd!));\n      syncs.files++;\n',
+    replace: '      syncs.files++;\n',
+    tests: ['test/fsync.test.ts'],
+    only: 'every 201 is sent after an fdatasync',
+  },
 ];
 
 const ROOT = new URL('..', import.meta.url).pathname;

@@ -59,6 +59,9 @@ export const envSchema = z.object({
   READ_MAX_LAG_MS: int(5_000, 0, 3_600_000), // a replica further behind: reads go to the primary
   DATA_DIR: z.string().min(1).default('./data'),
   DB_POOL_MAX: int(10, 1, 1000), // server engine: query connections of the main thread
+  // Embedded engine: a commit is on the disk before its 201 (src/store/fsync.ts). off: faster for
+  // throwaway data, but an OS crash or power loss can lose the last seconds' commits or the database.
+  EMBEDDED_FSYNC: z.enum(['on', 'off']).default('on'),
 
   QUEUE_MAX_EVENTS: int(100_000, 1),
   QUEUE_MAX_BYTES: int(64 * 1024 * 1024, 1024 * 1024),
@@ -157,6 +160,7 @@ export interface Config {
     readonly seriesMaxPoints: number;
   };
   readonly searchIndex: 'none' | 'trgm';
+  readonly embeddedFsync: boolean;
   readonly apiKeys: readonly ApiKey[];
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   readonly logFormat: 'json' | 'pretty';
@@ -269,6 +273,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       seriesMaxPoints: e.SERIES_MAX_POINTS,
     },
     searchIndex: e.SEARCH_INDEX,
+    embeddedFsync: e.EMBEDDED_FSYNC === 'on',
     apiKeys,
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT === 'auto' ? (process.stdout.isTTY && env.NODE_ENV !== 'production' ? 'pretty' : 'json') : e.LOG_FORMAT,

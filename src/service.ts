@@ -53,6 +53,7 @@ function writerPool(config: Config, queue: EventQueue, writers: number, log: Log
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
     trigram: config.searchIndex === 'trgm',
+    fsync: config.embeddedFsync,
     sab: queue.sab,
   };
   const pool = new Piscina<WriterTask, unknown>({

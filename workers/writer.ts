@@ -13,6 +13,7 @@ export interface WriterData {
   databaseUrl?: string;
   dataDir: string;
   trigram: boolean;
+  fsync: boolean;
   sab: SharedArrayBuffer;
 }
 
@@ -30,7 +31,7 @@ const bytes = new Uint8Array(data.sab);
 let db: Promise<Engine> | undefined;
 
 function database(): Promise<Engine> {
-  db ??= (data.engine === 'server' ? Promise.resolve(openServer(data.databaseUrl!, 1)) : openEmbedded(data.dataDir, { trigram: data.trigram, locked: true })).catch((e) => {
+  db ??= (data.engine === 'server' ? Promise.resolve(openServer(data.databaseUrl!, 1)) : openEmbedded(data.dataDir, { trigram: data.trigram, fsync: data.fsync, locked: true })).catch((e) => {
     db = undefined; // let the next task try again (server not up yet, say)
     throw e;
   });

