@@ -1,30 +1,13 @@
-// The write stage, in a piscina worker thread: reads a claimed batch straight out of the shared queue
+// The write stage, in a piscina worker thread (its protocol: src/store/writer-protocol.ts): reads a claimed batch straight out of the shared queue
 // memory and inserts it into the events hypertable with ONE statement. The batch text is already a
 // JSON array of records (validated at the edge) in one fixed layout, which this thread turns into
 // COPY text by slicing, without parsing JSON (src/store/write.ts). In embedded mode this thread
 // also owns the PGlite database and runs the main thread's statements (one session per process).
 import { workerData } from 'node:worker_threads';
-import { isEngineBroken, openEmbedded, openServer, statementFailure, type Engine } from '../src/store/engine';
+import { isEngineBroken, openEmbedded, openServer, type Engine } from '../src/store/engine';
 import { readBatch } from '../src/store/queue';
 import { writeRecords, type InsertResult } from '../src/store/write';
-
-export interface WriterData {
-  engine: 'embedded' | 'server';
-  databaseUrl?: string;
-  dataDir: string;
-  trigram: boolean;
-  fsync: boolean;
-  sab: SharedArrayBuffer;
-}
-
-export type WriterFault = 'crash-before-write' | 'crash-mid-copy' | 'crash-after-write' | 'stray-error-after-write' | 'freeze' | 'database-down';
-
-export type WriterTask =
-  | { op: 'insert'; start: number; end: number; count: number; fault?: WriterFault; behind?: boolean }
-  | { op: 'query'; text: string; params: unknown[] }
-  | { op: 'exec'; script: string; transaction: boolean }
-  | { op: 'copy'; statement: string; chunks: string[] }
-  | { op: 'close' };
+import { statementFailure, type StatementTask, type WriterData, type WriterTask } from '../src/store/writer-protocol';
 
 const data = workerData as WriterData;
 const bytes = new Uint8Array(data.sab);
@@ -63,7 +46,7 @@ let statements = 0;
 let statementEnded = 0;
 
 /** The main thread's statements (embedded engine); a failure returns as a value, SQLSTATE kept (see proxyEngine). */
-async function statement(engine: Engine, opened: Promise<Engine>, task: Extract<WriterTask, { op: 'query' | 'exec' | 'copy' }>): Promise<unknown> {
+async function statement(engine: Engine, opened: Promise<Engine>, task: StatementTask): Promise<unknown> {
   statements++;
   try {
     if (task.op === 'query') return await engine.query(task.text, task.params);

@@ -8,10 +8,9 @@
 //   died, leaves the batch claimed and it is written again after a backoff; the unique (id, time) key
 //   makes the rewrite of an already-committed batch add nothing.
 // - A circuit breaker opens after repeated failures: writes pause for the cool-down, then one probe.
-import type Piscina from 'piscina';
 import type { Batch, EventQueue } from './queue';
 import type { Logger } from '../log';
-import type { WriterFault, WriterTask } from '../../workers/writer';
+import type { WriterFault, WriterPool } from './writer-protocol';
 import type { InsertResult } from './write';
 
 export interface BatcherOptions {
@@ -92,7 +91,7 @@ export class Batcher {
 
   constructor(
     private readonly queue: EventQueue,
-    private readonly pool: Piscina<WriterTask, unknown>,
+    private readonly pool: WriterPool,
     private readonly opts: BatcherOptions,
     private readonly log: Logger,
     private readonly faults: Faults = {},

