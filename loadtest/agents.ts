@@ -12,7 +12,7 @@ import { readLoki } from '../src/receive/loki';
 import { readOtlp } from '../src/receive/otlp';
 import { batchItems } from '../src/receive/events';
 import { makeEventValidator, type ValidEvent } from '../src/receive/validate';
-import { copyText } from '../src/store/write';
+import { copyText } from '../src/store/record';
 
 const proto = (file: string) => protobuf.parse(readFileSync(new URL(`../src/receive/proto/${file}`, import.meta.url), 'utf8')).root;
 const OtlpRequest = proto('otlp_logs.proto').lookupType('aurore.otlp.ExportLogsServiceRequest');

@@ -11,7 +11,8 @@ import { loadConfig } from '../src/config';
 import type { Engine } from '../src/store/engine';
 import { migrate } from '../src/store/migrate';
 import { makeEventValidator, type ValidEvent } from '../src/receive/validate';
-import { COPY_EVENTS, copyText, insertRecords } from '../src/store/write';
+import { COPY_EVENTS, copyText, withId } from '../src/store/record';
+import { insertRecords } from '../src/store/write';
 import { cpuNow } from './cpu';
 import { benchTarget } from './target';
 
@@ -24,14 +25,12 @@ const target = await benchTarget('write');
 const server = target.kind === 'server';
 const validate = makeEventValidator(loadConfig({}).limits);
 const TEMPLATE = (validate({ service: 'bench-write', message: 'Order placed successfully for customer after payment authorization', metadata: { user_id: '12345', ip_address: '192.168.1.1', order_id: 'ord_98765', amount: 129.99, currency: 'EUR', items: 3, region: 'eu-west-1' } }) as ValidEvent).record;
-const ID_AT = '{"id":"'.length;
-
 /** A batch of fresh events (new UUIDv7 ids, now), as the queue holds it. */
 function batch(): string {
   const now = new Date().toISOString();
-  const rest = TEMPLATE.slice(ID_AT + 36).replace(/"time":"[^"]+"/, `"time":"${now}"`);
+  const record = TEMPLATE.replace(/"time":"[^"]+"/, `"time":"${now}"`);
   const records = new Array<string>(BATCH);
-  for (let i = 0; i < BATCH; i++) records[i] = `{"id":"${Bun.randomUUIDv7()}${rest}`;
+  for (let i = 0; i < BATCH; i++) records[i] = withId(record, Bun.randomUUIDv7());
   return `[${records.join(',')}]`;
 }
 

@@ -7,7 +7,8 @@ import { createLogger } from '../src/log';
 import { makeEventValidator, type ValidEvent } from '../src/receive/validate';
 import type { Engine } from '../src/store/engine';
 import { migrate } from '../src/store/migrate';
-import { COPY_MIN_ROWS, copyText, insertRecords, writeRecords, type InsertResult } from '../src/store/write';
+import { copyText } from '../src/store/record';
+import { COPY_MIN_ROWS, insertRecords, writeRecords, type InsertResult } from '../src/store/write';
 import { engines, newTarget, type Target } from './harness';
 
 setDefaultTimeout(60_000);

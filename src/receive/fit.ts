@@ -15,6 +15,7 @@
 // microsecond stay two events.
 import type { Config } from '../config';
 import { isoOfMs } from '../event';
+import { queueRecord, recordBody } from '../store/record';
 
 type Limits = Config['limits'];
 
@@ -167,9 +168,9 @@ export function makeFitter(limits: Limits, opts: { maxAgeDays?: number } = {}) {
     const service = m.service === undefined ? UNKNOWN_SERVICE : m.service.replace(NOT_SERVICE, '_').slice(0, limits.serviceMaxLength) || UNKNOWN_SERVICE;
     const message = cutText(cleanText(m.message), limits.messageMaxLength);
     const metadata = fitMetadata(m.metadata, limits.metadataMaxBytes);
-    const body = `"time":"${time}","service":"${service}","message":${JSON.stringify(message.text)},"metadata":${metadata.json}}`;
+    const body = recordBody(time, service, JSON.stringify(message.text), metadata.json);
     // Without a time of its own a record cannot be recognized when sent again: a fresh id.
     const id = m.timeNs === null ? Bun.randomUUIDv7('hex', ms) : stableUuidV7(ms, `${m.timeNs}:${place}:${body}`);
-    return { id, time, record: `{"id":"${id}",${body}`, cut: message.cut || metadata.cut };
+    return { id, time, record: queueRecord(id, body), cut: message.cut || metadata.cut };
   };
 }

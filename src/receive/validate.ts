@@ -1,10 +1,11 @@
 // Validation at the edge: everything past this file is trusted and typed.
-// The result of validating an event is its queue record: the JSON text a writer hands to the
+// The result of validating an event is its queue record (store/record.ts): the JSON text a writer hands to the
 // database unchanged (json_to_recordset), so the pipeline never parses or serializes it again.
 import { z } from 'zod';
 import type { Config } from '../config';
 import { zodErrors, type FieldError } from '../errors';
 import { isoNow, METADATA_DEPTH_RULE, nestsDeeper, parseTimestamp, SERVICE_RE, SERVICE_RULE, UUID_RE } from '../event';
+import { queueRecord, recordBody } from '../store/record';
 
 type Limits = Config['limits'];
 
@@ -102,8 +103,7 @@ export function makeEventValidator(limits: Limits, opts: { maxAgeDays?: number }
     // The client's id makes a resend idempotent (same id and timestamp: one row); otherwise a UUIDv7,
     // time-ordered like the events themselves.
     const id = (ev.id ?? ev.eventId)?.toLowerCase() ?? Bun.randomUUIDv7();
-    // Column names match the json_to_recordset definition in workers/writer.ts.
-    const record = `{"id":"${id}","time":"${time}","service":"${ev.service}","message":${message},"metadata":${metadata}}`;
+    const record = queueRecord(id, recordBody(time, ev.service, message, metadata));
     return { id, time, record };
   };
 }

@@ -11,7 +11,8 @@ import { join, resolve } from 'node:path';
 import type { Logger } from '../log';
 import type { Engine } from './engine';
 import { claimFile } from './lock';
-import { splitArray, writeRecords, type InsertResult } from './write';
+import { splitArray } from './record';
+import { writeRecords, type InsertResult } from './write';
 
 const CHUNK = 5_000; // records per statement on replay, as the writers use
 const SPILL_FILE = /^spill-.*\.json$/;
