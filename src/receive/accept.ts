@@ -20,6 +20,25 @@ const PREFER_WAIT = /(?:^|[\s,;])wait(?:\s*=\s*\d+)?\s*(?:[,;]|$)/i;
 
 export type Acceptor = ReturnType<typeof createAcceptor>;
 
+/** ?wait=true (or 1, or empty) or `Prefer: wait`: answer once the events are committed. */
+export function wantsWait(c: Context): boolean {
+  // Most requests have no query string: skip Hono's query parsing for them (hot path).
+  const q = c.req.url.includes('?') ? c.req.query('wait') : undefined;
+  if (q !== undefined) {
+    if (q === 'true' || q === '1' || q === '') return true;
+    if (q === 'false' || q === '0') return false;
+    throw new ApiError('validation_failed', 'Query parameters are invalid', { errors: [{ field: 'wait', message: 'must be true or false' }] });
+  }
+  const prefer = c.req.raw.headers.get('prefer');
+  return prefer !== null && PREFER_WAIT.test(prefer);
+}
+
+/** The acknowledgement every receiver answers with: what was promised, and that the wait was honoured. */
+export function acknowledge(c: Context, committed: boolean) {
+  c.header('X-Ingest-Ack', committed ? 'committed' : 'queued');
+  if (committed) c.header('Preference-Applied', 'wait');
+}
+
 export function createAcceptor({ config, queue, batcher, state }: AcceptDeps) {
   /** Seconds until there is likely room: half the queue at the current drain rate, within 1..60. */
   function retryAfter() {
@@ -40,6 +59,27 @@ export function createAcceptor({ config, queue, batcher, state }: AcceptDeps) {
   return {
     retryAfter,
 
+    /**
+     * The steps before a receiver decodes its body: 503 while shutting down, the body's type (one of
+     * `types`, tried in order; else 415 saying `expected`), the client's wait preference, and, for
+     * bodies that may hold many events (`room`), a 429 before reading one the queue cannot take.
+     */
+    intake<K extends string>(c: Context, types: Record<K, RegExp>, expected: string, { room = true } = {}): { type: K; wait: boolean } {
+      this.assertOpen();
+      const header = c.req.raw.headers.get('content-type') ?? '';
+      let type: K | undefined;
+      for (const k in types) {
+        if (types[k].test(header)) {
+          type = k;
+          break;
+        }
+      }
+      if (type === undefined) throw new ApiError('unsupported_media_type', `Content-Type must be ${expected}`);
+      const wait = wantsWait(c);
+      if (room) this.assertRoom(c.req.raw);
+      return { type, wait };
+    },
+
     /** 503 while shutting down: the client should go to another instance. */
     assertOpen() {
       if (state.draining) throw new ApiError('shutting_down', 'The service is shutting down; retry against another instance', { retryAfter: config.retryAfterSeconds });
@@ -56,19 +96,6 @@ export function createAcceptor({ config, queue, batcher, state }: AcceptDeps) {
       if (!(length > 0) || queue.depth === 0) return;
       const events = Math.floor(length / (queue.usedBytes / queue.depth));
       if (queue.depth + events > queue.maxEvents || queue.usedBytes + length / 2 > queue.maxBytes) refuseFull();
-    },
-
-    /** ?wait=true (or 1, or empty) or `Prefer: wait`: answer once the events are committed. */
-    wantsWait(c: Context): boolean {
-      // Most requests have no query string: skip Hono's query parsing for them (hot path).
-      const q = c.req.url.includes('?') ? c.req.query('wait') : undefined;
-      if (q !== undefined) {
-        if (q === 'true' || q === '1' || q === '') return true;
-        if (q === 'false' || q === '0') return false;
-        throw new ApiError('validation_failed', 'Query parameters are invalid', { errors: [{ field: 'wait', message: 'must be true or false' }] });
-      }
-      const prefer = c.req.raw.headers.get('prefer');
-      return prefer !== null && PREFER_WAIT.test(prefer);
     },
 
     /** Queues one record (the single-event hot path); returns its sequence number. */

@@ -9,7 +9,7 @@ import { SECURITY_HEADERS } from '../protect/headers';
 import { writeRateLimitHeaders } from '../protect/limits';
 import type { ServiceState } from '../state';
 import type { CommitOutcome } from '../store/batcher';
-import type { Acceptor } from './accept';
+import { acknowledge, type Acceptor } from './accept';
 import type { BodyReader } from './body';
 import { makeEventValidator } from './validate';
 
@@ -68,13 +68,7 @@ export function eventsReceiver({ config, state, accept, bodies }: EventsDeps) {
   const validateEvent = makeEventValidator(config.limits, { maxAgeDays: config.retention.rawDays });
   const { windowMs } = config.rateLimit;
 
-  function contentType(c: Context) {
-    accept.assertOpen();
-    const type = c.req.raw.headers.get('content-type') ?? '';
-    if (JSON_TYPE.test(type)) return false; // first: every single event is JSON
-    if (NDJSON_TYPE.test(type)) return true;
-    throw new ApiError('unsupported_media_type', `Content-Type must be application/json${c.req.path.endsWith('/batch') ? ' or application/x-ndjson' : ''}`);
-  }
+  const BODY_TYPES = { json: JSON_TYPE, ndjson: NDJSON_TYPE };
 
   /** Validates each item; the queue records of the valid ones (one per id and time) and every error. */
   function validateItems(items: Item[]) {
@@ -105,8 +99,8 @@ export function eventsReceiver({ config, state, accept, bodies }: EventsDeps) {
   }
 
   app.post('/events', async (c) => {
-    if (contentType(c)) throw new ApiError('unsupported_media_type', 'POST /events takes one JSON event; send NDJSON to POST /events/batch');
-    const wait = accept.wantsWait(c);
+    const { type, wait } = accept.intake(c, BODY_TYPES, 'application/json', { room: false });
+    if (type === 'ndjson') throw new ApiError('unsupported_media_type', 'POST /events takes one JSON event; send NDJSON to POST /events/batch');
     const body = parseJson(await bodies.text(c.req.raw, config.limits.bodyMaxBytes, 'BODY_MAX_BYTES'));
     state.received++;
     const ev = validateEvent(body);
@@ -117,8 +111,7 @@ export function eventsReceiver({ config, state, accept, bodies }: EventsDeps) {
     const seq = accept.one(ev.record);
     const outcome = wait ? await accept.committed(seq, seq + 1) : null;
     if (outcome) {
-      c.header('X-Ingest-Ack', 'committed');
-      c.header('Preference-Applied', 'wait');
+      acknowledge(c, true);
       const refused = outcome.rejected[0];
       if (refused) throw new ApiError('rejected_by_database', `The database refused the event (kept in events_rejected): ${refused.message}`);
       return c.json({ statusCode: 201, message: 'Event stored', eventId: ev.id, duplicate: outcome.duplicates.length > 0 }, 201);
@@ -126,15 +119,14 @@ export function eventsReceiver({ config, state, accept, bodies }: EventsDeps) {
     // The hot path: a pre-shaped body and its headers complete (request id, security and rate-limit
     // headers, see observe/requests.ts) cost far less than c.json + c.header + later header sets.
     const res = new Response(`{"statusCode":202,"message":"Event accepted","eventId":"${ev.id}"}`, { status: 202, headers: QUEUED_HEADERS });
-    res.headers.set('x-request-id', c.get('requestId' as never) as string);
+    res.headers.set('x-request-id', c.get('requestId'));
     writeRateLimitHeaders(res.headers, c, windowMs);
     return res;
   });
 
   app.post('/events/batch', async (c) => {
-    const ndjson = contentType(c);
-    const wait = accept.wantsWait(c);
-    accept.assertRoom(c.req.raw);
+    const { type, wait } = accept.intake(c, BODY_TYPES, 'application/json or application/x-ndjson');
+    const ndjson = type === 'ndjson';
     const text = await bodies.text(c.req.raw, config.limits.batchMaxBytes, 'BATCH_MAX_BYTES');
     const items = batchItems(text, ndjson, config.limits.batchMaxEvents);
     state.received += items.length;
@@ -147,14 +139,13 @@ export function eventsReceiver({ config, state, accept, bodies }: EventsDeps) {
     let accepted = v.records.length;
     const outcome: CommitOutcome | null = wait ? await accept.committed(from, from + accepted) : null;
     if (outcome) {
-      c.header('Preference-Applied', 'wait');
       duplicates += outcome.duplicates.length;
       accepted -= outcome.duplicates.length + outcome.rejected.length;
       rejected += outcome.rejected.length;
       for (const r of outcome.rejected) v.errors.push({ index: v.indexOf[r.seq - from]!, field: '(database)', message: `refused by the database (kept in events_rejected): ${r.message}` });
     }
     const status = outcome ? 201 : 202;
-    c.header('X-Ingest-Ack', outcome ? 'committed' : 'queued');
+    acknowledge(c, outcome !== null);
     const truncated = v.errors.length > MAX_ERRORS;
     return c.json(
       {

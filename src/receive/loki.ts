@@ -21,7 +21,7 @@ import { readFileSync } from 'node:fs';
 import type { Config } from '../config';
 import { ApiError, type WireErrors } from '../errors';
 import type { ServiceState } from '../state';
-import type { Acceptor } from './accept';
+import { acknowledge, type Acceptor } from './accept';
 import type { BodyReader } from './body';
 import { keyed, makeFitter, scalarText, type Fitted, type Mapped } from './fit';
 
@@ -30,7 +30,7 @@ const PushRequest = root.lookupType('aurore.loki.PushRequest');
 
 const PROTOBUF = /^application\/(?:x-)?protobuf\s*(?:;|$)/i;
 const JSON_TYPE = /^application\/json\s*(?:;|$)/i;
-/** Where the service name comes from, first found wins (README: Loki push). */
+/** Where the service name comes from, first found wins (docs/agents.md: Loki push). */
 export const SERVICE_LABELS = ['service_name', 'service', 'job', 'app'] as const;
 
 class Bad extends Error {}
@@ -200,20 +200,16 @@ export function lokiReceiver({ config, state, accept, bodies }: { config: Config
   const app = new Hono();
   const fit = makeFitter(config.limits, { maxAgeDays: config.retention.rawDays });
   app.post('/loki/api/v1/push', async (c) => {
-    accept.assertOpen();
-    const type = c.req.header('content-type') ?? '';
-    const proto = PROTOBUF.test(type);
-    if (!proto && !JSON_TYPE.test(type)) throw new ApiError('unsupported_media_type', 'Content-Type must be application/x-protobuf (snappy) or application/json');
-    const wait = accept.wantsWait(c);
-    accept.assertRoom(c.req.raw);
+    const { type, wait } = accept.intake(c, { protobuf: PROTOBUF, json: JSON_TYPE }, 'application/x-protobuf (snappy) or application/json');
+    const proto = type === 'protobuf';
     // Snappy is the protobuf body's framing, not a Content-Encoding: some agents name it anyway.
-    const raw = proto && /snappy/i.test(c.req.header('content-encoding') ?? '') ? new Request(c.req.raw, { headers: { 'content-type': type } }) : c.req.raw;
+    const raw = proto && /snappy/i.test(c.req.header('content-encoding') ?? '') ? new Request(c.req.raw, { headers: { 'content-type': c.req.header('content-type')! } }) : c.req.raw;
     const { fitted, problems, total, cut } = readLoki(await bodies.bytes(raw, config.limits.batchMaxBytes, 'BATCH_MAX_BYTES'), proto, fit, config.limits);
     state.received += total;
     state.invalid += problems.length;
     state.cut += cut;
     const out = await accept.submit(fitted, wait);
-    c.header('X-Ingest-Ack', out.committed ? 'committed' : 'queued');
+    acknowledge(c, out.committed);
     problems.push(...out.refused.map((r) => `refused by the database (kept in events_rejected): ${r}`));
     if (problems.length) {
       const more = problems.length > 5 ? ` (and ${problems.length - 5} more)` : '';

@@ -24,7 +24,7 @@ import { readFileSync } from 'node:fs';
 import type { Config } from '../config';
 import { ApiError, type WireErrors } from '../errors';
 import type { ServiceState } from '../state';
-import type { Acceptor } from './accept';
+import { acknowledge, type Acceptor } from './accept';
 import type { BodyReader } from './body';
 import { keyed, makeFitter, scalarText, type Fitted, type Mapped } from './fit';
 
@@ -224,19 +224,14 @@ export function otlpReceiver({ config, state, accept, bodies }: { config: Config
   const app = new Hono();
   const fit = makeFitter(config.limits, { maxAgeDays: config.retention.rawDays });
   app.post('/v1/logs', async (c) => {
-    accept.assertOpen();
-    const type = c.req.header('content-type') ?? '';
-    const fromProtobuf = PROTOBUF.test(type);
-    if (!fromProtobuf && !JSON_TYPE.test(type)) throw new ApiError('unsupported_media_type', 'Content-Type must be application/x-protobuf or application/json (OTLP/HTTP)');
-    const wait = accept.wantsWait(c);
-    accept.assertRoom(c.req.raw);
+    const { type, wait } = accept.intake(c, { protobuf: PROTOBUF, json: JSON_TYPE }, 'application/x-protobuf or application/json (OTLP/HTTP)');
+    const fromProtobuf = type === 'protobuf';
     const mapped = readOtlp(await bodies.bytes(c.req.raw, config.limits.batchMaxBytes, 'BATCH_MAX_BYTES'), fromProtobuf, fit, config.limits.batchMaxEvents);
     state.received += mapped.records;
     state.invalid += mapped.errors.length;
     state.cut += mapped.cut;
     const out = await accept.submit(mapped.fitted, wait);
-    c.header('X-Ingest-Ack', out.committed ? 'committed' : 'queued');
-    if (out.committed) c.header('Preference-Applied', 'wait');
+    acknowledge(c, out.committed);
     const problems = [...mapped.errors, ...out.refused.map((m) => `refused by the database (kept in events_rejected): ${m}`)];
     const more = problems.length > 3 ? ` (and ${problems.length - 3} more)` : '';
     return answer(c, fromProtobuf, problems.length, problems.slice(0, 3).join('; ') + more);
