@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 
-// API keys: "name:scopes:secret" entries (README: Access). Only the SHA-256 digest of a secret is kept.
+// API keys: "name:scopes:secret" entries (docs/access.md). Only the SHA-256 digest of a secret is kept.
 export const SCOPES = ['ingest', 'query', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
 
@@ -49,7 +49,7 @@ export function parseApiKeys(text: string, source: string): ApiKey[] {
 const int = (def: number, min = 1, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number().int().min(min).max(max).default(def);
 
-/** Each key is the environment variable; the comment is what README documents. */
+/** Each key is the environment variable; the comment is what docs/configuration.md documents. */
 export const envSchema = z.object({
   PORT: int(3000, 0, 65535), // 0 = any free port
   HTTP_PROCESSES: z.union([z.literal('auto'), z.coerce.number().int().min(1).max(256)]).default(1), // service processes sharing PORT (server engine); auto: one per CPU
@@ -65,7 +65,7 @@ export const envSchema = z.object({
 
   QUEUE_MAX_EVENTS: int(100_000, 1),
   QUEUE_MAX_BYTES: int(64 * 1024 * 1024, 1024 * 1024),
-  BATCH_SIZE: int(5_000, 1, 10_000), // rows per statement; FIELD-NOTES measured 5k batches near the ceiling
+  BATCH_SIZE: int(5_000, 1, 10_000), // rows per statement; 5k-row batches reached the insert ceiling when measured (BENCHMARKS.md)
   BATCH_LINGER_MS: int(20, 0, 60_000),
   // Server engine. auto: one per CPU, 2 to 8. On 2 cores (bench:write, 10 s a lever) COPY wrote
   // 49k rows/s with one writer, 82k with two, 75k with four; end to end (bench) batches went from
@@ -99,10 +99,10 @@ export const envSchema = z.object({
   DEFAULT_QUERY_LIMIT: int(100, 1, 10_000),
   MAX_QUERY_LIMIT: int(1_000, 1, 10_000),
 
-  API_KEYS: z.string().optional(), // name:scopes:secret,... (README: Access)
+  API_KEYS: z.string().optional(), // name:scopes:secret,... (docs/access.md)
   API_KEYS_FILE: z.string().optional(), // the same, one entry a line
   ALLOW_UNAUTHENTICATED: z.enum(['true', 'false']).default('false'), // serve a non-loopback HOST without keys
-  // A trigram index makes message search fast but made inserts 3.7x slower when measured (README):
+  // A trigram index makes message search fast but made inserts 3.7x slower when measured (docs/api.md):
   // opt-in for deployments that search more than they ingest.
   SEARCH_INDEX: z.enum(['none', 'trgm']).default('none'),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
@@ -118,7 +118,7 @@ export const envSchema = z.object({
   CORS_ORIGINS: z.string().optional(), // comma-separated origins allowed to call the API from a browser; unset: none
   REQUEST_TIMEOUT_MS: int(60_000, 100, 250_000), // longest a request may take before 503 (above WAIT_TIMEOUT_MS)
 
-  // Retention and aggregates (README: Metrics and retention). Ages in days; 0 = keep forever.
+  // Retention and aggregates (docs/aggregates.md). Ages in days; 0 = keep forever.
   RETENTION_DAYS: int(30, 1, 36_500), // raw events; replaces the MVP's nightly cleanup job
   AGGREGATE_MINUTE_RETENTION_DAYS: int(90, 0, 36_500),
   AGGREGATE_HOUR_RETENTION_DAYS: int(730, 0, 36_500),
@@ -129,51 +129,8 @@ export const envSchema = z.object({
 
 export type Env = z.input<typeof envSchema>;
 
-export interface Config {
-  readonly port: number;
-  /** Service processes sharing the port (SO_REUSEPORT): 1, or more on the server engine. */
-  readonly httpProcesses: number;
-  readonly host: string;
-  readonly engine: 'embedded' | 'server';
-  readonly databaseUrl: string | undefined;
-  /** A streaming replica for the read routes, and how far behind it may be. */
-  readonly reads: { readonly url: string | undefined; readonly maxLagMs: number };
-  readonly dataDir: string;
-  readonly dbPoolMax: number;
-  readonly queue: { readonly maxEvents: number; readonly maxBytes: number };
-  readonly batch: { readonly size: number; readonly lingerMs: number; readonly writers: number; readonly retryMaxMs: number };
-  readonly breaker: { readonly threshold: number; readonly cooldownMs: number };
-  readonly retryAfterSeconds: number;
-  readonly waitTimeoutMs: number;
-  readonly shutdownTimeoutMs: number;
-  readonly limits: {
-    readonly serviceMaxLength: number;
-    readonly messageMaxLength: number;
-    readonly metadataMaxBytes: number;
-    readonly bodyMaxBytes: number;
-    readonly batchMaxEvents: number;
-    readonly batchMaxBytes: number;
-    readonly bodyBudgetBytes: number;
-    readonly readBudgetBytes: number;
-    readonly defaultQueryLimit: number;
-    readonly maxQueryLimit: number;
-    readonly seriesMaxPoints: number;
-  };
-  readonly searchIndex: 'none' | 'trgm';
-  readonly embeddedFsync: boolean;
-  readonly apiKeys: readonly ApiKey[];
-  readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
-  readonly logFormat: 'json' | 'pretty';
-  readonly logRequests: 'all' | 'errors' | 'none';
-  readonly corsOrigins: readonly string[];
-  readonly console: boolean;
-  readonly rateLimit: { readonly windowMs: number; readonly ingest: number; readonly query: number; readonly health: number; readonly redisUrl: string | undefined };
-  readonly requestTimeoutMs: number;
-  /** Days kept; 0 = forever (aggregates only). */
-  readonly retention: { readonly rawDays: number; readonly minuteDays: number; readonly hourDays: number; readonly dayDays: number };
-  readonly compressAfterDays: number;
-  readonly aggregateRefreshMs: number;
-}
+/** The parsed configuration: its type is what loadConfig builds from the schema (settings below). */
+export type Config = ReturnType<typeof settings>;
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -201,7 +158,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       const shown = ['DATABASE_URL', 'DATABASE_READ_URL', 'REDIS_URL', 'API_KEYS'].includes(name) ? '' : ` (got ${JSON.stringify(present[name])})`;
       return `  ${name}: ${i.message}${shown}`;
     });
-    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}\nFix the variable(s) above or unset them to use the defaults (README: Configuration).`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}\nFix the variable(s) above or unset them to use the defaults (docs/configuration.md).`);
   }
   const e = parsed.data;
   let apiKeys: ApiKey[] = [];
@@ -216,10 +173,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (!apiKeys.length && !isLoopback(e.HOST) && e.ALLOW_UNAUTHENTICATED !== 'true') {
     throw new ConfigError(
       `Refusing to serve HOST=${e.HOST} without API keys: anyone who can reach it could read and write events.\n` +
-        '  Set API_KEYS (README: Access), or HOST=127.0.0.1, or ALLOW_UNAUTHENTICATED=true if something in front of the service authenticates.',
+        '  Set API_KEYS (docs/access.md), or HOST=127.0.0.1, or ALLOW_UNAUTHENTICATED=true if something in front of the service authenticates.',
     );
   }
-  apiKeys = Object.freeze(apiKeys) as ApiKey[];
   if (!e.DATABASE_URL && (e.HTTP_PROCESSES === 'auto' ? availableParallelism() : e.HTTP_PROCESSES) > 1) {
     throw new ConfigError(
       `Invalid configuration:\n  HTTP_PROCESSES=${e.HTTP_PROCESSES} needs the server engine (DATABASE_URL): the embedded database is one session in one process.\n` +
@@ -244,12 +200,19 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       throw new ConfigError(`Invalid configuration:\n  ${name} (${days}) must be 0 (keep forever) or at least ${min} (7, and more than RETENTION_DAYS=${e.RETENTION_DAYS}): aggregates must outlive the raw events they are counted from`);
     }
   }
-  return deepFreeze({
+  return deepFreeze(settings(e, env, apiKeys));
+}
+
+/** The settings as the stages use them, from the parsed environment (read-only, literal types kept). */
+function settings(e: z.output<typeof envSchema>, env: Record<string, string | undefined>, apiKeys: readonly ApiKey[]) {
+  return {
     port: e.PORT,
+    /** Service processes sharing the port (SO_REUSEPORT): 1, or more on the server engine. */
     httpProcesses: e.HTTP_PROCESSES === 'auto' ? availableParallelism() : e.HTTP_PROCESSES,
     host: e.HOST,
-    engine: e.DATABASE_URL ? 'server' : 'embedded',
+    engine: (e.DATABASE_URL ? 'server' : 'embedded') as 'embedded' | 'server',
     databaseUrl: e.DATABASE_URL,
+    /** A streaming replica for the read routes, and how far behind it may be. */
     reads: { url: e.DATABASE_READ_URL, maxLagMs: e.READ_MAX_LAG_MS },
     dataDir: e.DATA_DIR,
     dbPoolMax: e.DB_POOL_MAX,
@@ -276,14 +239,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     embeddedFsync: e.EMBEDDED_FSYNC === 'on',
     apiKeys,
     logLevel: e.LOG_LEVEL,
-    logFormat: e.LOG_FORMAT === 'auto' ? (process.stdout.isTTY && env.NODE_ENV !== 'production' ? 'pretty' : 'json') : e.LOG_FORMAT,
+    logFormat: (e.LOG_FORMAT === 'auto' ? (process.stdout.isTTY && env.NODE_ENV !== 'production' ? 'pretty' : 'json') : e.LOG_FORMAT) as 'json' | 'pretty',
     logRequests: e.LOG_REQUESTS,
     rateLimit: { windowMs: e.RATE_LIMIT_WINDOW_MS, ingest: e.RATE_LIMIT_INGEST, query: e.RATE_LIMIT_QUERY, health: e.RATE_LIMIT_HEALTH, redisUrl: e.REDIS_URL },
-    corsOrigins: e.CORS_ORIGINS ? e.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean) : [],
+    corsOrigins: (e.CORS_ORIGINS ? e.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean) : []) as readonly string[],
     console: e.CONSOLE === 'true',
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    /** Days kept; 0 = forever (aggregates only). */
     retention: { rawDays: e.RETENTION_DAYS, minuteDays: e.AGGREGATE_MINUTE_RETENTION_DAYS, hourDays: e.AGGREGATE_HOUR_RETENTION_DAYS, dayDays: e.AGGREGATE_DAY_RETENTION_DAYS },
     compressAfterDays: e.COMPRESS_AFTER_DAYS,
     aggregateRefreshMs: e.AGGREGATE_REFRESH_SECONDS * 1000,
-  } satisfies Config);
+  } as const;
 }

@@ -95,7 +95,7 @@ export function errorHandler(log: Logger, wires: readonly WireErrors[] = []) {
       const code: ErrorCode = err.status === 413 ? 'payload_too_large' : err.status === 404 ? 'not_found' : err.status === 503 ? 'request_timeout' : 'internal';
       if (code !== 'internal') return answer(c, new ApiError(code, err.message || code));
     }
-    log.error('unhandled error', { requestId: c.get('requestId' as never), method: c.req.method, path: c.req.path, err });
+    log.error('unhandled error', { requestId: c.get('requestId'), method: c.req.method, path: c.req.path, err });
     return answer(c, new ApiError('internal', 'Internal server error'));
   };
 }

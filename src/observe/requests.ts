@@ -26,7 +26,7 @@ export function requestContext(config: Config, log: Logger, metrics: Metrics): M
     const started = performance.now();
     const incoming = c.req.header('x-request-id');
     const requestId = incoming && SANE_ID.test(incoming) ? incoming : `${BOOT}-${(++counter).toString(36)}`;
-    c.set('requestId' as never, requestId as never);
+    c.set('requestId', requestId);
     // Answered here rather than thrown, so the reply still gets the id and headers below.
     if (c.req.url.length > MAX_URL) c.res = respondError(c, new ApiError('uri_too_long', `The URL is longer than ${MAX_URL} characters`));
     else await next();
@@ -45,7 +45,7 @@ export function requestContext(config: Config, log: Logger, metrics: Metrics): M
       // Every value here is safe inside JSON quotes as it is: the id matches SANE_ID or is generated,
       // the route is one of the app's patterns, the method is a token, the key name is [\w.-]. One
       // template instead of an object and JSON.stringify: this line is written for every request.
-      const key = c.get('keyName' as never) as string | undefined;
+      const key = c.get('keyName') as string | undefined;
       log.fields(
         status >= 500 ? 'error' : 'info',
         'request',

@@ -33,7 +33,7 @@ export function requireScope(keys: readonly ApiKey[], scope: Scope): MiddlewareH
     if (!key.scopes.includes(scope) && !key.scopes.includes('admin')) {
       throw new ApiError('forbidden', `The API key '${key.name}' lacks the '${scope}' scope`);
     }
-    c.set('keyName' as never, key.name as never);
+    c.set('keyName', key.name);
     return next();
   };
 }

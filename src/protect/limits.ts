@@ -4,7 +4,7 @@
 // POST /events hot path into its own Response) from the count the library leaves on the context: its
 // own (draft-7) went into Hono's prepared headers, which a Response built directly never carries.
 // Memory store by default; with REDIS_URL a shared one (shared-store.ts), so several instances share
-// one budget. (FIELD-NOTES: @hono-rate-limiter/redis is stale.)
+// one budget. (@hono-rate-limiter/redis 0.1.4 wants hono-rate-limiter ^0.2: npm refuses it beside 0.5.)
 import type { Context, MiddlewareHandler } from 'hono';
 import { getConnInfo } from 'hono/bun';
 import { MemoryStore, rateLimiter, type Store } from 'hono-rate-limiter';
@@ -22,7 +22,7 @@ interface RateLimitInfo {
   resetTime?: Date;
 }
 
-const rateLimitInfo = (c: Context) => c.get('rateLimit' as never) as RateLimitInfo | undefined;
+const rateLimitInfo = (c: Context) => c.get('rateLimit') as RateLimitInfo | undefined;
 
 /**
  * Writes the budget this request counted against, if any: `RateLimit-Policy` (the budget and its
@@ -45,7 +45,7 @@ export function writeRateLimitHeaders(headers: Headers, c: Context, windowMs: nu
 function clientKeyFor(config: Config): (c: Context) => string {
   const localOnly = isLoopback(config.host);
   return (c) => {
-    const key = c.get('keyName' as never) as string | undefined;
+    const key = c.get('keyName') as string | undefined;
     if (key) return `key:${key}`;
     if (localOnly) return 'ip:local';
     try {

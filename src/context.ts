@@ -1,0 +1,13 @@
+// The per-request values the middleware sets on Hono's context and later stages read, typed once for
+// every `c.get`/`c.set` (Hono's ContextVariableMap): the request id (observe/requests.ts), the API
+// key's name once authenticated (protect/auth.ts), and the rate-limit budget hono-rate-limiter
+// counted the request against (protect/limits.ts writes it into the answer's headers).
+declare module 'hono' {
+  interface ContextVariableMap {
+    requestId: string;
+    keyName: string;
+    rateLimit: { limit: number; remaining: number; resetTime?: Date };
+  }
+}
+
+export {};
