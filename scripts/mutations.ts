@@ -272,8 +272,8 @@ const MUTATIONS: Mutation[] = [
   {
     name: 'maintenance jobs run by every instance, not only the lease holder',
     file: 'src/maintain/scheduler.ts',
-    find: '    if (busy || stopped || !lease.held()) return;',
-    replace: '    if (busy || stopped) return;',
+    find: '    if (stopped || !lease.held()) return;',
+    replace: '    if (stopped) return;',
     tests: ['test/instances.test.ts'],
     only: 'one instance at a time',
     server: true,
@@ -313,7 +313,7 @@ const MUTATIONS: Mutation[] = [
   },
   {
     name: 'COPY text without the metadata backslashes doubled (COPY would read them as escapes)',
-    file: 'src/store/write.ts',
+    file: 'src/store/record.ts',
     find: "if (metadata.includes('\\\\')) metadata = metadata.replaceAll('\\\\', '\\\\\\\\');",
     replace: '',
     tests: ['test/write.test.ts'],
@@ -329,9 +329,9 @@ const MUTATIONS: Mutation[] = [
   },
   {
     name: 'a batch read and parsed before the full queue refuses it',
-    file: 'src/receive/events.ts',
-    find: '    accept.assertRoom(c.req.raw);\n    const text = await bodies.text(',
-    replace: '    const text = await bodies.text(',
+    file: 'src/receive/accept.ts',
+    find: '      if (room) this.assertRoom(c.req.raw);\n',
+    replace: '',
     tests: ['test/durability.test.ts'],
     only: 'before its body is read',
   },
@@ -523,8 +523,8 @@ const MUTATIONS: Mutation[] = [
   {
     name: '/health/business sent whatever READ_BUDGET_BYTES holds (its answer names every service)',
     file: 'src/read/metrics.ts',
-    find: 'return sendJson(c, await businessMetrics(requestEngine(c, engine, config.requestTimeoutMs), history), answers);',
-    replace: 'return c.json(await businessMetrics(requestEngine(c, engine, config.requestTimeoutMs), history));',
+    find: 'return sendJson(c, await businessMetrics(requestEngine(c, engine, config.requestTimeoutMs), history, Date.now(), readScope(c)), answers);',
+    replace: 'return c.json(await businessMetrics(requestEngine(c, engine, config.requestTimeoutMs), history, Date.now(), readScope(c)));',
     tests: ['test/bodies.test.ts'],
     only: 'eventsByService',
   },
@@ -583,10 +583,18 @@ const MUTATIONS: Mutation[] = [
     server: true,
   },
   {
-    name: 'the embedded WAL written without fdatasync (a 201 that a power loss can take back)',
+    name: "the embedded WAL not synced when a statement ends (a 201 that a power loss can take back)",
     file: 'src/store/fsync.ts',
-    find: '      sync(() => fdatasyncSync(stream.nfd!));\n      syncs.wal++;\n',
-    replace: '      syncs.wal++;\n',
+    find: '    const result = run(message);\n    flushWal();\n',
+    replace: '    const result = run(message);\n',
+    tests: ['test/fsync.test.ts'],
+    only: 'every 201 is sent after an fdatasync',
+  },
+  {
+    name: 'embedded data pages written before the WAL that covers them is synced',
+    file: 'src/store/fsync.ts',
+    find: '    syncWal(); // WAL before data\n    return write(stream, ...rest);',
+    replace: '    return write(stream, ...rest);',
     tests: ['test/fsync.test.ts'],
     only: 'every 201 is sent after an fdatasync',
   },
@@ -598,10 +606,86 @@ const MUTATIONS: Mutation[] = [
     tests: ['test/fsync.test.ts'],
     only: 'every 201 is sent after an fdatasync',
   },
+  {
+    name: "GET /events without the key's service patterns in its SQL (a pattern key lists every team's events)",
+    file: 'src/read/events.ts',
+    find: '  if (q.scopeLike) where.push(likeAny(p(q.scopeLike)));\n',
+    replace: '',
+    tests: ['test/tenants.test.ts'],
+    only: 'lists only the key',
+  },
+  {
+    name: "GET /events not narrowed to the key's services",
+    file: 'src/read/events.ts',
+    find: '    const q = narrow(parse.list(c.req.queries()), readScope(c));',
+    replace: '    const q = parse.list(c.req.queries());',
+    tests: ['test/tenants.test.ts'],
+    only: 'lists only the key',
+  },
+  {
+    name: "a service filter naming another team's service kept as it is",
+    file: 'src/read/scope.ts',
+    find: '    const kept = q.service.filter((s) => scope.test(s));',
+    replace: '    const kept = q.service;',
+    tests: ['test/tenants.test.ts'],
+    only: 'lists only the key',
+  },
+  {
+    name: "GET /events/:id returns another team's event",
+    file: 'src/read/events.ts',
+    find: '  const [row] = scope\n',
+    replace: '  const [row] = false\n',
+    tests: ['test/tenants.test.ts'],
+    only: '404, as one that does not exist',
+  },
+  {
+    name: "/metrics/events not narrowed to the key's services",
+    file: 'src/read/metrics.ts',
+    find: '    const q = narrow(parse.series(c.req.queries()), readScope(c));',
+    replace: '    const q = parse.series(c.req.queries());',
+    tests: ['test/tenants.test.ts'],
+    only: 'count only the key',
+  },
+  {
+    name: "/health/business counts every team's events for a scoped key",
+    file: 'src/read/metrics.ts',
+    find: 'businessMetrics(requestEngine(c, engine, config.requestTimeoutMs), history, Date.now(), readScope(c)), answers);',
+    replace: 'businessMetrics(requestEngine(c, engine, config.requestTimeoutMs), history, Date.now(), null), answers);',
+    tests: ['test/tenants.test.ts'],
+    only: 'count only the key',
+  },
+  {
+    name: "a batch item for another team's service stored under it",
+    file: 'src/receive/events.ts',
+    find: '      if (scope && !scope.services.test(ev.service)) {\n        rejected++;',
+    replace: '      if (false) {\n        rejected++;',
+    tests: ['test/tenants.test.ts'],
+  },
+  {
+    name: "OTLP records and Loki streams for another team's service stored under it",
+    file: 'src/receive/accept.ts',
+    find: '        if (scope && !scope.services.test(it.service)) {',
+    replace: '        if (false) {',
+    tests: ['test/tenants.test.ts'],
+    only: 'refused per record',
+  },
 ];
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const log = (m: string) => process.stderr.write(`[mutations] ${m}\n`);
+
+// --check: only whether every breakage still finds its text, exactly once (seconds; the structure
+// test runs it, so a change that moves a breakage's code is told at once, not after the whole check).
+if (process.argv.includes('--check')) {
+  const stale = MUTATIONS.filter((m) => {
+    const text = readFileSync(join(ROOT, m.file), 'utf8');
+    const at = text.indexOf(m.find);
+    return at < 0 || text.indexOf(m.find, at + 1) >= 0;
+  });
+  for (const m of stale) log(`NO LONGER APPLIES: ${m.name} (${m.file}): update its text along with the code`);
+  log(`${MUTATIONS.length - stale.length} of ${MUTATIONS.length} breakages apply`);
+  process.exit(stale.length ? 1 : 0);
+}
 
 /** A scratch copy of the tracked tree (node_modules linked, not copied). */
 function scratch(): string {

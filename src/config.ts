@@ -14,6 +14,38 @@ export interface ApiKey {
   readonly name: string;
   readonly scopes: readonly Scope[];
   readonly digest: Buffer; // sha256 of the secret
+  /** The services it may read and write (its `services=` field); null: every service. Admin keys: null. */
+  readonly services: ServiceScope | null;
+}
+
+/**
+ * A key's services: names, or patterns where `*` stands for any characters (`billing-*`). `test`
+ * decides for one name (ingest, a request's service filter); `like` is the same as LIKE patterns
+ * (`_` escaped, `*` as `%`) for the reads that filter in SQL (`service LIKE ANY($n::text[])`).
+ */
+export interface ServiceScope {
+  readonly patterns: readonly string[];
+  readonly like: readonly string[];
+  test(service: string): boolean;
+}
+
+const SCOPE_PATTERN = /^[A-Za-z0-9._:*-]{1,100}$/;
+
+export function serviceScope(patterns: readonly string[]): ServiceScope {
+  const regex = new RegExp(`^(?:${patterns.map((p) => p.replace(/[.]/g, '\\.').replaceAll('*', '.*')).join('|')})$`);
+  return Object.freeze({
+    patterns: Object.freeze([...patterns]),
+    like: Object.freeze(patterns.map((p) => p.replaceAll('_', '\\_').replaceAll('*', '%'))),
+    test: (service: string) => regex.test(service),
+  });
+}
+
+/** The `services=a|b-*` field of a key entry, or why it is wrong. */
+function parseServices(field: string, where: string): ServiceScope {
+  const patterns = field.split('|').map((p) => p.trim());
+  const bad = patterns.find((p) => !SCOPE_PATTERN.test(p));
+  if (bad !== undefined) throw new Error(`${where}: services= takes service names or patterns with * (letters, digits, . _ : - *), separated by |; '${bad}' is not one`);
+  return serviceScope(patterns);
 }
 
 export const sha256 = (s: string) => createHash('sha256').update(s).digest();
@@ -25,7 +57,9 @@ export function parseApiKeys(text: string, source: string): ApiKey[] {
     .map((l) => l.trim())
     .filter((l) => l && !l.startsWith('#'));
   return entries.map((entry, i) => {
-    const [name, scopeList, ...rest] = entry.split(':');
+    // name:scopes:secret[:services=a|b-*]; service names may hold ':', so the field is found by its name.
+    const at = entry.indexOf(':services=');
+    const [name, scopeList, ...rest] = (at < 0 ? entry : entry.slice(0, at)).split(':');
     const secret = rest.join(':');
     const where = `${source} entry ${i + 1}${name ? ` (${name})` : ''}`;
     if (!name || !/^[\w.-]{1,64}$/.test(name)) throw new Error(`${where}: name must be 1-64 letters, digits, _ . -`);
@@ -42,7 +76,8 @@ export function parseApiKeys(text: string, source: string): ApiKey[] {
       if (secret.length < 16) throw new Error(`${where}: the key must be at least 16 characters (generate one: openssl rand -hex 24)`);
       digest = sha256(secret);
     }
-    return Object.freeze({ name, scopes: Object.freeze(scopes as Scope[]), digest });
+    const services = at < 0 || scopes.includes('admin') ? null : parseServices(entry.slice(at + ':services='.length), where);
+    return Object.freeze({ name, scopes: Object.freeze(scopes as Scope[]), digest, services });
   });
 }
 

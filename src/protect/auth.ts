@@ -34,6 +34,7 @@ export function requireScope(keys: readonly ApiKey[], scope: Scope): MiddlewareH
       throw new ApiError('forbidden', `The API key '${key.name}' lacks the '${scope}' scope`);
     }
     c.set('keyName', key.name);
+    c.set('services', key.services);
     return next();
   };
 }

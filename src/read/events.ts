@@ -8,7 +8,7 @@
 //   from the aggregates for service and time filters (exact once they are final for the range), the
 //   planner's estimate for the others, and the reply says which.
 import { Hono } from 'hono';
-import type { Config } from '../config';
+import type { Config, ServiceScope } from '../config';
 import type { Fallbacks } from '../fallbacks';
 import { ApiError } from '../errors';
 import { assertReady, type ServiceState } from '../state';
@@ -17,6 +17,7 @@ import type { MemoryBudget } from '../protect/budget';
 import { requestEngine } from './deadline';
 import { encodeCursor, queryParsers, type ListQuery } from './params';
 import { sendJson } from './send';
+import { likeAny, narrow, readScope, type Scoped } from './scope';
 import { eachSlice, RangeStats, type Span } from './slices';
 
 const EXACT_COUNT_LIMIT = 10_000;
@@ -53,12 +54,13 @@ export function toApiEvent(r: EventRow) {
 const likeSubstring = (s: string) => `%${s.replace(/[\\%_]/g, (c) => '\\' + c)}%`;
 
 /** WHERE clause and parameters for the filters (not the cursor). */
-function filters(q: ListQuery) {
+function filters(q: Scoped<ListQuery>) {
   const where: string[] = [];
   const params: unknown[] = [];
   const p = (v: unknown) => `$${params.push(v)}`;
   if (q.service?.length === 1) where.push(`service = ${p(q.service[0])}`);
   else if (q.service?.length) where.push(`service = ANY(${p(q.service)}::text[])`);
+  if (q.scopeLike) where.push(likeAny(p(q.scopeLike)));
   if (q.from) where.push(`time >= ${p(q.from)}::timestamptz`);
   if (q.to) where.push(`time <= ${p(q.to)}::timestamptz`);
   if (q.q) where.push(`message ILIKE ${p(likeSubstring(q.q))} ESCAPE '\\'`);
@@ -68,7 +70,7 @@ function filters(q: ListQuery) {
   return { where, params };
 }
 
-export async function listEvents(engine: Engine, q: ListQuery, stats = new RangeStats(), fallbacks: Fallbacks | null = null) {
+export async function listEvents(engine: Engine, q: Scoped<ListQuery>, stats = new RangeStats(), fallbacks: Fallbacks | null = null) {
   const { where, params } = filters(q);
   const rowWhere = [...where];
   const rowParams = [...params];
@@ -163,7 +165,7 @@ async function slicedCount(engine: Engine, q: ListQuery, where: string[], params
   return n;
 }
 
-async function countEvents(engine: Engine, q: ListQuery, whereList: string[], params: unknown[], stats: RangeStats, fallbacks: Fallbacks | null) {
+async function countEvents(engine: Engine, q: Scoped<ListQuery>, whereList: string[], params: unknown[], stats: RangeStats, fallbacks: Fallbacks | null) {
   const where = whereList.length ? `WHERE ${whereList.join(' AND ')}` : '';
   const sliced = scansInSlices(engine, q);
   const bounded = (limit: number) => (sliced ? slicedCount(engine, q, whereList, params, limit, stats) : boundedCount(engine, where, params, limit));
@@ -201,8 +203,9 @@ async function boundedCount(engine: Engine, where: string, params: unknown[], li
  * they are final for the range (sql/007_count_events.sql). Null for other filters (message search,
  * metadata: the aggregates do not know them) or when the aggregates cannot answer.
  */
-async function aggregateTotal(engine: Engine, q: ListQuery, fallbacks: Fallbacks | null) {
-  if (q.q || q.metadata || Object.keys(q.metaEq).length) return null;
+async function aggregateTotal(engine: Engine, q: Scoped<ListQuery>, fallbacks: Fallbacks | null) {
+  // The aggregates know services by name: a scope's patterns are counted the bounded way.
+  if (q.q || q.metadata || Object.keys(q.metaEq).length || q.scopeLike) return null;
   try {
     const [r] = await engine.query<{ total: number; exact: boolean }>(
       `SELECT total::float8 AS total, exact FROM aurore_count_events($1::text[], $2::text::timestamptz, $3::text::timestamptz)`,
@@ -226,9 +229,11 @@ async function estimate(engine: Engine, where: string, params: unknown[]) {
   return Math.round(parsed[0].Plan['Plan Rows']);
 }
 
-export async function getEvent(engine: Engine, id: string) {
-  // An id sent with two timestamps is two events; the newest is returned.
-  const [row] = await engine.query<EventRow>(`SELECT ${COLUMNS} FROM events WHERE id = $1::uuid ORDER BY time DESC LIMIT 1`, [id]);
+export async function getEvent(engine: Engine, id: string, scope: ServiceScope | null = null) {
+  // An id sent with two timestamps is two events; the newest is returned. Another key's: not found.
+  const [row] = scope
+    ? await engine.query<EventRow>(`SELECT ${COLUMNS} FROM events WHERE id = $1::uuid AND ${likeAny('$2')} ORDER BY time DESC LIMIT 1`, [id, scope.like])
+    : await engine.query<EventRow>(`SELECT ${COLUMNS} FROM events WHERE id = $1::uuid ORDER BY time DESC LIMIT 1`, [id]);
   return row ? toApiEvent(row) : null;
 }
 
@@ -239,14 +244,14 @@ export function eventRoutes({ config, reader: engine, state, answers }: { config
   const retryAfter = config.retryAfterSeconds;
   const sliceStats = new RangeStats(); // embedded reads in time slices: their sizes, kept a minute
   app.get('/events', async (c) => {
-    const q = parse.list(c.req.queries());
+    const q = narrow(parse.list(c.req.queries()), readScope(c));
     assertReady(state, retryAfter);
     return sendJson(c, await listEvents(requestEngine(c, engine, config.requestTimeoutMs), q, sliceStats, state.fallbacks), answers);
   });
   app.get('/events/:id', async (c) => {
     const id = parse.eventId(c.req.param('id'));
     assertReady(state, retryAfter);
-    const ev = await getEvent(requestEngine(c, engine, config.requestTimeoutMs), id.toLowerCase());
+    const ev = await getEvent(requestEngine(c, engine, config.requestTimeoutMs), id.toLowerCase(), readScope(c));
     if (!ev) throw new ApiError('not_found', `No event with id ${id}`);
     return c.json(ev);
   });

@@ -3,7 +3,7 @@
 // events. The same SQL serves every edition: continuous aggregates (real-time) or the Apache
 // edition's rollup tables share names and columns (sql/003_aggregates.*.sql).
 import { Hono } from 'hono';
-import type { Config } from '../config';
+import type { Config, ServiceScope } from '../config';
 import { assertReady, type ServiceState } from '../state';
 import type { Engine } from '../store/engine';
 import { ApiError } from '../errors';
@@ -11,6 +11,7 @@ import type { MemoryBudget } from '../protect/budget';
 import { requestEngine } from './deadline';
 import { liveFrom, type ServiceHistory } from './history';
 import { BUCKETS, queryParsers, type SeriesQuery } from './params';
+import { likeAny, narrow, readScope, type Scoped } from './scope';
 import { sendJson } from './send';
 
 const MINUTE = 60_000;
@@ -37,35 +38,38 @@ const iso = (t: number) => new Date(t).toISOString();
  * cover the kept history (the daily aggregate, AGGREGATE_DAY_RETENTION_DAYS): the days before
  * yesterday from `history` (read once per refresh period), yesterday and today live.
  */
-export async function businessMetrics(engine: Engine, history: ServiceHistory, now = Date.now()) {
+export async function businessMetrics(engine: Engine, history: ServiceHistory, now = Date.now(), scope: ServiceScope | null = null) {
   const minute = Math.floor(now / MINUTE) * MINUTE;
   const hour = Math.floor(now / HOUR) * HOUR;
   const dayStart = minute - 1439 * MINUTE;
   const firstFullHour = hour - 23 * HOUR; // the first whole hour after dayStart, always
   const hourStart = minute - 59 * MINUTE;
   const live = liveFrom(now);
+  // A key's services (read/scope.ts): the same statements with one more condition, its last parameter.
+  const only = (n: number) => (scope ? ` AND ${likeAny(`$${n}`)}` : '');
+  const withScope = (params: unknown[]) => (scope ? [...params, scope.like] : params);
   const [before, recent, minutes, hours] = await Promise.all([
     history(live, now),
     engine.query<{ service: string; events: number }>(
-      `SELECT service, sum(events)::float8 AS events FROM analytics.events_per_day WHERE bucket >= $1::text::timestamptz GROUP BY service`,
-      [iso(live)],
+      `SELECT service, sum(events)::float8 AS events FROM analytics.events_per_day WHERE bucket >= $1::text::timestamptz${only(2)} GROUP BY service`,
+      withScope([iso(live)]),
     ),
     // Two plain ranges (an OR of them would not use the bucket index).
     engine.query<{ t: number; events: number }>(
       `SELECT ${T}, sum(events)::float8 AS events FROM analytics.events_per_minute
-       WHERE bucket >= $1::text::timestamptz AND bucket < $2::text::timestamptz GROUP BY bucket
+       WHERE bucket >= $1::text::timestamptz AND bucket < $2::text::timestamptz${only(4)} GROUP BY bucket
        UNION ALL
        SELECT ${T}, sum(events)::float8 AS events FROM analytics.events_per_minute
-       WHERE bucket >= $3::text::timestamptz GROUP BY bucket`,
-      [iso(dayStart), iso(firstFullHour), iso(hourStart)],
+       WHERE bucket >= $3::text::timestamptz${only(4)} GROUP BY bucket`,
+      withScope([iso(dayStart), iso(firstFullHour), iso(hourStart)]),
     ),
     engine.query<{ t: number; events: number }>(
       `SELECT ${T}, sum(events)::float8 AS events FROM analytics.events_per_hour
-       WHERE bucket >= $1::text::timestamptz AND bucket < $2::text::timestamptz GROUP BY bucket`,
-      [iso(firstFullHour), iso(hour)],
+       WHERE bucket >= $1::text::timestamptz AND bucket < $2::text::timestamptz${only(3)} GROUP BY bucket`,
+      withScope([iso(firstFullHour), iso(hour)]),
     ),
   ]);
-  const totals = new Map(before);
+  const totals = new Map(scope ? [...before].filter(([service]) => scope.test(service)) : before);
   for (const r of recent) totals.set(r.service, (totals.get(r.service) ?? 0) + r.events);
   const byService = [...totals].map(([service, events]) => ({ service, events }));
   const perHour = new Map<number, number>();
@@ -115,13 +119,14 @@ function assertPoints(services: number, buckets: number, max: number, named: boo
 }
 
 /** Counts per bucket per service, every bucket present (zeros included) from `from` up to `to`. */
-export async function eventSeries(engine: Engine, q: SeriesQuery, maxPoints: number) {
+export async function eventSeries(engine: Engine, q: Scoped<SeriesQuery>, maxPoints: number) {
   const { view, ms } = BUCKETS[q.bucket];
   const buckets = Math.ceil((q.to - q.from) / ms);
   if (q.service) assertPoints(q.service.length, buckets, maxPoints, true);
   const params: unknown[] = [new Date(q.from).toISOString(), new Date(q.to).toISOString()];
-  const byService = q.service ? ` AND service = ANY($3::text[])` : '';
+  const byService = q.service ? ` AND service = ANY($3::text[])` : q.scopeLike ? ` AND ${likeAny('$3')}` : '';
   if (q.service) params.push(q.service);
+  else if (q.scopeLike) params.push(q.scopeLike);
   // Each row is a point of the answer: more rows than points allowed is an answer refused anyway,
   // and fetching them all first is what must not happen.
   const rows = await engine.query<Row>(
@@ -160,7 +165,7 @@ export function metricsRoutes({ config, reader: engine, state, answers, history 
   const app = new Hono();
   const parse = queryParsers(config.limits);
   app.get('/metrics/events', async (c) => {
-    const q = parse.series(c.req.queries());
+    const q = narrow(parse.series(c.req.queries()), readScope(c));
     assertReady(state, config.retryAfterSeconds);
     return sendJson(c, await eventSeries(requestEngine(c, engine, config.requestTimeoutMs), q, config.limits.seriesMaxPoints), answers);
   });
@@ -168,7 +173,7 @@ export function metricsRoutes({ config, reader: engine, state, answers, history 
   app.get('/health/business', async (c) => {
     assertReady(state, config.retryAfterSeconds);
     // Its eventsByService names every service: 3,000 of them are ~110 KB, held while it is sent.
-    return sendJson(c, await businessMetrics(requestEngine(c, engine, config.requestTimeoutMs), history), answers);
+    return sendJson(c, await businessMetrics(requestEngine(c, engine, config.requestTimeoutMs), history, Date.now(), readScope(c)), answers);
   });
   return app;
 }

@@ -3,7 +3,7 @@
 // Retry-After when they do not fit), and waiting for their commit. A receiver decodes and maps; the
 // limits, the queueing and the acknowledgement come from here, so a fix here fixes every way in.
 import type { Context } from 'hono';
-import type { Config } from '../config';
+import type { Config, ServiceScope } from '../config';
 import { ApiError, queueFull } from '../errors';
 import type { ServiceState } from '../state';
 import type { Batcher, CommitOutcome } from '../store/batcher';
@@ -19,6 +19,22 @@ export interface AcceptDeps {
 const PREFER_WAIT = /(?:^|[\s,;])wait(?:\s*=\s*\d+)?\s*(?:[,;]|$)/i;
 
 export type Acceptor = ReturnType<typeof createAcceptor>;
+
+/** The services the request's API key may write (a key with `services=`), or null: any. */
+export interface WriteScope {
+  key: string;
+  services: ServiceScope;
+}
+
+function writeScope(c: Context): WriteScope | null {
+  const services = c.get('services');
+  return services ? { key: c.get('keyName'), services } : null;
+}
+
+/** Why an item for another service is refused: named, with the key (never stored under that service). */
+export function outOfScope(scope: WriteScope, service: string): string {
+  return `service '${service}' is not one the API key '${scope.key}' may write`;
+}
 
 /** ?wait=true (or 1, or empty) or `Prefer: wait`: answer once the events are committed. */
 export function wantsWait(c: Context): boolean {
@@ -64,7 +80,7 @@ export function createAcceptor({ config, queue, batcher, state }: AcceptDeps) {
      * `types`, tried in order; else 415 saying `expected`), the client's wait preference, and, for
      * bodies that may hold many events (`room`), a 429 before reading one the queue cannot take.
      */
-    intake<K extends string>(c: Context, types: Record<K, RegExp>, expected: string, { room = true } = {}): { type: K; wait: boolean } {
+    intake<K extends string>(c: Context, types: Record<K, RegExp>, expected: string, { room = true } = {}): { type: K; wait: boolean; scope: WriteScope | null } {
       this.assertOpen();
       const header = c.req.raw.headers.get('content-type') ?? '';
       let type: K | undefined;
@@ -77,7 +93,7 @@ export function createAcceptor({ config, queue, batcher, state }: AcceptDeps) {
       if (type === undefined) throw new ApiError('unsupported_media_type', `Content-Type must be ${expected}`);
       const wait = wantsWait(c);
       if (room) this.assertRoom(c.req.raw);
-      return { type, wait };
+      return { type, wait, scope: writeScope(c) };
     },
 
     /** 503 while shutting down: the client should go to another instance. */
@@ -130,24 +146,30 @@ export function createAcceptor({ config, queue, batcher, state }: AcceptDeps) {
     /**
      * A protocol receiver's records (OTLP, Loki push): the same event twice in the request is one
      * row, the rest is queued whole or refused, and with `wait` the answer waits for the commit.
-     * Resolves with what a reply reports: queued, duplicates, and the records the database refused.
+     * Resolves with what a reply reports: queued, duplicates, the records the database refused, and
+     * those for services the key may not write (refused, the others stored).
      */
-    async submit(items: readonly { id: string; time: string; record: string }[], wait: boolean) {
+    async submit(items: readonly { id: string; time: string; service: string; record: string }[], wait: boolean, scope: WriteScope | null) {
       const seen = new Set<string>();
       const records: string[] = [];
+      const forbidden: string[] = [];
       for (const it of items) {
+        if (scope && !scope.services.test(it.service)) {
+          forbidden.push(outOfScope(scope, it.service));
+          continue;
+        }
         const key = it.id + it.time;
         if (seen.has(key)) continue;
         seen.add(key);
         records.push(it.record);
       }
-      let duplicates = items.length - records.length;
-      if (!records.length) return { queued: 0, duplicates, refused: [] as string[], committed: false };
+      let duplicates = items.length - records.length - forbidden.length;
+      if (!records.length) return { queued: 0, duplicates, refused: [] as string[], forbidden, committed: false };
       const from = this.all(records);
       const outcome = wait ? await this.committed(from, from + records.length) : null;
       duplicates += outcome?.duplicates.length ?? 0;
       const refused = outcome?.rejected.map((r) => r.message) ?? [];
-      return { queued: records.length - (outcome ? outcome.duplicates.length + refused.length : 0), duplicates, refused, committed: outcome !== null };
+      return { queued: records.length - (outcome ? outcome.duplicates.length + refused.length : 0), duplicates, refused, forbidden, committed: outcome !== null };
     },
 
     /**

@@ -9,7 +9,7 @@ import { SECURITY_HEADERS } from '../protect/headers';
 import { writeRateLimitHeaders } from '../protect/limits';
 import type { ServiceState } from '../state';
 import type { CommitOutcome } from '../store/batcher';
-import { acknowledge, type Acceptor } from './accept';
+import { acknowledge, outOfScope, type Acceptor, type WriteScope } from './accept';
 import type { BodyReader } from './body';
 import { makeEventValidator } from './validate';
 
@@ -71,7 +71,7 @@ export function eventsReceiver({ config, state, accept, bodies }: EventsDeps) {
   const BODY_TYPES = { json: JSON_TYPE, ndjson: NDJSON_TYPE };
 
   /** Validates each item; the queue records of the valid ones (one per id and time) and every error. */
-  function validateItems(items: Item[]) {
+  function validateItems(items: Item[], scope: WriteScope | null) {
     // One arrival time for a request's events without a timestamp: one clock read, not one per event.
     const arrived = new Date().toISOString();
     const now = () => arrived;
@@ -88,6 +88,11 @@ export function eventsReceiver({ config, state, accept, bodies }: EventsDeps) {
         for (const e of ev) errors.push({ index, ...e });
         return;
       }
+      if (scope && !scope.services.test(ev.service)) {
+        rejected++;
+        errors.push({ index, field: 'service', message: outOfScope(scope, ev.service) });
+        return;
+      }
       const key = ev.id + ev.time;
       if (seen.has(key)) return void duplicates++; // the same event twice in one request: one row
       seen.add(key);
@@ -99,7 +104,7 @@ export function eventsReceiver({ config, state, accept, bodies }: EventsDeps) {
   }
 
   app.post('/events', async (c) => {
-    const { type, wait } = accept.intake(c, BODY_TYPES, 'application/json', { room: false });
+    const { type, wait, scope } = accept.intake(c, BODY_TYPES, 'application/json', { room: false });
     if (type === 'ndjson') throw new ApiError('unsupported_media_type', 'POST /events takes one JSON event; send NDJSON to POST /events/batch');
     const body = parseJson(await bodies.text(c.req.raw, config.limits.bodyMaxBytes, 'BODY_MAX_BYTES'));
     state.received++;
@@ -107,6 +112,10 @@ export function eventsReceiver({ config, state, accept, bodies }: EventsDeps) {
     if (Array.isArray(ev)) {
       state.invalid++;
       throw new ApiError('validation_failed', 'Event is invalid', { errors: ev });
+    }
+    if (scope && !scope.services.test(ev.service)) {
+      state.invalid++;
+      throw new ApiError('validation_failed', 'Event is invalid', { errors: [{ field: 'service', message: outOfScope(scope, ev.service) }] });
     }
     const seq = accept.one(ev.record);
     const outcome = wait ? await accept.committed(seq, seq + 1) : null;
@@ -125,12 +134,12 @@ export function eventsReceiver({ config, state, accept, bodies }: EventsDeps) {
   });
 
   app.post('/events/batch', async (c) => {
-    const { type, wait } = accept.intake(c, BODY_TYPES, 'application/json or application/x-ndjson');
+    const { type, wait, scope } = accept.intake(c, BODY_TYPES, 'application/json or application/x-ndjson');
     const ndjson = type === 'ndjson';
     const text = await bodies.text(c.req.raw, config.limits.batchMaxBytes, 'BATCH_MAX_BYTES');
     const items = batchItems(text, ndjson, config.limits.batchMaxEvents);
     state.received += items.length;
-    const v = validateItems(items);
+    const v = validateItems(items, scope);
     let { duplicates, rejected } = v;
     if (v.records.length === 0) {
       throw new ApiError('validation_failed', 'No event in the batch is valid', { errors: v.errors.slice(0, MAX_ERRORS), extra: { accepted: 0, duplicates, rejected } });

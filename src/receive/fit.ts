@@ -31,6 +31,7 @@ export interface Fitted {
   id: string;
   time: string;
   record: string;
+  service: string;
   /** Something was cut to fit (message or metadata). */
   cut: boolean;
 }
@@ -171,6 +172,6 @@ export function makeFitter(limits: Limits, opts: { maxAgeDays?: number } = {}) {
     const body = recordBody(time, service, JSON.stringify(message.text), metadata.json);
     // Without a time of its own a record cannot be recognized when sent again: a fresh id.
     const id = m.timeNs === null ? Bun.randomUUIDv7('hex', ms) : stableUuidV7(ms, `${m.timeNs}:${place}:${body}`);
-    return { id, time, record: queueRecord(id, body), cut: message.cut || metadata.cut };
+    return { id, time, service, record: queueRecord(id, body), cut: message.cut || metadata.cut };
   };
 }

@@ -200,7 +200,7 @@ export function lokiReceiver({ config, state, accept, bodies }: { config: Config
   const app = new Hono();
   const fit = makeFitter(config.limits, { maxAgeDays: config.retention.rawDays });
   app.post('/loki/api/v1/push', async (c) => {
-    const { type, wait } = accept.intake(c, { protobuf: PROTOBUF, json: JSON_TYPE }, 'application/x-protobuf (snappy) or application/json');
+    const { type, wait, scope } = accept.intake(c, { protobuf: PROTOBUF, json: JSON_TYPE }, 'application/x-protobuf (snappy) or application/json');
     const proto = type === 'protobuf';
     // Snappy is the protobuf body's framing, not a Content-Encoding: some agents name it anyway.
     const raw = proto && /snappy/i.test(c.req.header('content-encoding') ?? '') ? new Request(c.req.raw, { headers: { 'content-type': c.req.header('content-type')! } }) : c.req.raw;
@@ -208,7 +208,9 @@ export function lokiReceiver({ config, state, accept, bodies }: { config: Config
     state.received += total;
     state.invalid += problems.length;
     state.cut += cut;
-    const out = await accept.submit(fitted, wait);
+    const out = await accept.submit(fitted, wait, scope);
+    state.invalid += out.forbidden.length;
+    problems.push(...out.forbidden);
     acknowledge(c, out.committed);
     problems.push(...out.refused.map((r) => `refused by the database (kept in events_rejected): ${r}`));
     if (problems.length) {

@@ -224,15 +224,16 @@ export function otlpReceiver({ config, state, accept, bodies }: { config: Config
   const app = new Hono();
   const fit = makeFitter(config.limits, { maxAgeDays: config.retention.rawDays });
   app.post('/v1/logs', async (c) => {
-    const { type, wait } = accept.intake(c, { protobuf: PROTOBUF, json: JSON_TYPE }, 'application/x-protobuf or application/json (OTLP/HTTP)');
+    const { type, wait, scope } = accept.intake(c, { protobuf: PROTOBUF, json: JSON_TYPE }, 'application/x-protobuf or application/json (OTLP/HTTP)');
     const fromProtobuf = type === 'protobuf';
     const mapped = readOtlp(await bodies.bytes(c.req.raw, config.limits.batchMaxBytes, 'BATCH_MAX_BYTES'), fromProtobuf, fit, config.limits.batchMaxEvents);
     state.received += mapped.records;
     state.invalid += mapped.errors.length;
     state.cut += mapped.cut;
-    const out = await accept.submit(mapped.fitted, wait);
+    const out = await accept.submit(mapped.fitted, wait, scope);
     acknowledge(c, out.committed);
-    const problems = [...mapped.errors, ...out.refused.map((m) => `refused by the database (kept in events_rejected): ${m}`)];
+    state.invalid += out.forbidden.length;
+    const problems = [...mapped.errors, ...out.forbidden, ...out.refused.map((m) => `refused by the database (kept in events_rejected): ${m}`)];
     const more = problems.length > 3 ? ` (and ${problems.length - 3} more)` : '';
     return answer(c, fromProtobuf, problems.length, problems.slice(0, 3).join('; ') + more);
   });

@@ -45,6 +45,7 @@ export type EventInput = z.infer<ReturnType<typeof eventSchema>>;
 export interface ValidEvent {
   id: string;
   time: string;
+  service: string;
   record: string; // JSON object text, the queue record
 }
 
@@ -104,6 +105,6 @@ export function makeEventValidator(limits: Limits, opts: { maxAgeDays?: number }
     // time-ordered like the events themselves.
     const id = (ev.id ?? ev.eventId)?.toLowerCase() ?? Bun.randomUUIDv7();
     const record = queueRecord(id, recordBody(time, ev.service, message, metadata));
-    return { id, time, record };
+    return { id, time, service: ev.service, record };
   };
 }
