@@ -38,7 +38,7 @@ export async function supervise(config: Config, log: Logger): Promise<never> {
       children[i] = null;
       if (stopping) return;
       // A process that died (out of memory, a crash) is replaced; its accepted events were written
-      // or saved, or, after a kill, lost as README explains for a single process.
+      // or saved, or, after a kill, lost as docs/api.md explains for a single process.
       const delay = Math.min(30_000, 1000 * 2 ** restarts[i]++);
       log.error('a service process exited; starting another', { process: i, code, inMs: delay });
       setTimeout(() => !stopping && start(i), delay);

@@ -29,9 +29,9 @@ const paths: Path[] = [
   ...(engines.includes('server') ? [{ name: 'server', kind: 'server' as const }] : []),
 ];
 
-/** The README's example queries for analysts: each must run as an analyst. */
-const README = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-const EXAMPLES = [...README.slice(README.indexOf('#### Example queries')).matchAll(/```sql\n([\s\S]*?)```/g)].map((m) => m[1]!.trim().replace(/;$/, ''));
+/** The example queries of docs/analysts.md: each must run as an analyst. */
+const ANALYSTS = readFileSync(new URL('../docs/analysts.md', import.meta.url), 'utf8');
+const EXAMPLES = [...ANALYSTS.slice(ANALYSTS.indexOf('## Example queries')).matchAll(/```sql\n([\s\S]*?)```/g)].map((m) => m[1]!.trim().replace(/;$/, ''));
 
 const uuid = (n: number) => `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
 

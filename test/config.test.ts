@@ -49,15 +49,17 @@ describe('documentation', () => {
     expect(loadConfig({ RETENTION_DAYS: '100', AGGREGATE_MINUTE_RETENTION_DAYS: '0' }).retention).toEqual({ rawDays: 100, minuteDays: 0, hourDays: 730, dayDays: 730 });
   });
 
-  test('README documents every setting the service reads, with its default', async () => {
+  test('docs/configuration.md documents every setting the service reads, with its default, and no other', async () => {
     const { envSchema } = await import('../src/config');
-    const readme = await Bun.file(new URL('../README.md', import.meta.url)).text();
+    const readme = await Bun.file(new URL('../docs/configuration.md', import.meta.url)).text();
     for (const name of Object.keys(envSchema.shape)) expect(readme).toMatch(new RegExp(`\\| \`${name}\` \\| [^|]+ \\| [^|]+ \\|`));
+    const rows = [...readme.matchAll(/^\| `([A-Z][A-Z0-9_]+)` \|/gm)].map((m) => m[1]!);
+    expect(rows.filter((name) => !(name in envSchema.shape))).toEqual([]);
   });
 
-  test("README's default for each setting is the one the code applies", async () => {
+  test("docs/configuration.md's default for each setting is the one the code applies", async () => {
     const { envSchema } = await import('../src/config');
-    const readme = await Bun.file(new URL('../README.md', import.meta.url)).text();
+    const readme = await Bun.file(new URL('../docs/configuration.md', import.meta.url)).text();
     const defaults = envSchema.parse({}) as Record<string, unknown>;
     for (const name of Object.keys(envSchema.shape)) {
       const documented = new RegExp(`\\| \`${name}\` \\| ([^|]+) \\|`).exec(readme)![1]!.trim();

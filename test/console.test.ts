@@ -12,7 +12,7 @@ setDefaultTimeout(120_000);
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const present = existsSync(CHROMIUM);
 if (!present) console.warn(`SKIPPED: the browser tests of the console need Chromium at ${CHROMIUM} (apt-get install chromium; .ci/run installs it)`);
-// FIELD-NOTES: without these flags Chromium keeps trying to reach outside hosts.
+// Without these flags Chromium keeps trying to reach outside hosts (seen on these machines).
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'];
 const XSS = '<img src=x onerror=alert(1)>';
 

@@ -174,7 +174,7 @@ describe.each(engines)('durability [%s]', (kind) => {
     for (let i = 10; i < 15; i++) expect((await postEvent(second.app, ev(i, 'restart'))).status).toBe(202);
     await until(() => second.batcher.stats.written === 5);
     expect(await countRows(second.engine, `service = 'restart'`)).toBe(15);
-    // Hypertable inserts go through TimescaleDB on a reopened database (FIELD-NOTES: LOAD first).
+    // Hypertable inserts go through TimescaleDB on a reopened database (engine.ts: LOAD first).
     const [chunks] = await second.engine.query<{ n: number }>(`SELECT count(*)::int AS n FROM timescaledb_information.chunks WHERE hypertable_name = 'events'`);
     expect(chunks!.n).toBeGreaterThanOrEqual(1);
   });

@@ -3,8 +3,8 @@
 // opening with a comment that says what it owns.
 import { describe, expect, test } from 'bun:test';
 import { parseSync, type Node } from '@swc/core';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const MAX_FUNCTION_LINES = 120;
@@ -97,5 +97,44 @@ describe('TimescaleDB internals', () => {
     const listed = readFileSync(join(ROOT, 'docs/internals.md'), 'utf8');
     expect(used.size).toBeGreaterThan(5);
     expect([...used].filter((name) => !listed.includes(`\`${name}`)).sort()).toEqual([]);
+  });
+});
+
+describe('documentation', () => {
+  const docs = ['README.md', 'BENCHMARKS.md', 'CHANGELOG.md', 'loadtest/README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+  const slug = (h: string) => h.trim().toLowerCase().replace(/[^\w\- ]/g, '').replaceAll(' ', '-');
+  const anchorsOf = (file: string) => {
+    const text = readFileSync(join(ROOT, file), 'utf8').replace(/```[\s\S]*?```/g, '');
+    return new Set([...text.matchAll(/^#{1,6} (.+)$/gm)].map((m) => slug(m[1]!)));
+  };
+
+  test('every relative link of the README, BENCHMARKS, CHANGELOG and docs/ reaches a file, and its #anchor a heading there', () => {
+    const broken: string[] = [];
+    for (const file of docs) {
+      const text = readFileSync(join(ROOT, file), 'utf8').replace(/```[\s\S]*?```/g, '');
+      for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^[a-z]+:/.test(target!)) continue;
+        const [path, anchor] = target!.split('#');
+        const resolved = path ? join(dirname(join(ROOT, file)), path).slice(ROOT.length) : file;
+        if (!existsSync(join(ROOT, resolved))) broken.push(`${file}: ${target} (no file)`);
+        else if (anchor && resolved.endsWith('.md') && !anchorsOf(resolved).has(anchor)) broken.push(`${file}: ${target} (no heading)`);
+      }
+    }
+    expect(broken).toEqual([]);
+  });
+
+  test('no comment or document points to notes outside the repository', () => {
+    const files = ['src', 'workers', 'sql', 'test', 'loadtest', 'scripts', 'docs'].flatMap((dir) =>
+      readdirSync(join(ROOT, dir), { recursive: true, encoding: 'utf8' }).filter((f) => /\.(ts|js|sql|sh|md)$/.test(f)).map((f) => join(dir, f)),
+    );
+    const outside = [...files, ...docs].filter((f) => !f.endsWith('structure.test.ts') && readFileSync(join(ROOT, f), 'utf8').includes('FIELD-NOTES'));
+    expect(outside).toEqual([]);
+  });
+});
+
+describe('the mutation check', () => {
+  test("every breakage of scripts/mutations.ts still finds its text in the code, exactly once", () => {
+    const p = Bun.spawnSync([process.execPath, 'scripts/mutations.ts', '--check'], { cwd: ROOT, stderr: 'pipe' });
+    expect({ code: p.exitCode, said: p.stderr.toString().split('\n').filter((l) => l.includes('NO LONGER APPLIES')) }).toEqual({ code: 0, said: [] });
   });
 });

@@ -95,7 +95,7 @@ export function lockDataDir(dataDir: string): DataDirLock {
     throw new DataDirLocked(
       `DATA_DIR ${dir} is in use by ${who}.\n` +
         '  The embedded database allows one process per directory: stop that process, or give this one another DATA_DIR.\n' +
-        '  (More than one process: use the server engine, DATABASE_URL. README: Running more than one.)',
+        '  (More than one process: use the server engine, DATABASE_URL. docs/operations.md: Running more than one.)',
     );
   }
   const previous = readHolder(dir);
