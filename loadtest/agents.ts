@@ -29,9 +29,23 @@ export function otlpBody(service: string, n = 500): Uint8Array {
     severityText: 'INFO',
     severityNumber: 9,
     body: { stringValue: MESSAGE },
-    attributes: [kv('user_id', { stringValue: String(12345 + i) }), kv('order_id', { stringValue: `ord_${98765 + i}` }), kv('amount', { doubleValue: 129.99 }), kv('items', { intValue: 3 })],
+    attributes: [
+      kv('user_id', { stringValue: String(12345 + i) }),
+      kv('order_id', { stringValue: `ord_${98765 + i}` }),
+      kv('amount', { doubleValue: 129.99 }),
+      kv('items', { intValue: 3 }),
+    ],
   }));
-  return OtlpRequest.encode(OtlpRequest.fromObject({ resourceLogs: [{ resource: { attributes: [kv('service.name', { stringValue: service }), kv('host.name', { stringValue: 'bench' })] }, scopeLogs: [{ scope: { name: 'bench', version: '1' }, logRecords }] }] })).finish();
+  return OtlpRequest.encode(
+    OtlpRequest.fromObject({
+      resourceLogs: [
+        {
+          resource: { attributes: [kv('service.name', { stringValue: service }), kv('host.name', { stringValue: 'bench' })] },
+          scopeLogs: [{ scope: { name: 'bench', version: '1' }, logRecords }],
+        },
+      ],
+    }),
+  ).finish();
 }
 
 /** Loki pushes of `n` entries each, every one with its own timestamps (entries carry their time, so each body is sent once). */
@@ -40,9 +54,17 @@ export function lokiBodies(service: string, count: number, n = 500): Buffer[] {
   return Array.from({ length: count }, (_, b) => {
     const entries = Array.from({ length: n }, (_, i) => {
       const ns = base + BigInt(b * n + i) * 1000n;
-      return { timestamp: { seconds: Number(ns / 1_000_000_000n), nanos: Number(ns % 1_000_000_000n) }, line: MESSAGE, structuredMetadata: [{ name: 'user_id', value: String(12345 + i) }] };
+      return {
+        timestamp: { seconds: Number(ns / 1_000_000_000n), nanos: Number(ns % 1_000_000_000n) },
+        line: MESSAGE,
+        structuredMetadata: [{ name: 'user_id', value: String(12345 + i) }],
+      };
     });
-    return compressSync(Buffer.from(PushRequest.encode(PushRequest.fromObject({ streams: [{ labels: `{service_name="${service}", env="bench", region="eu-west-1"}`, entries }] })).finish()));
+    return compressSync(
+      Buffer.from(
+        PushRequest.encode(PushRequest.fromObject({ streams: [{ labels: `{service_name="${service}", env="bench", region="eu-west-1"}`, entries }] })).finish(),
+      ),
+    );
   });
 }
 
@@ -60,7 +82,9 @@ export function decodingCost(rounds = 200) {
     return Math.round(((performance.now() - t) * 1000 * 100) / records) / 100;
   };
   const validate = makeEventValidator(limits);
-  const ndjson = Array.from({ length: 500 }, (_, i) => JSON.stringify({ service: 'bench-decode', message: `${MESSAGE} ${i}`, metadata: { user_id: '12345', region: 'eu-west-1', amount: 129.99 } })).join('\n');
+  const ndjson = Array.from({ length: 500 }, (_, i) =>
+    JSON.stringify({ service: 'bench-decode', message: `${MESSAGE} ${i}`, metadata: { user_id: '12345', region: 'eu-west-1', amount: 129.99 } }),
+  ).join('\n');
   const records = batchItems(ndjson, true, 10_000).map((it) => (validate(it.value) as ValidEvent).record);
   const queued = `[${records.join(',')}]`;
   return {
@@ -73,9 +97,11 @@ export function decodingCost(rounds = 200) {
 
 /** Bodies in the form loadtest/load.ts reads (bodiesFile): a 4-byte length before each. */
 export function bodiesFile(bodies: Uint8Array[]): Buffer {
-  return Buffer.concat(bodies.flatMap((b) => {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(b.length);
-    return [len, Buffer.from(b)];
-  }));
+  return Buffer.concat(
+    bodies.flatMap((b) => {
+      const len = Buffer.alloc(4);
+      len.writeUInt32BE(b.length);
+      return [len, Buffer.from(b)];
+    }),
+  );
 }

@@ -46,7 +46,10 @@ async function consoleFirstView(base: string) {
     return null;
   }
   const { chromium } = await import('playwright-core');
-  const browser = await chromium.launch({ executablePath: chromiumPath, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'] });
+  const browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'],
+  });
   const times: number[] = [];
   try {
     for (let i = 0; i < 6; i++) {
@@ -108,7 +111,10 @@ try {
   // The first maintenance run aggregates (and, on the Community edition, compresses) what was loaded.
   const aggStarted = performance.now();
   for (;;) {
-    const db = (await (await fetch(`${base}/health/database`)).json()) as { aggregates: string; jobs: { name: string; runBy: string; runs: number; lastError: string | null; lastSuccessAt: string | null }[] };
+    const db = (await (await fetch(`${base}/health/database`)).json()) as {
+      aggregates: string;
+      jobs: { name: string; runBy: string; runs: number; lastError: string | null; lastSuccessAt: string | null }[];
+    };
     const mine = db.jobs.filter((j) => j.runBy === 'service');
     const failed = mine.find((j) => j.lastError);
     if (failed) throw new Error(`job ${failed.name} failed: ${failed.lastError}`);
@@ -147,46 +153,84 @@ try {
   }
 
   const results = [];
-  results.push(await measure('window', () => {
-    const h = hourStart();
-    return `/events?service=${service()}&from=${iso(h)}&to=${iso(h + 3_600_000)}&pageSize=100`;
-  }));
+  results.push(
+    await measure('window', () => {
+      const h = hourStart();
+      return `/events?service=${service()}&from=${iso(h)}&to=${iso(h + 3_600_000)}&pageSize=100`;
+    }),
+  );
 
   // page100: walk 99 pages once per service to get the cursors, then time page 100.
   const cursors: string[] = [];
   for (let s = 0; s < 5; s++) {
     let cursor = '';
     for (let page = 1; page < 100; page++) {
-      const r = (await (await fetch(`${base}/events?service=svc-${s}&pageSize=100&count=none${cursor ? `&cursor=${cursor}` : ''}`)).json()) as { pagination: { next_cursor: string } };
+      const r = (await (await fetch(`${base}/events?service=svc-${s}&pageSize=100&count=none${cursor ? `&cursor=${cursor}` : ''}`)).json()) as {
+        pagination: { next_cursor: string };
+      };
       cursor = r.pagination.next_cursor;
       if (!cursor) throw new Error(`svc-${s} has fewer than 100 pages of 100 events: load more events (--events)`);
     }
     cursors.push(cursor);
   }
   results.push(await measure('page100', () => `/events?service=svc-${rand(5)}&pageSize=100&count=none&cursor=${cursors[rand(5)]}`));
-  results.push(await measure('search', () => {
-    const d = hourStart();
-    return `/events?service=${service()}&q=payment%20FAILED&from=${iso(d)}&to=${iso(d + 86_400_000)}&pageSize=100`;
-  }));
-  results.push(await measure('metadata', () => {
-    const d = hourStart();
-    const user = rand(100000); // user u's events belong to service svc-(u % 50), as loaded
-    return `/events?service=svc-${user % 50}&metadata.user_id=${user}&from=${iso(d)}&to=${iso(d + 86_400_000)}&pageSize=100`;
-  }));
+  results.push(
+    await measure('search', () => {
+      const d = hourStart();
+      return `/events?service=${service()}&q=payment%20FAILED&from=${iso(d)}&to=${iso(d + 86_400_000)}&pageSize=100`;
+    }),
+  );
+  results.push(
+    await measure('metadata', () => {
+      const d = hourStart();
+      const user = rand(100000); // user u's events belong to service svc-(u % 50), as loaded
+      return `/events?service=svc-${user % 50}&metadata.user_id=${user}&from=${iso(d)}&to=${iso(d + 86_400_000)}&pageSize=100`;
+    }),
+  );
   if (searchIndex) {
     results.push(await measure('rare', () => `/events?q=ref%20${Math.random().toString(16).slice(2, 8)}&pageSize=100&count=none`));
   }
 
   // The aggregates: rows = series points, or eventsByHour entries.
-  results.push(await measure('business', () => '/health/business', (b: { eventsByHour: unknown[] }) => b.eventsByHour.length));
-  results.push(await measure('series24h', () => '/metrics/events?bucket=1h', (b: { series: { points: unknown[] }[] }) => b.series.reduce((n, s) => n + s.points.length, 0)));
-  results.push(await measure('series24h_1m', () => `/metrics/events?bucket=1m&service=${service()}`, (b: { series: { points: unknown[] }[] }) => b.series.reduce((n, s) => n + s.points.length, 0)));
+  results.push(
+    await measure(
+      'business',
+      () => '/health/business',
+      (b: { eventsByHour: unknown[] }) => b.eventsByHour.length,
+    ),
+  );
+  results.push(
+    await measure(
+      'series24h',
+      () => '/metrics/events?bucket=1h',
+      (b: { series: { points: unknown[] }[] }) => b.series.reduce((n, s) => n + s.points.length, 0),
+    ),
+  );
+  results.push(
+    await measure(
+      'series24h_1m',
+      () => `/metrics/events?bucket=1m&service=${service()}`,
+      (b: { series: { points: unknown[] }[] }) => b.series.reduce((n, s) => n + s.points.length, 0),
+    ),
+  );
 
   // Totals over a month (ragged at both ends), one service and all of them: from the aggregates.
   const month = () => `from=${iso(END - SPAN_MS + rand(3_600_000))}&to=${iso(END - rand(3_600_000))}`;
   type Page = { pagination: { total: number; total_is_exact: boolean } };
-  results.push(await measure('total_month_1svc', () => `/events?service=${service()}&${month()}&pageSize=1`, (b: Page) => b.pagination.total));
-  results.push(await measure('total_month_all', () => `/events?${month()}&pageSize=1`, (b: Page) => b.pagination.total));
+  results.push(
+    await measure(
+      'total_month_1svc',
+      () => `/events?service=${service()}&${month()}&pageSize=1`,
+      (b: Page) => b.pagination.total,
+    ),
+  );
+  results.push(
+    await measure(
+      'total_month_all',
+      () => `/events?${month()}&pageSize=1`,
+      (b: Page) => b.pagination.total,
+    ),
+  );
   // Accuracy: the same ranges counted row by row.
   let worst = 0;
   let allExact = true;
@@ -203,8 +247,27 @@ try {
   const consoleView = await consoleFirstView(base);
   if (consoleView) progress(`  console first view: median ${consoleView.median_ms} ms, max ${consoleView.max_ms} ms (${consoleView.loads} loads)`);
 
-  const out = { engine: target.kind, events: N, load_seconds: Math.round(loadSeconds), aggregate_seconds: aggregateSeconds, search_index: searchIndex, requests_per_scenario: REQUESTS, totals, console_first_view: consoleView, machine: `${cpus().length} x ${cpus()[0]?.model ?? '?'}`, scenarios: results };
-  console.log(['', `| ${target.kind}, ${N.toLocaleString('en')} events${searchIndex ? ', trigram index' : ''} | p50 | p95 | p99 | rows/page |`, '| --- | --- | --- | --- | --- |', ...results.map((r) => `| ${r.name} | ${r.p50_ms} ms | ${r.p95_ms} ms | ${r.p99_ms} ms | ${r.avg_rows} |`), ''].join('\n'));
+  const out = {
+    engine: target.kind,
+    events: N,
+    load_seconds: Math.round(loadSeconds),
+    aggregate_seconds: aggregateSeconds,
+    search_index: searchIndex,
+    requests_per_scenario: REQUESTS,
+    totals,
+    console_first_view: consoleView,
+    machine: `${cpus().length} x ${cpus()[0]?.model ?? '?'}`,
+    scenarios: results,
+  };
+  console.log(
+    [
+      '',
+      `| ${target.kind}, ${N.toLocaleString('en')} events${searchIndex ? ', trigram index' : ''} | p50 | p95 | p99 | rows/page |`,
+      '| --- | --- | --- | --- | --- |',
+      ...results.map((r) => `| ${r.name} | ${r.p50_ms} ms | ${r.p95_ms} ms | ${r.p99_ms} ms | ${r.avg_rows} |`),
+      '',
+    ].join('\n'),
+  );
   if (flag('--json')) console.log(JSON.stringify(out));
 } finally {
   if (svc && svc.proc.exitCode === null) {

@@ -24,7 +24,13 @@ const progress = (msg: string) => process.stderr.write(`[bench:write] ${msg}\n`)
 const target = await benchTarget('write');
 const server = target.kind === 'server';
 const validate = makeEventValidator(loadConfig({}).limits);
-const TEMPLATE = (validate({ service: 'bench-write', message: 'Order placed successfully for customer after payment authorization', metadata: { user_id: '12345', ip_address: '192.168.1.1', order_id: 'ord_98765', amount: 129.99, currency: 'EUR', items: 3, region: 'eu-west-1' } }) as ValidEvent).record;
+const TEMPLATE = (
+  validate({
+    service: 'bench-write',
+    message: 'Order placed successfully for customer after payment authorization',
+    metadata: { user_id: '12345', ip_address: '192.168.1.1', order_id: 'ord_98765', amount: 129.99, currency: 'EUR', items: 3, region: 'eu-west-1' },
+  }) as ValidEvent
+).record;
 /** A batch of fresh events (new UUIDv7 ids, now), as the queue holds it. */
 function batch(): string {
   const now = new Date().toISOString();
@@ -49,23 +55,24 @@ async function write(engines: Engine[], way: Way) {
   const deadline = performance.now() + SECONDS * 1000;
   const cpu0 = dbCpu();
   const t0 = performance.now();
-  await Promise.all(engines.map(async (db) => {
-    while (performance.now() < deadline) {
-      const b0 = performance.now();
-      const json = batch();
-      const text = way === 'copy' ? copyText(json)! : '';
-      buildMs += performance.now() - b0;
-      if (way === 'copy') {
-        await db.copyIn(COPY_EVENTS, [text]);
-        rows += BATCH;
+  await Promise.all(
+    engines.map(async (db) => {
+      while (performance.now() < deadline) {
+        const b0 = performance.now();
+        const json = batch();
+        const text = way === 'copy' ? copyText(json)! : '';
+        buildMs += performance.now() - b0;
+        if (way === 'copy') {
+          await db.copyIn(COPY_EVENTS, [text]);
+          rows += BATCH;
+        } else {
+          const r = { inserted: 0, duplicates: [], rejected: [] };
+          await insertRecords(db, json, BATCH, 0, r);
+          rows += r.inserted;
+        }
       }
-      else {
-        const r = { inserted: 0, duplicates: [], rejected: [] };
-        await insertRecords(db, json, BATCH, 0, r);
-        rows += r.inserted;
-      }
-    }
-  }));
+    }),
+  );
   const seconds = (performance.now() - t0) / 1000;
   // The batches are built in this process; on the embedded engine that CPU is not the database's.
   const cpu = dbCpu() - cpu0 - (server ? 0 : buildMs / 1000);
@@ -87,9 +94,19 @@ const levers: Lever[] = [
   { name: 'COPY, 1 writer', way: 'copy' },
   { name: 'COPY, 2 writers', way: 'copy', writers: 2, only: 'server' },
   { name: 'COPY, 4 writers', way: 'copy', writers: 4, only: 'server' },
-  { name: 'COPY without events_service_time_idx', way: 'copy', setup: 'DROP INDEX events_service_time_idx', undo: 'CREATE INDEX events_service_time_idx ON events (service, time DESC)' },
+  {
+    name: 'COPY without events_service_time_idx',
+    way: 'copy',
+    setup: 'DROP INDEX events_service_time_idx',
+    undo: 'CREATE INDEX events_service_time_idx ON events (service, time DESC)',
+  },
   { name: `COPY without ${TIME_IDX} (time DESC)`, way: 'copy', setup: `DROP INDEX ${TIME_IDX}`, undo: `CREATE INDEX ${TIME_IDX} ON events (time DESC)` },
-  { name: 'COPY without events_ingested_at_brin', way: 'copy', setup: 'DROP INDEX events_ingested_at_brin', undo: 'CREATE INDEX events_ingested_at_brin ON events USING brin (ingested_at) WITH (pages_per_range = 32)' },
+  {
+    name: 'COPY without events_ingested_at_brin',
+    way: 'copy',
+    setup: 'DROP INDEX events_ingested_at_brin',
+    undo: 'CREATE INDEX events_ingested_at_brin ON events USING brin (ingested_at) WITH (pages_per_range = 32)',
+  },
   {
     name: `COPY, primary key (time, id), without ${TIME_IDX}`,
     way: 'copy',

@@ -51,7 +51,8 @@ const engineKind = target.kind;
 const openDirect = target.open;
 
 /** Microseconds of CPU (service and database) per event. */
-const cpuPerEvent = (r: { events: number; cpu: { service_cpu_s: number; database_cpu_s: number } }) => Math.round(((r.cpu.service_cpu_s + r.cpu.database_cpu_s) * 1e6) / Math.max(1, r.events));
+const cpuPerEvent = (r: { events: number; cpu: { service_cpu_s: number; database_cpu_s: number } }) =>
+  Math.round(((r.cpu.service_cpu_s + r.cpu.database_cpu_s) * 1e6) / Math.max(1, r.events));
 
 function spawnLoad(o: LoadOptions): Promise<LoadResult> {
   // Options go through stdin: a 500-event body is over the kernel's limit for one argument.
@@ -62,7 +63,10 @@ function spawnLoad(o: LoadOptions): Promise<LoadResult> {
 let svc: Awaited<ReturnType<typeof startServiceProcess>>['proc'] | undefined;
 
 /** A load with the CPU the service (and the database server) used for it, backlog included. */
-async function measured(o: LoadOptions, base: string): Promise<LoadResult & { cpu: ReturnType<typeof perCpuSecond> & { load_generator_cpu_s: number }; backlog_s: number }> {
+async function measured(
+  o: LoadOptions,
+  base: string,
+): Promise<LoadResult & { cpu: ReturnType<typeof perCpuSecond> & { load_generator_cpu_s: number }; backlog_s: number }> {
   const before = cpuNow(svc!.pid, engineKind === 'server');
   const r = await spawnLoad(o);
   const backlog = await drained(r, base);
@@ -82,7 +86,14 @@ let warmedUp = 0; // events acknowledged during warm-ups: stored like the rest, 
 /** The single-event load, unmeasured, until the server runs warm; its events written before returning. */
 async function warmUp(base: string, stored = true) {
   progress(`  warming up: ${WARM_UP_SECONDS}s of single events, not measured`);
-  const r = await spawnLoad({ url: `${base}/events`, body: SINGLE_BODY, headers: { 'content-type': 'application/json' }, connections: 32, durationMs: WARM_UP_SECONDS * 1000, count: 'single' });
+  const r = await spawnLoad({
+    url: `${base}/events`,
+    body: SINGLE_BODY,
+    headers: { 'content-type': 'application/json' },
+    connections: 32,
+    durationMs: WARM_UP_SECONDS * 1000,
+    count: 'single',
+  });
   if (!stored) return;
   warmedUp += r.events;
   await drained(r, base);
@@ -148,12 +159,27 @@ try {
   await warmUp(base);
 
   progress('POST /events, default ack (202 queued), 32 connections');
-  const single = await measured({ url: `${base}/events`, body: SINGLE_BODY, headers: json, connections: 32, durationMs: SECONDS * 1000, count: 'single' }, base);
+  const single = await measured(
+    { url: `${base}/events`, body: SINGLE_BODY, headers: json, connections: 32, durationMs: SECONDS * 1000, count: 'single' },
+    base,
+  );
   const singleBacklog = single.backlog_s;
-  progress(`  ${single.eps} events/s sustained (backlog written ${singleBacklog}s after the load), p50 ${single.p50_ms} ms, p99 ${single.p99_ms} ms, statuses ${JSON.stringify(single.statuses)}`);
+  progress(
+    `  ${single.eps} events/s sustained (backlog written ${singleBacklog}s after the load), p50 ${single.p50_ms} ms, p99 ${single.p99_ms} ms, statuses ${JSON.stringify(single.statuses)}`,
+  );
 
   progress('POST /events/batch, NDJSON, 500 events per request, 4 connections');
-  const batch = await measured({ url: `${base}/events/batch`, body: NDJSON_BODY, headers: { 'content-type': 'application/x-ndjson' }, connections: 4, durationMs: SECONDS * 1000, count: 'batch' }, base);
+  const batch = await measured(
+    {
+      url: `${base}/events/batch`,
+      body: NDJSON_BODY,
+      headers: { 'content-type': 'application/x-ndjson' },
+      connections: 4,
+      durationMs: SECONDS * 1000,
+      count: 'batch',
+    },
+    base,
+  );
   const batchBacklog = batch.backlog_s;
   progress(`  ${batch.eps} events/s sustained (backlog ${batchBacklog}s), p99 ${batch.p99_ms} ms per request, statuses ${JSON.stringify(batch.statuses)}`);
 
@@ -168,15 +194,38 @@ try {
   progress(`building ${lokiCount} Loki pushes of 500 lines`);
   await Bun.write(lokiFile, bodiesFile(lokiBodies('checkout-service', lokiCount)));
   progress('POST /v1/logs, OTLP protobuf, 500 records per request, 4 connections');
-  const otlp = await measured({ url: `${base}/v1/logs`, body: '', bodiesFile: otlpFile, headers: { 'content-type': 'application/x-protobuf' }, connections: 4, durationMs: SECONDS * 1000, count: 500 }, base);
+  const otlp = await measured(
+    {
+      url: `${base}/v1/logs`,
+      body: '',
+      bodiesFile: otlpFile,
+      headers: { 'content-type': 'application/x-protobuf' },
+      connections: 4,
+      durationMs: SECONDS * 1000,
+      count: 500,
+    },
+    base,
+  );
   const otlpBacklog = otlp.backlog_s;
   progress(`  ${otlp.eps} events/s sustained (backlog ${otlpBacklog}s), p99 ${otlp.p99_ms} ms per request, statuses ${JSON.stringify(otlp.statuses)}`);
   progress('POST /loki/api/v1/push, protobuf + snappy, 500 lines per push, 4 connections');
-  const loki = await measured({ url: `${base}/loki/api/v1/push`, body: '', bodiesFile: lokiFile, headers: { 'content-type': 'application/x-protobuf' }, connections: 4, durationMs: SECONDS * 1000, count: 500 }, base);
+  const loki = await measured(
+    {
+      url: `${base}/loki/api/v1/push`,
+      body: '',
+      bodiesFile: lokiFile,
+      headers: { 'content-type': 'application/x-protobuf' },
+      connections: 4,
+      durationMs: SECONDS * 1000,
+      count: 500,
+    },
+    base,
+  );
   const lokiBacklog = loki.backlog_s;
   // A push sent again after its first 204 stores nothing new: only distinct ones count as events to find.
   const lokiDistinct = Math.min(loki.ok, lokiCount) * 500;
-  if (loki.ok > lokiCount) progress(`  WARNING: ${loki.ok} pushes acknowledged for ${lokiCount} distinct bodies: the repeated ones are not counted as events to find`);
+  if (loki.ok > lokiCount)
+    progress(`  WARNING: ${loki.ok} pushes acknowledged for ${lokiCount} distinct bodies: the repeated ones are not counted as events to find`);
   progress(`  ${loki.eps} events/s sustained (backlog ${lokiBacklog}s), p99 ${loki.p99_ms} ms per request, statuses ${JSON.stringify(loki.statuses)}`);
   await Bun.file(otlpFile).delete();
   await Bun.file(lokiFile).delete();
@@ -186,17 +235,35 @@ try {
   const dupFile = join(tmpdir(), `aurore-bench-dups-${process.pid}.bin`);
   const dupBodies = Array.from({ length: 100 }, (_, b) => {
     const at = Date.now() - 3_600_000 + b * 1000;
-    return Buffer.from(Array.from({ length: 500 }, (_, i) => JSON.stringify({ ...EVENT, service: 'bench-dups', id: Bun.randomUUIDv7('hex', at + i), timestamp: new Date(at + i).toISOString() })).join('\n'));
+    return Buffer.from(
+      Array.from({ length: 500 }, (_, i) =>
+        JSON.stringify({ ...EVENT, service: 'bench-dups', id: Bun.randomUUIDv7('hex', at + i), timestamp: new Date(at + i).toISOString() }),
+      ).join('\n'),
+    );
   });
   await Bun.write(dupFile, bodiesFile(dupBodies));
   progress('POST /events/batch, the same 50,000 events (client ids) again and again, 4 connections');
-  const dups = await measured({ url: `${base}/events/batch`, body: '', bodiesFile: dupFile, headers: { 'content-type': 'application/x-ndjson' }, connections: 4, durationMs: SECONDS * 1000, count: 'batch' }, base);
+  const dups = await measured(
+    {
+      url: `${base}/events/batch`,
+      body: '',
+      bodiesFile: dupFile,
+      headers: { 'content-type': 'application/x-ndjson' },
+      connections: 4,
+      durationMs: SECONDS * 1000,
+      count: 'batch',
+    },
+    base,
+  );
   await Bun.file(dupFile).delete();
   const dupDistinct = Math.min(dups.bodies_used, dupBodies.length) * 500;
   progress(`  ${dups.eps} events/s acknowledged, ${dups.bodies_used} bodies sent for ${dupBodies.length} distinct (${dupDistinct} distinct events)`);
 
   progress('POST /events?wait=true (201 committed), 64 connections');
-  const durable = await measured({ url: `${base}/events?wait=true`, body: SINGLE_BODY, headers: json, connections: 64, durationMs: SECONDS * 1000, count: 'single' }, base);
+  const durable = await measured(
+    { url: `${base}/events?wait=true`, body: SINGLE_BODY, headers: json, connections: 64, durationMs: SECONDS * 1000, count: 'single' },
+    base,
+  );
   progress(`  ${durable.eps} events/s, p50 ${durable.p50_ms} ms, p99 ${durable.p99_ms} ms, statuses ${JSON.stringify(durable.statuses)}`);
 
   svc.kill('SIGTERM');
@@ -209,7 +276,10 @@ try {
   const bare = await startServiceProcess(ROOT, { ...target.env, RATE_LIMIT_INGEST: '0', LOG_REQUESTS: 'none' });
   svc = bare.proc;
   await warmUp(bare.base);
-  const lean = await measured({ url: `${bare.base}/events`, body: SINGLE_BODY, headers: json, connections: 32, durationMs: SECONDS * 1000, count: 'single' }, bare.base);
+  const lean = await measured(
+    { url: `${bare.base}/events`, body: SINGLE_BODY, headers: json, connections: 32, durationMs: SECONDS * 1000, count: 'single' },
+    bare.base,
+  );
   progress(`  ${lean.eps} events/s (with them: ${single.eps})`);
   svc.kill('SIGTERM');
   await svc.exited;
@@ -223,7 +293,10 @@ try {
     svc = two.proc;
     await Bun.sleep(1500); // the second process migrates nothing, but starts its pool
     await warmUp(two.base);
-    twoProcs = await measured({ url: `${two.base}/events`, body: SINGLE_BODY, headers: json, connections: 32, durationMs: SECONDS * 1000, count: 'single' }, two.base);
+    twoProcs = await measured(
+      { url: `${two.base}/events`, body: SINGLE_BODY, headers: json, connections: 32, durationMs: SECONDS * 1000, count: 'single' },
+      two.base,
+    );
     progress(`  ${twoProcs.eps} events/s (one process: ${single.eps}); CPU per event ${cpuPerEvent(twoProcs)} us (one process: ${cpuPerEvent(single)} us)`);
     svc.kill('SIGTERM');
     await svc.exited;
@@ -240,7 +313,7 @@ try {
   );
   await check.close();
   const acknowledged = warmedUp + single.events + batch.events + otlp.events + lokiDistinct + durable.events + lean.events + (twoProcs?.events ?? 0);
-  progress('decoding cost of the agents\' protocols, in-process');
+  progress("decoding cost of the agents' protocols, in-process");
   const decoding = decodingCost();
   const stored = row!.rows;
   const result = {
@@ -265,7 +338,16 @@ try {
     loki_statuses: loki.statuses,
     decoding,
     single_two_processes_eps: twoProcs?.eps ?? null,
-    cpu: { single: single.cpu, batch: batch.cpu, resent: dups.cpu, otlp: otlp.cpu, loki: loki.cpu, durable: durable.cpu, single_without_limiter_and_request_log: lean.cpu, single_two_processes: twoProcs?.cpu ?? null },
+    cpu: {
+      single: single.cpu,
+      batch: batch.cpu,
+      resent: dups.cpu,
+      otlp: otlp.cpu,
+      loki: loki.cpu,
+      durable: durable.cpu,
+      single_without_limiter_and_request_log: lean.cpu,
+      single_two_processes: twoProcs?.cpu ?? null,
+    },
     durable_eps: durable.eps,
     durable_p50_ms: durable.p50_ms,
     durable_p99_ms: durable.p99_ms,
@@ -306,12 +388,31 @@ try {
     `| POST /v1/logs, OTLP protobuf x500 (4 conns) | ${otlp.eps} events/s; decoding ${decoding.otlp_protobuf_us_per_record} us/record |`,
     `| POST /loki/api/v1/push, protobuf+snappy x500 (4 conns) | ${loki.eps} events/s; decoding ${decoding.loki_protobuf_us_per_record} us/record |`,
     `| POST /events?wait=true, 201 committed (64 conns) | ${durable.eps} events/s, p50 ${durable.p50_ms} ms, p99 ${durable.p99_ms} ms |`,
-    ...(twoProcs ? [`| POST /events, HTTP_PROCESSES=2 (32 conns) | ${twoProcs.eps} events/s (${result.ratios.two_processes_vs_one} x one process); CPU ${cpuPerEvent(twoProcs)} us/event (one process: ${cpuPerEvent(single)}) |`] : []),
-    ...[['single', single], ['batch', batch], ['otlp', otlp], ['loki', loki], ['durable', durable]].map(([n, r]) => {
+    ...(twoProcs
+      ? [
+          `| POST /events, HTTP_PROCESSES=2 (32 conns) | ${twoProcs.eps} events/s (${result.ratios.two_processes_vs_one} x one process); CPU ${cpuPerEvent(twoProcs)} us/event (one process: ${cpuPerEvent(single)}) |`,
+        ]
+      : []),
+    ...[
+      ['single', single],
+      ['batch', batch],
+      ['otlp', otlp],
+      ['loki', loki],
+      ['durable', durable],
+    ].map(([n, r]) => {
       const c = (r as typeof single).cpu;
       return `| events per CPU-second, ${n} (service+db / service / db) | ${c.events_per_cpu_s} / ${c.events_per_service_cpu_s} / ${c.events_per_database_cpu_s} |`;
     }),
-    ...[['single', single], ['single without limiter and log', lean], ['batch', batch], ['otlp', otlp], ['loki', loki]].map(([n, r]) => `| CPU us per event, ${n as string}: main threads / writer threads / runtime threads / database / load generator | ${cpuSplit(r as typeof single)} |`),
+    ...[
+      ['single', single],
+      ['single without limiter and log', lean],
+      ['batch', batch],
+      ['otlp', otlp],
+      ['loki', loki],
+    ].map(
+      ([n, r]) =>
+        `| CPU us per event, ${n as string}: main threads / writer threads / runtime threads / database / load generator | ${cpuSplit(r as typeof single)} |`,
+    ),
     `| the same 50,000 events resent (NDJSON x500, 4 conns) | ${dups.eps} events/s acknowledged; ${dupDistinct} distinct sent, ${dupRow!.rows} stored |`,
     `| POST /events without rate limiter and request log | ${lean.eps} events/s (cost of both: ${Math.round((1 - single.eps / lean.eps) * 100)}%) |`,
     `| acknowledged / stored / lost / duplicated | ${acknowledged} / ${stored} / ${result.lost} / ${result.duplicated} |`,

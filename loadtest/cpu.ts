@@ -100,6 +100,11 @@ export function perCpuSecond(events: number, a: CpuSample, b: CpuSample) {
     events_per_cpu_s: round(service + database),
     events_per_service_cpu_s: round(service),
     events_per_database_cpu_s: round(database),
-    us_per_event: { main_threads: us(t('main')), writer_threads: us(t('writers')), runtime_threads: us(t('runtime')), database: database > 0 ? us(database) : null },
+    us_per_event: {
+      main_threads: us(t('main')),
+      writer_threads: us(t('writers')),
+      runtime_threads: us(t('runtime')),
+      database: database > 0 ? us(database) : null,
+    },
   };
 }

@@ -48,7 +48,13 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     }
   } else bodies.push(Buffer.from(o.body));
   const requests = bodies.map((body) => {
-    const head = [`POST ${u.pathname}${u.search} HTTP/1.1`, `Host: ${u.host}`, `Content-Length: ${body.length}`, 'Connection: keep-alive', ...Object.entries(o.headers).map(([k, v]) => `${k}: ${v}`)].join('\r\n');
+    const head = [
+      `POST ${u.pathname}${u.search} HTTP/1.1`,
+      `Host: ${u.host}`,
+      `Content-Length: ${body.length}`,
+      'Connection: keep-alive',
+      ...Object.entries(o.headers).map(([k, v]) => `${k}: ${v}`),
+    ].join('\r\n');
     return Buffer.concat([Buffer.from(head + '\r\n\r\n'), body]);
   });
   // Bodies are sent in turn, each until it is acknowledged: a refused one (429) is sent again, as a

@@ -64,7 +64,8 @@ const MUTATIONS: Mutation[] = [
     name: '/metrics/events and /health/business open to anyone',
     file: 'src/protect/access.ts',
     find: "paths: ['/events', '/events/:id', '/metrics/events', '/health/business'], scope: 'query', budget: 'query' },",
-    replace: "paths: ['/events', '/events/:id'], scope: 'query', budget: 'query' },\n  { method: 'GET', paths: ['/metrics/events', '/health/business'], scope: null, budget: 'query' },",
+    replace:
+      "paths: ['/events', '/events/:id'], scope: 'query', budget: 'query' },\n  { method: 'GET', paths: ['/metrics/events', '/health/business'], scope: null, budget: 'query' },",
     tests: ['test/auth.test.ts'],
     only: 'demands',
   },
@@ -72,7 +73,8 @@ const MUTATIONS: Mutation[] = [
     name: '/health/detailed open to a query key',
     file: 'src/protect/access.ts',
     find: "paths: ['/health/buffer', '/health/database', '/health/detailed', '/metrics'], scope: 'admin', budget: 'health' },",
-    replace: "paths: ['/health/buffer', '/health/database', '/metrics'], scope: 'admin', budget: 'health' },\n  { method: 'GET', paths: ['/health/detailed'], scope: 'query', budget: 'health' },",
+    replace:
+      "paths: ['/health/buffer', '/health/database', '/metrics'], scope: 'admin', budget: 'health' },\n  { method: 'GET', paths: ['/health/detailed'], scope: 'query', budget: 'health' },",
     tests: ['test/auth.test.ts'],
     only: 'demands',
   },
@@ -88,7 +90,8 @@ const MUTATIONS: Mutation[] = [
     name: 'a spill file deleted even when its replay failed',
     file: 'src/store/spill.ts',
     find: '      const { records, result } = await replayFile(path, engine);\n',
-    replace: '      const { records, result } = await replayFile(path, engine).catch(() => ({ records: 0, result: { inserted: 0, duplicates: [], rejected: [] } }));\n',
+    replace:
+      '      const { records, result } = await replayFile(path, engine).catch(() => ({ records: 0, result: { inserted: 0, duplicates: [], rejected: [] } }));\n',
     tests: ['test/durability.test.ts'],
     only: 'replay that fails keeps the file',
   },
@@ -265,7 +268,8 @@ const MUTATIONS: Mutation[] = [
     name: 'a long OTLP message refused instead of cut',
     file: 'src/receive/fit.ts',
     find: '    const message = cutText(cleanText(m.message), limits.messageMaxLength);',
-    replace: "    if (m.message.length > limits.messageMaxLength) return { error: 'message too long' };\n    const message = cutText(cleanText(m.message), limits.messageMaxLength);",
+    replace:
+      "    if (m.message.length > limits.messageMaxLength) return { error: 'message too long' };\n    const message = cutText(cleanText(m.message), limits.messageMaxLength);",
     tests: ['test/receivers.test.ts'],
     only: 'cut with a marker',
   },
@@ -489,7 +493,7 @@ const MUTATIONS: Mutation[] = [
     only: 'trickling',
   },
   {
-    name: "/health/business sums every day kept on every request",
+    name: '/health/business sums every day kept on every request',
     file: 'src/read/history.ts',
     find: 'if (kept && kept.before === before',
     replace: 'if (false && kept && kept.before === before',
@@ -583,7 +587,7 @@ const MUTATIONS: Mutation[] = [
     server: true,
   },
   {
-    name: "the embedded WAL not synced when a statement ends (a 201 that a power loss can take back)",
+    name: 'the embedded WAL not synced when a statement ends (a 201 that a power loss can take back)',
     file: 'src/store/fsync.ts',
     find: '    const result = run(message);\n    flushWal();\n',
     replace: '    const result = run(message);\n',
@@ -718,7 +722,12 @@ async function breakAndTest(m: Mutation, dir: string): Promise<{ name: string; o
   try {
     // The embedded engine (fast, and on every machine), unless the breakage is the server's.
     const env = { ...process.env, TEST_DATABASE_URL: m.server ? serverUrl : '' };
-    const p = Bun.spawn([process.execPath, 'test', '--timeout', '120000', ...m.tests, ...(m.only ? ['-t', m.only] : [])], { cwd: dir, env, stdout: 'pipe', stderr: 'pipe' });
+    const p = Bun.spawn([process.execPath, 'test', '--timeout', '120000', ...m.tests, ...(m.only ? ['-t', m.only] : [])], {
+      cwd: dir,
+      env,
+      stdout: 'pipe',
+      stderr: 'pipe',
+    });
     // A breakage can hang its tests (a wedged thread the process waits for): stopped after 5 minutes,
     // that counts as noticed (the tests did not pass), as mutation tools count a timeout.
     let timedOut = false;
@@ -757,7 +766,9 @@ try {
 } finally {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 }
-console.log(['', '| breakage | outcome | seconds |', '| --- | --- | --- |', ...results.map((r) => `| ${r.name} | ${r.outcome} | ${r.seconds} |`), ''].join('\n'));
+console.log(
+  ['', '| breakage | outcome | seconds |', '| --- | --- | --- |', ...results.map((r) => `| ${r.name} | ${r.outcome} | ${r.seconds} |`), ''].join('\n'),
+);
 const bad = results.filter((r) => r.outcome === 'SURVIVED' || r.outcome === 'NO LONGER APPLIES');
 if (bad.length) console.log(`${bad.length} breakage(s) not caught by the tests named for them: ${bad.map((b) => b.name).join('; ')}`);
 process.exit(bad.length ? 1 : 0);

@@ -40,13 +40,23 @@ export function createApp(deps: AppDeps) {
   app.onError(errorHandler(log, [otlpErrors, lokiErrors]));
   app.use(requestContext(config, log, metrics));
   if (config.corsOrigins.length) {
-    app.use(cors({ origin: [...config.corsOrigins], allowHeaders: ['Authorization', 'Content-Type', 'Content-Encoding', 'Prefer', 'X-Request-Id'], exposeHeaders: ['X-Request-Id', 'X-Ingest-Ack', 'Retry-After'], maxAge: 600 }));
+    app.use(
+      cors({
+        origin: [...config.corsOrigins],
+        allowHeaders: ['Authorization', 'Content-Type', 'Content-Encoding', 'Prefer', 'X-Request-Id'],
+        exposeHeaders: ['X-Request-Id', 'X-Ingest-Ack', 'Retry-After'],
+        maxAge: 600,
+      }),
+    );
   }
   // Routes that can take long: queries and batches. POST /events bounds its own wait for the commit
   // (receive/accept.ts): a timer, a race and a middleware hop on every single event cost its hot path
   // 6-9%. A Hono pattern '/events/*' also matches '/events', so the routes are named one by one.
   // The only HTTPException(503) in the app: errorHandler answers it as request_timeout.
-  const requestTimeout = timeout(config.requestTimeoutMs, () => new HTTPException(503, { message: `The request took longer than ${config.requestTimeoutMs} ms (REQUEST_TIMEOUT_MS)` }));
+  const requestTimeout = timeout(
+    config.requestTimeoutMs,
+    () => new HTTPException(503, { message: `The request took longer than ${config.requestTimeoutMs} ms (REQUEST_TIMEOUT_MS)` }),
+  );
   app.on('POST', ['/events/batch', '/v1/logs', '/loki/api/v1/push'], requestTimeout);
   app.on('GET', ['/events', '/events/*', '/metrics/events', '/health/business', '/health/database', '/health/detailed'], requestTimeout);
   app.notFound((c) => respondError(c, new ApiError('not_found', `No route for ${c.req.method} ${c.req.path}`)));

@@ -44,7 +44,8 @@ export function serviceScope(patterns: readonly string[]): ServiceScope {
 function parseServices(field: string, where: string): ServiceScope {
   const patterns = field.split('|').map((p) => p.trim());
   const bad = patterns.find((p) => !SCOPE_PATTERN.test(p));
-  if (bad !== undefined) throw new Error(`${where}: services= takes service names or patterns with * (letters, digits, . _ : - *), separated by |; '${bad}' is not one`);
+  if (bad !== undefined)
+    throw new Error(`${where}: services= takes service names or patterns with * (letters, digits, . _ : - *), separated by |; '${bad}' is not one`);
   return serviceScope(patterns);
 }
 
@@ -81,8 +82,7 @@ export function parseApiKeys(text: string, source: string): ApiKey[] {
   });
 }
 
-const int = (def: number, min = 1, max = Number.MAX_SAFE_INTEGER) =>
-  z.coerce.number().int().min(min).max(max).default(def);
+const int = (def: number, min = 1, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max).default(def);
 
 /** Each key is the environment variable; the comment is what docs/configuration.md documents. */
 export const envSchema = z.object({
@@ -182,9 +182,7 @@ function deepFreeze<T extends object>(o: T): T {
 
 /** Parses settings from `env` (default: process.env). Empty strings count as unset. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  const present = Object.fromEntries(
-    Object.keys(envSchema.shape).flatMap((k) => (env[k] === undefined || env[k] === '' ? [] : [[k, env[k]]])),
-  );
+  const present = Object.fromEntries(Object.keys(envSchema.shape).flatMap((k) => (env[k] === undefined || env[k] === '' ? [] : [[k, env[k]]])));
   const parsed = envSchema.safeParse(present);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => {
@@ -218,10 +216,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     );
   }
   if (e.DATABASE_READ_URL && !e.DATABASE_URL) {
-    throw new ConfigError('Invalid configuration:\n  DATABASE_READ_URL needs DATABASE_URL: a read replica is for the server engine (the embedded engine has no replicas)');
+    throw new ConfigError(
+      'Invalid configuration:\n  DATABASE_READ_URL needs DATABASE_URL: a read replica is for the server engine (the embedded engine has no replicas)',
+    );
   }
   if (e.BODY_BUDGET_BYTES < Math.max(e.BODY_MAX_BYTES, e.BATCH_MAX_BYTES)) {
-    throw new ConfigError(`Invalid configuration:\n  BODY_BUDGET_BYTES (${e.BODY_BUDGET_BYTES}) must be at least BODY_MAX_BYTES and BATCH_MAX_BYTES (${Math.max(e.BODY_MAX_BYTES, e.BATCH_MAX_BYTES)}): a body at the limit could never be read`);
+    throw new ConfigError(
+      `Invalid configuration:\n  BODY_BUDGET_BYTES (${e.BODY_BUDGET_BYTES}) must be at least BODY_MAX_BYTES and BATCH_MAX_BYTES (${Math.max(e.BODY_MAX_BYTES, e.BATCH_MAX_BYTES)}): a body at the limit could never be read`,
+    );
   }
   if (e.DEFAULT_QUERY_LIMIT > e.MAX_QUERY_LIMIT) {
     throw new ConfigError(`Invalid configuration:\n  DEFAULT_QUERY_LIMIT (${e.DEFAULT_QUERY_LIMIT}) must not exceed MAX_QUERY_LIMIT (${e.MAX_QUERY_LIMIT})`);
@@ -232,7 +234,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const days = e[name];
     const min = Math.max(7, e.RETENTION_DAYS + 1);
     if (days !== 0 && days < min) {
-      throw new ConfigError(`Invalid configuration:\n  ${name} (${days}) must be 0 (keep forever) or at least ${min} (7, and more than RETENTION_DAYS=${e.RETENTION_DAYS}): aggregates must outlive the raw events they are counted from`);
+      throw new ConfigError(
+        `Invalid configuration:\n  ${name} (${days}) must be 0 (keep forever) or at least ${min} (7, and more than RETENTION_DAYS=${e.RETENTION_DAYS}): aggregates must outlive the raw events they are counted from`,
+      );
     }
   }
   return deepFreeze(settings(e, env, apiKeys));
@@ -252,7 +256,12 @@ function settings(e: z.output<typeof envSchema>, env: Record<string, string | un
     dataDir: e.DATA_DIR,
     dbPoolMax: e.DB_POOL_MAX,
     queue: { maxEvents: e.QUEUE_MAX_EVENTS, maxBytes: e.QUEUE_MAX_BYTES },
-    batch: { size: Math.min(e.BATCH_SIZE, e.QUEUE_MAX_EVENTS), lingerMs: e.BATCH_LINGER_MS, writers: e.WRITERS === 'auto' ? Math.max(2, Math.min(8, availableParallelism())) : e.WRITERS, retryMaxMs: e.WRITE_RETRY_MAX_MS },
+    batch: {
+      size: Math.min(e.BATCH_SIZE, e.QUEUE_MAX_EVENTS),
+      lingerMs: e.BATCH_LINGER_MS,
+      writers: e.WRITERS === 'auto' ? Math.max(2, Math.min(8, availableParallelism())) : e.WRITERS,
+      retryMaxMs: e.WRITE_RETRY_MAX_MS,
+    },
     breaker: { threshold: e.CIRCUIT_BREAKER_THRESHOLD, cooldownMs: e.CIRCUIT_BREAKER_COOLDOWN_MS },
     retryAfterSeconds: e.RETRY_AFTER_SECONDS,
     waitTimeoutMs: e.WAIT_TIMEOUT_MS,
@@ -277,11 +286,20 @@ function settings(e: z.output<typeof envSchema>, env: Record<string, string | un
     logFormat: (e.LOG_FORMAT === 'auto' ? (process.stdout.isTTY && env.NODE_ENV !== 'production' ? 'pretty' : 'json') : e.LOG_FORMAT) as 'json' | 'pretty',
     logRequests: e.LOG_REQUESTS,
     rateLimit: { windowMs: e.RATE_LIMIT_WINDOW_MS, ingest: e.RATE_LIMIT_INGEST, query: e.RATE_LIMIT_QUERY, health: e.RATE_LIMIT_HEALTH, redisUrl: e.REDIS_URL },
-    corsOrigins: (e.CORS_ORIGINS ? e.CORS_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean) : []) as readonly string[],
+    corsOrigins: (e.CORS_ORIGINS
+      ? e.CORS_ORIGINS.split(',')
+          .map((o) => o.trim())
+          .filter(Boolean)
+      : []) as readonly string[],
     console: e.CONSOLE === 'true',
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     /** Days kept; 0 = forever (aggregates only). */
-    retention: { rawDays: e.RETENTION_DAYS, minuteDays: e.AGGREGATE_MINUTE_RETENTION_DAYS, hourDays: e.AGGREGATE_HOUR_RETENTION_DAYS, dayDays: e.AGGREGATE_DAY_RETENTION_DAYS },
+    retention: {
+      rawDays: e.RETENTION_DAYS,
+      minuteDays: e.AGGREGATE_MINUTE_RETENTION_DAYS,
+      hourDays: e.AGGREGATE_HOUR_RETENTION_DAYS,
+      dayDays: e.AGGREGATE_DAY_RETENTION_DAYS,
+    },
     compressAfterDays: e.COMPRESS_AFTER_DAYS,
     aggregateRefreshMs: e.AGGREGATE_REFRESH_SECONDS * 1000,
   } as const;

@@ -57,7 +57,8 @@ export function parseTimestamp(s: string): string | null {
   if (new Date(Date.UTC(y, mo - 1, d)).getUTCDate() !== d) return null; // 2024-02-30
   let off = 0;
   if (m[9]) {
-    const oh = Number(m[10]), om = Number(m[11]);
+    const oh = Number(m[10]),
+      om = Number(m[11]);
     if (oh > 23 || om > 59) return null;
     off = (m[9] === '-' ? -1 : 1) * (oh * 60 + om);
   }

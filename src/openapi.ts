@@ -55,13 +55,21 @@ function components(config: Config) {
   };
 }
 
-const wait = { name: 'wait', in: 'query', required: false, schema: { type: 'boolean' }, description: 'Answer 201 only once the events are committed (also: Prefer: wait).' };
+const wait = {
+  name: 'wait',
+  in: 'query',
+  required: false,
+  schema: { type: 'boolean' },
+  description: 'Answer 201 only once the events are committed (also: Prefer: wait).',
+};
 const ingestErrors = {
   '400': error('Invalid JSON, or an invalid event (each bad field named)'),
   '413': error('Body over the limit (decompressed)'),
   '415': error('Content-Type or Content-Encoding not supported'),
   '429': error('Queue full (Retry-After) or rate limited'),
-  '503': error('Shutting down, the database is unavailable and the queue is full, or overloaded: too many bodies being read at once (BODY_BUDGET_BYTES) (Retry-After)'),
+  '503': error(
+    'Shutting down, the database is unavailable and the queue is full, or overloaded: too many bodies being read at once (BODY_BUDGET_BYTES) (Retry-After)',
+  ),
 };
 
 function ingestPaths(config: Config): Paths {
@@ -92,7 +100,11 @@ function ingestPaths(config: Config): Paths {
             'application/x-ndjson': { schema: { type: 'string', description: 'One event as JSON per line' } },
           },
         },
-        responses: { '202': { description: 'Queued', content: json(ref('BatchResult')) }, '201': { description: 'Committed (?wait=true)', content: json(ref('BatchResult')) }, ...ingestErrors },
+        responses: {
+          '202': { description: 'Queued', content: json(ref('BatchResult')) },
+          '201': { description: 'Committed (?wait=true)', content: json(ref('BatchResult')) },
+          ...ingestErrors,
+        },
       },
     },
   };
@@ -115,7 +127,9 @@ function agentPaths(config: Config): Paths {
           },
         },
         responses: {
-          '200': { description: `ExportLogsServiceResponse in the request's encoding; records not stored are counted in partialSuccess. At most ${config.limits.batchMaxEvents} records a request.` },
+          '200': {
+            description: `ExportLogsServiceResponse in the request's encoding; records not stored are counted in partialSuccess. At most ${config.limits.batchMaxEvents} records a request.`,
+          },
           '400': { description: 'google.rpc.Status: the request cannot be read' },
           '413': { description: 'google.rpc.Status: over BATCH_MAX_BYTES or BATCH_MAX_EVENTS' },
           '415': { description: 'google.rpc.Status: neither protobuf nor JSON' },
@@ -133,7 +147,9 @@ function agentPaths(config: Config): Paths {
           required: true,
           content: {
             'application/x-protobuf': protobuf('PushRequest (Loki push.proto), snappy block-compressed'),
-            'application/json': { schema: { type: 'object', description: '{"streams":[{"stream":{labels},"values":[["<unix ns>","<line>",{structured metadata}]]}]}' } },
+            'application/json': {
+              schema: { type: 'object', description: '{"streams":[{"stream":{labels},"values":[["<unix ns>","<line>",{structured metadata}]]}]}' },
+            },
           },
         },
         responses: {
@@ -158,7 +174,8 @@ function queryPaths(config: Config): Paths {
     in: 'query',
     required: false,
     schema: { type: 'string', maxLength: 1000 },
-    description: 'Any parameter named metadata.<key> (dots for nested keys, up to 5 levels) keeps events whose metadata at that key equals the value, compared as text.',
+    description:
+      'Any parameter named metadata.<key> (dots for nested keys, up to 5 levels) keeps events whose metadata at that key equals the value, compared as text.',
   });
   const pagination = object({
     total: { type: ['integer', 'null'] },
@@ -195,7 +212,12 @@ function queryPaths(config: Config): Paths {
 
 function metricsPaths(config: Config): Paths {
   const points = { type: 'array', items: object({ time: dateTime, count: int }) };
-  const series = object({ bucket: { enum: ['1m', '1h', '1d'] }, from: dateTime, to: dateTime, series: { type: 'array', items: object({ service: str, total: int, points }) } });
+  const series = object({
+    bucket: { enum: ['1m', '1h', '1d'] },
+    from: dateTime,
+    to: dateTime,
+    series: { type: 'array', items: object({ service: str, total: int, points }) },
+  });
   const business = object({
     totalEvents: int,
     eventsByService: { type: 'object', additionalProperties: int },
@@ -212,12 +234,36 @@ function metricsPaths(config: Config): Paths {
         summary: 'Event counts per bucket per service, from the aggregates (every bucket present, zeros included)',
         tags: ['metrics'],
         parameters: [
-          { name: 'service', in: 'query', required: false, style: 'form', explode: true, schema: { type: 'array', items: str, maxItems: 100 }, description: 'One or more services (repeated or comma-separated); default: every service with events in the range.' },
-          { name: 'from', in: 'query', required: false, schema: dateTime, description: 'Start, rounded down to its bucket (UTC). Default: 24 hours before `to`.' },
+          {
+            name: 'service',
+            in: 'query',
+            required: false,
+            style: 'form',
+            explode: true,
+            schema: { type: 'array', items: str, maxItems: 100 },
+            description: 'One or more services (repeated or comma-separated); default: every service with events in the range.',
+          },
+          {
+            name: 'from',
+            in: 'query',
+            required: false,
+            schema: dateTime,
+            description: 'Start, rounded down to its bucket (UTC). Default: 24 hours before `to`.',
+          },
           { name: 'to', in: 'query', required: false, schema: dateTime, description: 'End (exclusive): buckets that start before it. Default: now.' },
-          { name: 'bucket', in: 'query', required: false, schema: { enum: ['1m', '1h', '1d'], default: '1h' }, description: `Bucket width; at most ${MAX_SERIES_BUCKETS} buckets per request, and at most ${config.limits.seriesMaxPoints} points (services x buckets) per answer (SERIES_MAX_POINTS).` },
+          {
+            name: 'bucket',
+            in: 'query',
+            required: false,
+            schema: { enum: ['1m', '1h', '1d'], default: '1h' },
+            description: `Bucket width; at most ${MAX_SERIES_BUCKETS} buckets per request, and at most ${config.limits.seriesMaxPoints} points (services x buckets) per answer (SERIES_MAX_POINTS).`,
+          },
         ],
-        responses: { '200': { description: 'The series', content: json(series) }, '400': error('A bad parameter (each named), or an answer of more than SERIES_MAX_POINTS points'), '503': error('Not ready, or overloaded: too many large answers being sent at once (READ_BUDGET_BYTES)') },
+        responses: {
+          '200': { description: 'The series', content: json(series) },
+          '400': error('A bad parameter (each named), or an answer of more than SERIES_MAX_POINTS points'),
+          '503': error('Not ready, or overloaded: too many large answers being sent at once (READ_BUDGET_BYTES)'),
+        },
       },
     },
     '/health/business': {
@@ -225,7 +271,11 @@ function metricsPaths(config: Config): Paths {
         summary: "The MVP's business metrics, from the aggregates (correct to the minute)",
         tags: ['metrics'],
         responses: {
-          '200': { description: 'Totals over the kept history (its days before yesterday read once per AGGREGATE_REFRESH_SECONDS); last hour and last 24 hours to the minute; eventsByHour: the last 24 UTC hours', content: json(business) },
+          '200': {
+            description:
+              'Totals over the kept history (its days before yesterday read once per AGGREGATE_REFRESH_SECONDS); last hour and last 24 hours to the minute; eventsByHour: the last 24 UTC hours',
+            content: json(business),
+          },
           '503': error('Not ready'),
         },
       },
@@ -234,10 +284,14 @@ function metricsPaths(config: Config): Paths {
 }
 
 function healthPaths(): Paths {
-  const probe = (summary: string) => ({ get: { summary, tags: ['health'], responses: { '200': { description: 'OK' }, '503': error('Not ready or shutting down') } } });
+  const probe = (summary: string) => ({
+    get: { summary, tags: ['health'], responses: { '200': { description: 'OK' }, '503': error('Not ready or shutting down') } },
+  });
   const admin = (summary: string) => ({ get: { summary, tags: ['health'], responses: { '200': { description: 'OK', content: json({ type: 'object' }) } } } });
   return {
-    '/health/detailed': admin('Everything at once: status (ok, degraded, starting, shutting_down), queue, database with the maintenance jobs, business metrics'),
+    '/health/detailed': admin(
+      'Everything at once: status (ok, degraded, starting, shutting_down), queue, database with the maintenance jobs, business metrics',
+    ),
     '/health': probe('Ready: {"message":"SERVER_IS_READY"} once the database is migrated'),
     '/health/live': probe('Liveness probe'),
     '/health/ready': probe('Readiness probe'),
@@ -245,10 +299,26 @@ function healthPaths(): Paths {
     '/health/database': admin('Database connectivity, engine, edition, versions, and each maintenance job (last run, next run, last error)'),
     '/metrics': admin('Prometheus metrics (text format)'),
     '/openapi.json': { get: { summary: 'This document', tags: ['docs'], responses: { '200': { description: 'OpenAPI 3.1' } } } },
-    '/docs': { get: { summary: 'An interactive reference built from this document (Swagger UI)', tags: ['docs'], responses: { '200': { description: 'HTML' } } } },
-    '/docs/{file}': { get: { summary: "The reference page's script and styles", tags: ['docs'], parameters: [{ name: 'file', in: 'path', required: true, schema: { type: 'string' } }], responses: { '200': { description: 'JavaScript or CSS' }, '404': { description: 'No such file' } } } },
+    '/docs': {
+      get: { summary: 'An interactive reference built from this document (Swagger UI)', tags: ['docs'], responses: { '200': { description: 'HTML' } } },
+    },
+    '/docs/{file}': {
+      get: {
+        summary: "The reference page's script and styles",
+        tags: ['docs'],
+        parameters: [{ name: 'file', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: { '200': { description: 'JavaScript or CSS' }, '404': { description: 'No such file' } },
+      },
+    },
     '/': { get: { summary: 'The web console (CONSOLE=false: 404)', tags: ['console'], responses: { '200': { description: 'HTML' } } } },
-    '/console/{file}': { get: { summary: "The console's script and styles", tags: ['console'], parameters: [{ name: 'file', in: 'path', required: true, schema: { type: 'string' } }], responses: { '200': { description: 'JavaScript or CSS' }, '404': { description: 'No such file' } } } },
+    '/console/{file}': {
+      get: {
+        summary: "The console's script and styles",
+        tags: ['console'],
+        parameters: [{ name: 'file', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: { '200': { description: 'JavaScript or CSS' }, '404': { description: 'No such file' } },
+      },
+    },
   };
 }
 
@@ -282,7 +352,8 @@ export function openApiDocument(config: Config) {
     info: {
       title: 'Aurore Events',
       version: '0.1.0',
-      description: 'Event ingestion into TimescaleDB. With API keys configured, send `Authorization: Bearer KEY`; scopes ingest, query, admin. The console at / and this page share the key you give either of them (kept in this browser tab only).',
+      description:
+        'Event ingestion into TimescaleDB. With API keys configured, send `Authorization: Bearer KEY`; scopes ingest, query, admin. The console at / and this page share the key you give either of them (kept in this browser tab only).',
     },
     components: components(config),
     security: keys ? [{ bearer: [] }] : [],

@@ -39,7 +39,13 @@ async function within(step: Promise<unknown> | undefined, ms: number): Promise<b
   let timer: Timer | undefined;
   const late = new Promise<false>((resolve) => (timer = setTimeout(resolve, ms, false)));
   try {
-    return await Promise.race([Promise.resolve(step).then(() => true, () => true), late]);
+    return await Promise.race([
+      Promise.resolve(step).then(
+        () => true,
+        () => true,
+      ),
+      late,
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -109,7 +115,12 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
   const dirLock = embedded ? lockDataDir(config.dataDir) : null;
   if (dirLock?.previous) {
     const p = dirLock.previous;
-    log.warn('DATA_DIR lock taken over from a process that did not stop cleanly (it is gone; the database recovers from its log)', { dataDir: config.dataDir, pid: p.pid, host: p.host, since: p.startedAt });
+    log.warn('DATA_DIR lock taken over from a process that did not stop cleanly (it is gone; the database recovers from its log)', {
+      dataDir: config.dataDir,
+      pid: p.pid,
+      host: p.host,
+      since: p.startedAt,
+    });
   }
   const queue = new EventQueue(config.queue.maxEvents, config.queue.maxBytes);
   const pool = writerPool(config, queue, writers, log);
@@ -136,8 +147,24 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
   const budgets = createBudgets(config);
   const metrics = createMetrics(queue, batcher, state, limits, budgets, reads);
   batcher.onBatch = metrics.observeBatch;
-  const app = createApp({ config, engine, reader: reads?.engine ?? engine, reads, peers, queue, batcher, state, log, metrics, limits, bodies: new BodyReader(budgets.bodies), answers: budgets.answers });
-  const peerServer = peers ? servePeers(peers, { metrics: () => metrics.registry.getMetricsAsJSON(), buffer: () => bufferStatus({ queue, batcher, state }) }) : null;
+  const app = createApp({
+    config,
+    engine,
+    reader: reads?.engine ?? engine,
+    reads,
+    peers,
+    queue,
+    batcher,
+    state,
+    log,
+    metrics,
+    limits,
+    bodies: new BodyReader(budgets.bodies),
+    answers: budgets.answers,
+  });
+  const peerServer = peers
+    ? servePeers(peers, { metrics: () => metrics.registry.getMetricsAsJSON(), buffer: () => bufferStatus({ queue, batcher, state }) })
+    : null;
   let stopping = false;
 
   // Connect and migrate, retrying until the database answers; /health says 503 meanwhile, and events
@@ -157,7 +184,12 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
         const info = await detectDatabase(engine);
         const edition = await migratedEdition(engine);
         if (stopping) return false; // stop() came while migrating: start nothing
-        state.database = { ...info, aggregates: edition === 'apache' ? 'rollup' : 'continuous', compression: edition === 'community' && config.compressAfterDays > 0, reorder: config.compressAfterDays > 0 };
+        state.database = {
+          ...info,
+          aggregates: edition === 'apache' ? 'rollup' : 'continuous',
+          compression: edition === 'community' && config.compressAfterDays > 0,
+          reorder: config.compressAfterDays > 0,
+        };
         log.info('database ready', { migrationsApplied: applied, ...state.database });
         state.ready = true;
         state.startError = null;

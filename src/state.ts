@@ -24,7 +24,19 @@ export interface ServiceState {
 }
 
 export function newState(): ServiceState {
-  return { ready: false, draining: false, database: null, startError: null, received: 0, accepted: 0, invalid: 0, cut: 0, rejectedQueueFull: 0, jobs: null, fallbacks: null };
+  return {
+    ready: false,
+    draining: false,
+    database: null,
+    startError: null,
+    received: 0,
+    accepted: 0,
+    invalid: 0,
+    cut: 0,
+    rejectedQueueFull: 0,
+    jobs: null,
+    fallbacks: null,
+  };
 }
 
 /** Reads need the migrated database: before that, 503 not_ready with Retry-After. */

@@ -16,7 +16,13 @@ const MIN = 60_000;
 const HOUR = 60 * MIN;
 const DAY = 24 * HOUR;
 // Realistic ages (the harness keeps everything by default).
-const AGES = { RETENTION_DAYS: '30', AGGREGATE_MINUTE_RETENTION_DAYS: '90', AGGREGATE_HOUR_RETENTION_DAYS: '730', AGGREGATE_DAY_RETENTION_DAYS: '730', COMPRESS_AFTER_DAYS: '7' };
+const AGES = {
+  RETENTION_DAYS: '30',
+  AGGREGATE_MINUTE_RETENTION_DAYS: '90',
+  AGGREGATE_HOUR_RETENTION_DAYS: '730',
+  AGGREGATE_DAY_RETENTION_DAYS: '730',
+  COMPRESS_AFTER_DAYS: '7',
+};
 
 interface Path {
   name: string;
@@ -36,7 +42,11 @@ const EXAMPLES = [...ANALYSTS.slice(ANALYSTS.indexOf('## Example queries')).matc
 const uuid = (n: number) => `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
 
 async function store(svc: Svc, events: unknown[]) {
-  const res = await svc.app.request('/events/batch?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) });
+  const res = await svc.app.request('/events/batch?wait=true', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(events),
+  });
   expect(res.status).toBe(201);
 }
 
@@ -102,7 +112,11 @@ describe.each(paths.map((p) => [p.name, p] as const))('aggregates [%s]', (_name,
   });
 
   test('late events, older than every refresh window, reach the aggregates', async () => {
-    await store(svc, [...burst('agg-a', now - 5 * DAY, 2, 60), ...burst('agg-late', now - 25 * DAY, 3, 70), ...burst('agg-late', now - 3 * DAY - 2 * HOUR, 1, 80)]);
+    await store(svc, [
+      ...burst('agg-a', now - 5 * DAY, 2, 60),
+      ...burst('agg-late', now - 25 * DAY, 3, 70),
+      ...burst('agg-late', now - 3 * DAY - 2 * HOUR, 1, 80),
+    ]);
     await svc.state.jobs!.runAll();
     for (const [view, width] of VIEWS) expect({ view, rows: await aggregateRows(svc, view) }).toEqual({ view, rows: await rawRows(svc, width) });
     const late = await aggregateRows(svc, 'events_per_day', 'agg-late');
@@ -119,7 +133,9 @@ describe.each(paths.map((p) => [p.name, p] as const))('aggregates [%s]', (_name,
        FROM events`,
       [body.generatedAt],
     );
-    const perService = await svc.engine.query<{ service: string; n: number }>(`SELECT service, count(*)::float8 AS n FROM events GROUP BY 1 ORDER BY 2 DESC, 1`);
+    const perService = await svc.engine.query<{ service: string; n: number }>(
+      `SELECT service, count(*)::float8 AS n FROM events GROUP BY 1 ORDER BY 2 DESC, 1`,
+    );
     expect(body.totalEvents).toBe(raw!.total);
     expect(body.eventsLastHour).toBe(raw!.h1);
     expect(body.eventsLast24Hours).toBe(raw!.h24);
@@ -143,7 +159,8 @@ describe.each(paths.map((p) => [p.name, p] as const))('aggregates [%s]', (_name,
     // must stay real-time all the same. (Rollup tables count it at their next run instead.)
     await store(svc, burst('agg-now', Date.now(), 2, 100));
     if (!continuous()) await svc.state.jobs!.runAll();
-    for (const [view, width] of VIEWS) expect({ view, rows: await aggregateRows(svc, view, 'agg-now') }).toEqual({ view, rows: await rawRows(svc, width, 'agg-now') });
+    for (const [view, width] of VIEWS)
+      expect({ view, rows: await aggregateRows(svc, view, 'agg-now') }).toEqual({ view, rows: await rawRows(svc, width, 'agg-now') });
     const { body } = await get('/health/business');
     expect(body.eventsByService['agg-now']).toBe(2);
   });
@@ -157,7 +174,11 @@ describe.each(paths.map((p) => [p.name, p] as const))('aggregates [%s]', (_name,
   });
 
   test('/metrics/events returns every bucket of each service, with counts equal to the raw events', async () => {
-    for (const [bucket, width, span] of [['1m', '1 minute', 6 * HOUR], ['1h', '1 hour', 2 * DAY], ['1d', '1 day', 30 * DAY]] as const) {
+    for (const [bucket, width, span] of [
+      ['1m', '1 minute', 6 * HOUR],
+      ['1h', '1 hour', 2 * DAY],
+      ['1d', '1 day', 30 * DAY],
+    ] as const) {
       const from = new Date(now - span).toISOString();
       const to = new Date(now + MIN).toISOString();
       const { status, body } = await get(`/metrics/events?service=agg-a,agg-b&bucket=${bucket}&from=${from}&to=${to}`);
@@ -207,7 +228,19 @@ describe.each(paths.map((p) => [p.name, p] as const))('aggregates [%s]', (_name,
     const { body } = await get('/health/database');
     const names = body.jobs.map((j: { name: string }) => j.name);
     if (continuous()) {
-      expect(names).toEqual(['late events', 'refresh events_per_minute', 'refresh events_per_hour', 'refresh events_per_day', 'compression events', 'reorder events', 'retention events', 'retention events_per_minute', 'retention events_per_hour', 'retention events_per_day', 'retention events_rejected']);
+      expect(names).toEqual([
+        'late events',
+        'refresh events_per_minute',
+        'refresh events_per_hour',
+        'refresh events_per_day',
+        'compression events',
+        'reorder events',
+        'retention events',
+        'retention events_per_minute',
+        'retention events_per_hour',
+        'retention events_per_day',
+        'retention events_rejected',
+      ]);
     } else expect(names).toEqual(['rollup', 'reorder events', 'retention', 'retention events_rejected']);
     for (const j of body.jobs) {
       if (j.runBy === 'database') {
@@ -243,12 +276,23 @@ describe.each(paths.map((p) => [p.name, p] as const))('aggregates [%s]', (_name,
   test('with background workers the database runs the policies (job statistics from TimescaleDB); the Apache edition has none to run', async () => {
     // As on the timescale/timescaledb image: TimescaleDB runs the policies, the service only "late events".
     const before = logLines.length;
-    const jobs = createJobs({ engine: svc.engine, config: svc.config, log: testLogger, edition: continuous() ? 'community' : 'apache', backgroundWorkers: true });
+    const jobs = createJobs({
+      engine: svc.engine,
+      config: svc.config,
+      log: testLogger,
+      edition: continuous() ? 'community' : 'apache',
+      backgroundWorkers: true,
+    });
     await jobs.start();
     try {
       const list = await jobs.status();
       if (!continuous()) {
-        expect(list.map((j) => [j.name, j.runBy])).toEqual([['rollup', 'service'], ['reorder events', 'service'], ['retention', 'service'], ['retention events_rejected', 'service']]);
+        expect(list.map((j) => [j.name, j.runBy])).toEqual([
+          ['rollup', 'service'],
+          ['reorder events', 'service'],
+          ['retention', 'service'],
+          ['retention events_rejected', 'service'],
+        ]);
         return;
       }
       expect(list.filter((j) => j.runBy === 'service').map((j) => j.name)).toEqual(['late events', 'reorder events', 'retention events_rejected']);
@@ -299,7 +343,9 @@ describe.each(paths.map((p) => [p.name, p] as const))('aggregates [%s]', (_name,
   });
 
   test('the analyst role reads every aggregate and nothing else, and cannot write', async () => {
-    const [role] = await svc.engine.query<{ config: string[] | null; login: boolean }>(`SELECT rolconfig AS config, rolcanlogin AS login FROM pg_roles WHERE rolname = 'analyst'`);
+    const [role] = await svc.engine.query<{ config: string[] | null; login: boolean }>(
+      `SELECT rolconfig AS config, rolcanlogin AS login FROM pg_roles WHERE rolname = 'analyst'`,
+    );
     expect(role!.login).toBe(false);
     expect(role!.config).toEqual(expect.arrayContaining(['default_transaction_read_only=on', 'statement_timeout=30s']));
     const login = `aurore_analyst_${Math.random().toString(36).slice(2, 8)}`;
@@ -314,7 +360,9 @@ describe.each(paths.map((p) => [p.name, p] as const))('aggregates [%s]', (_name,
         url.username = login;
         url.password = password;
         const sql = postgres(url.toString(), { max: 1, onnotice: () => {} });
-        const [{ days: daysBefore }] = (await svc.engine.query<{ days: number }>(`SELECT count(*)::int AS days FROM analytics.events_per_day`)) as [{ days: number }];
+        const [{ days: daysBefore }] = (await svc.engine.query<{ days: number }>(`SELECT count(*)::int AS days FROM analytics.events_per_day`)) as [
+          { days: number },
+        ];
         try {
           for (const [view] of VIEWS) expect((await sql.unsafe(`SELECT count(*)::int AS n FROM analytics.${view}`))[0]!.n).toBeGreaterThan(0);
           expect(EXAMPLES).toHaveLength(5);
@@ -330,7 +378,10 @@ describe.each(paths.map((p) => [p.name, p] as const))('aggregates [%s]', (_name,
           ]) {
             // 42501 permission denied, 25006 read-only transaction; 55000 on TimescaleDB 2.28, which
             // refuses a write into a continuous aggregate before PostgreSQL checks the privilege.
-            const err = await sql.unsafe(forbidden).then(() => null, (e: { code?: string }) => e.code);
+            const err = await sql.unsafe(forbidden).then(
+              () => null,
+              (e: { code?: string }) => e.code,
+            );
             expect({ forbidden, err }).toEqual({ forbidden, err: expect.stringMatching(/^(42501|25006|55000)$/) });
           }
           // Whatever the code, nothing was written.
@@ -344,12 +395,25 @@ describe.each(paths.map((p) => [p.name, p] as const))('aggregates [%s]', (_name,
         }
       } else {
         // PGlite has no logins: the same privileges, checked by becoming that role inside a transaction.
-        const as = (stmt: string) => svc.engine.exec(`SET LOCAL ROLE ${login}; ${stmt};`).then(() => null, (e: Error) => e.message);
+        const as = (stmt: string) =>
+          svc.engine.exec(`SET LOCAL ROLE ${login}; ${stmt};`).then(
+            () => null,
+            (e: Error) => e.message,
+          );
         for (const [view] of VIEWS) expect(await as(`SELECT count(*) FROM analytics.${view}`)).toBeNull();
         expect(EXAMPLES).toHaveLength(5);
         for (const q of EXAMPLES) expect({ q, err: await as(q) }).toEqual({ q, err: null });
-        for (const forbidden of ['SELECT count(*) FROM events', 'SELECT count(*) FROM events_rejected', `INSERT INTO analytics.events_per_minute (bucket, service, events) VALUES (now(), 'x', 1)`, 'CREATE TABLE analytics.mine (x int)', 'DELETE FROM analytics.events_per_day']) {
-          expect({ forbidden, err: await as(forbidden) }).toEqual({ forbidden, err: expect.stringMatching(/permission denied|read-only|must be owner|cannot insert into view|cannot delete from view/) });
+        for (const forbidden of [
+          'SELECT count(*) FROM events',
+          'SELECT count(*) FROM events_rejected',
+          `INSERT INTO analytics.events_per_minute (bucket, service, events) VALUES (now(), 'x', 1)`,
+          'CREATE TABLE analytics.mine (x int)',
+          'DELETE FROM analytics.events_per_day',
+        ]) {
+          expect({ forbidden, err: await as(forbidden) }).toEqual({
+            forbidden,
+            err: expect.stringMatching(/permission denied|read-only|must be owner|cannot insert into view|cannot delete from view/),
+          });
         }
       }
     } finally {
@@ -372,7 +436,8 @@ describe.each(paths.map((p) => [p.name, p] as const))('retention [%s]', (_name, 
       let svc = await startService(target, { ...AGES, RETENTION_DAYS: '120', AGGREGATE_MINUTE_RETENTION_DAYS: '121' }, { edition: path.edition });
       await store(svc, [...burst('ret-ancient', ancient, 4, 30), ...burst('ret-old', old, 3, 1), ...burst('ret-new', now - HOUR, 2, 10)]);
       await svc.state.jobs!.runAll();
-      const history = async (s: Svc) => Object.fromEntries(await Promise.all(VIEWS.map(async ([v]) => [v, (await aggregateRows(s, v, 'ret-%')).map((r) => [r.service, r.n])])));
+      const history = async (s: Svc) =>
+        Object.fromEntries(await Promise.all(VIEWS.map(async ([v]) => [v, (await aggregateRows(s, v, 'ret-%')).map((r) => [r.service, r.n])])));
       const before = await history(svc);
       expect(before.events_per_day).toEqual([
         ['ret-ancient', 4],
@@ -398,15 +463,26 @@ describe.each(paths.map((p) => [p.name, p] as const))('retention [%s]', (_name, 
         }
 
         // An event for that old day is refused at the edge: it would be deleted by the next retention run.
-        const refused = await svc.app.request('/events', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(burst('ret-old', old + 500, 1, 20)[0]) });
+        const refused = await svc.app.request('/events', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(burst('ret-old', old + 500, 1, 20)[0]),
+        });
         expect(refused.status).toBe(400);
-        expect(((await refused.json()) as { errors: { field: string; message: string }[] }).errors).toEqual([{ field: 'timestamp', message: expect.stringContaining('RETENTION_DAYS (30 days)') }]);
+        expect(((await refused.json()) as { errors: { field: string; message: string }[] }).errors).toEqual([
+          { field: 'timestamp', message: expect.stringContaining('RETENTION_DAYS (30 days)') },
+        ]);
         // A row there can still appear behind the API's back (an operator replaying events_rejected, a
         // spill saved under a longer retention): the kept history is not recomputed from that lone row.
-        await svc.engine.query(`INSERT INTO events (time, id, service, message) VALUES ($1::text::timestamptz, $2::uuid, 'ret-old', 'replayed')`, [new Date(old + 500).toISOString(), uuid(20)]);
+        await svc.engine.query(`INSERT INTO events (time, id, service, message) VALUES ($1::text::timestamptz, $2::uuid, 'ret-old', 'replayed')`, [
+          new Date(old + 500).toISOString(),
+          uuid(20),
+        ]);
         await svc.state.jobs!.runAll();
         expect(await history(svc)).toEqual(kept);
-        const series = (await (await svc.app.request(`/metrics/events?bucket=1d&service=ret-old&from=${new Date(old - DAY).toISOString()}`)).json()) as { series: { total: number }[] };
+        const series = (await (await svc.app.request(`/metrics/events?bucket=1d&service=ret-old&from=${new Date(old - DAY).toISOString()}`)).json()) as {
+          series: { total: number }[];
+        };
         expect(series.series[0]!.total).toBe(3);
       } finally {
         await svc.stop();
@@ -431,7 +507,9 @@ describe.each(paths.map((p) => [p.name, p] as const))('quarantine retention [%s]
       await refused(31, 12_345, 'old-'); // more than one part of 10,000
       await refused(29, 3, 'kept-');
       await svc.state.jobs!.runAll();
-      const left = await svc.engine.query<{ tag: string; n: number }>(`SELECT left(record, 4) AS tag, count(*)::float8 AS n FROM events_rejected GROUP BY 1 ORDER BY 1`);
+      const left = await svc.engine.query<{ tag: string; n: number }>(
+        `SELECT left(record, 4) AS tag, count(*)::float8 AS n FROM events_rejected GROUP BY 1 ORDER BY 1`,
+      );
       expect(left).toEqual([{ tag: 'kept', n: 3 }]);
       const status = (await svc.state.jobs!.status()).find((j) => j.name === 'retention events_rejected');
       expect({ result: status?.lastResult, error: status?.lastError }).toEqual({ result: '12345 refused events deleted', error: null });
@@ -463,11 +541,13 @@ describe('Apache rollup tables and continuous aggregates [embedded]', () => {
         const sql = await Promise.all(VIEWS.map(([v]) => aggregateRows(svc, v, 'same-%')));
         const from = new Date(now - 30 * DAY).toISOString();
         const to = new Date(now + MIN).toISOString();
-        const api = await Promise.all(
-          ['1d', '1h'].map(async (b) => (await svc.app.request(`/metrics/events?bucket=${b}&from=${from}&to=${to}`)).json()),
-        );
+        const api = await Promise.all(['1d', '1h'].map(async (b) => (await svc.app.request(`/metrics/events?bucket=${b}&from=${from}&to=${to}`)).json()));
         const { generatedAt: _g, ...business } = (await (await svc.app.request('/health/business')).json()) as Record<string, unknown>;
-        answers.push({ sql, api, business: { totalEvents: business.totalEvents, eventsByService: business.eventsByService, topServices: business.topServices } });
+        answers.push({
+          sql,
+          api,
+          business: { totalEvents: business.totalEvents, eventsByService: business.eventsByService, topServices: business.topServices },
+        });
       } finally {
         await svc.stop();
         await target.destroy();
@@ -483,7 +563,11 @@ describe.each(engines)('business totals [%s, Apache rollup tables]', (kind) => {
   // 1,000 services: 120-160 ms of PostgreSQL, 450-550 ms of PGlite with writes waiting). Rows put
   // straight into the rollup table (behind the jobs' back) show which reads are live and which kept.
   const addDay = (svc: Svc, dayStart: number, service: string, n: number) =>
-    svc.engine.query(`INSERT INTO analytics.events_per_day (bucket, service, events) VALUES ($1::text::timestamptz, $2, $3)`, [new Date(dayStart).toISOString(), service, n]);
+    svc.engine.query(`INSERT INTO analytics.events_per_day (bucket, service, events) VALUES ($1::text::timestamptz, $2, $3)`, [
+      new Date(dayStart).toISOString(),
+      service,
+      n,
+    ]);
 
   test('the days before yesterday are read once per refresh period, and again after the jobs run; yesterday and today live', async () => {
     const target = await newTarget(kind, { fresh: true });
@@ -495,8 +579,10 @@ describe.each(engines)('business totals [%s, Apache rollup tables]', (kind) => {
       const today = Math.floor(Date.now() / DAY) * DAY;
       await store(svc, burst('tot-a', today - 3 * DAY + HOUR, 2, 1));
       await jobs.runAll();
-      const business = async () => (await (await svc.app.request('/health/business')).json()) as { totalEvents: number; eventsByService: Record<string, number> };
-      const detailed = async () => ((await (await svc.app.request('/health/detailed')).json()) as { business: { totalEvents: number; eventsByService: Record<string, number> } }).business;
+      const business = async () =>
+        (await (await svc.app.request('/health/business')).json()) as { totalEvents: number; eventsByService: Record<string, number> };
+      const detailed = async () =>
+        ((await (await svc.app.request('/health/detailed')).json()) as { business: { totalEvents: number; eventsByService: Record<string, number> } }).business;
       expect((await business()).eventsByService).toEqual({ 'tot-a': 2 });
 
       await addDay(svc, today - 5 * DAY, 'tot-old', 7);
@@ -567,7 +653,9 @@ describe.skipIf(!engines.includes('server'))('aggregates held by an open transac
       await store(svc, burst('held-a', Date.now() - MIN, 3, 1));
       await until(async () => (await rollupStatus()).lastError !== null, 15_000, 'the rollup to fail'); // at ~6 s
       const status = await rollupStatus();
-      expect(status.lastError).toMatch(/^aggregates held at .+ \(\d+ s behind\) by a transaction of the service's database role open since .+ \(pid \d+, application 'left-open', idle in transaction\)/);
+      expect(status.lastError).toMatch(
+        /^aggregates held at .+ \(\d+ s behind\) by a transaction of the service's database role open since .+ \(pid \d+, application 'left-open', idle in transaction\)/,
+      );
       expect(await counted()).toBe(0);
       expect(((await (await svc.app.request('/health/detailed')).json()) as { status: string }).status).toBe('degraded');
       expect(await (await svc.app.request('/metrics')).text()).toContain('aurore_job_failing{job="rollup"} 1');
@@ -575,7 +663,8 @@ describe.skipIf(!engines.includes('server'))('aggregates held by an open transac
       open.release();
       open = undefined;
       // As PostgreSQL shows it: a session's xact_start has been seen to outlive its transaction by a moment.
-      const stillOpen = () => svc.engine.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'left-open' AND xact_start IS NOT NULL`);
+      const stillOpen = () =>
+        svc.engine.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'left-open' AND xact_start IS NOT NULL`);
       await until(async () => (await stillOpen())[0]!.n === 0, 10_000, 'the session to show its transaction ended');
       await jobs.runAll();
       expect({ error: (await rollupStatus()).lastError, counted: await counted() }).toEqual({ error: null, counted: 3 });
@@ -605,7 +694,10 @@ describe.each(engines)('/metrics/events answers of bounded size [%s]', (kind) =>
   beforeAll(async () => {
     target = await newTarget(kind);
     svc = await startService(target, { SERIES_MAX_POINTS: '100' });
-    await store(svc, ['big-a', 'big-b', 'big-c'].flatMap((s, i) => burst(s, now - 5 * MIN, 2, 100 * (i + 1))));
+    await store(
+      svc,
+      ['big-a', 'big-b', 'big-c'].flatMap((s, i) => burst(s, now - 5 * MIN, 2, 100 * (i + 1))),
+    );
     await svc.state.jobs!.runAll();
   });
   afterAll(async () => {
@@ -616,7 +708,12 @@ describe.each(engines)('/metrics/events answers of bounded size [%s]', (kind) =>
   test('more points than SERIES_MAX_POINTS (services x buckets) is a 400 saying how to narrow it; within it, the answer', async () => {
     const all = await get(`/metrics/events?bucket=1m&from=${hourAgo}`); // 3 services x 60 minutes
     expect(all.status).toBe(400);
-    expect(all.body.errors).toEqual([{ field: 'service', message: '3 services x 60 buckets hold more than 100 points (SERIES_MAX_POINTS): name fewer services, use a wider bucket or a shorter range' }]);
+    expect(all.body.errors).toEqual([
+      {
+        field: 'service',
+        message: '3 services x 60 buckets hold more than 100 points (SERIES_MAX_POINTS): name fewer services, use a wider bucket or a shorter range',
+      },
+    ]);
     expect(all.body.message).toContain('name fewer services');
     // Named services are counted before the query.
     const two = await get(`/metrics/events?bucket=1m&from=${hourAgo}&service=big-a,big-b`);
@@ -624,13 +721,21 @@ describe.each(engines)('/metrics/events answers of bounded size [%s]', (kind) =>
     const one = await get(`/metrics/events?bucket=1m&from=${hourAgo}&service=big-a`);
     expect({ status: one.status, points: one.body.series[0].points.length, total: one.body.series[0].total }).toEqual({ status: 200, points: 60, total: 2 });
     const hours = await get(`/metrics/events?bucket=1h&from=${new Date(now - 10 * HOUR).toISOString()}&to=${new Date(now).toISOString()}`); // 3 x 11 at most
-    expect({ status: hours.status, services: hours.body.series.map((s: { service: string }) => s.service) }).toEqual({ status: 200, services: ['big-a', 'big-b', 'big-c'] });
+    expect({ status: hours.status, services: hours.body.series.map((s: { service: string }) => s.service) }).toEqual({
+      status: 200,
+      services: ['big-a', 'big-b', 'big-c'],
+    });
   });
 
   test('a range whose stored rows alone pass the limit is refused without reading them all', async () => {
     await svc.stop(); // the embedded engine takes one service a directory
     svc = await startService(target, { SERIES_MAX_POINTS: '2' });
     const { status, body } = await get(`/metrics/events?bucket=1d&from=${new Date(now - 5 * MIN).toISOString()}`); // 3 rows, 1 bucket
-    expect({ status, errors: body.errors }).toEqual({ status: 400, errors: [{ field: 'service', message: 'the range holds more than 2 points (SERIES_MAX_POINTS): name fewer services, use a wider bucket or a shorter range' }] });
+    expect({ status, errors: body.errors }).toEqual({
+      status: 400,
+      errors: [
+        { field: 'service', message: 'the range holds more than 2 points (SERIES_MAX_POINTS): name fewer services, use a wider bucket or a shorter range' },
+      ],
+    });
   });
 });

@@ -16,7 +16,11 @@ const API_KEYS = `collector:ingest:${SECRETS.ingest},dashboards:query:sha256:${h
 describe('API key configuration', () => {
   test('entries give names, scopes and digests; a sha256: secret is taken as the digest', () => {
     const keys = parseApiKeys(API_KEYS, 'API_KEYS');
-    expect(keys.map((k) => [k.name, k.scopes.join('+')])).toEqual([['collector', 'ingest'], ['dashboards', 'query'], ['ops', 'admin']]);
+    expect(keys.map((k) => [k.name, k.scopes.join('+')])).toEqual([
+      ['collector', 'ingest'],
+      ['dashboards', 'query'],
+      ['ops', 'admin'],
+    ]);
     expect(keys[1]!.digest.toString('hex')).toBe(hashed);
   });
 

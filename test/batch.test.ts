@@ -38,7 +38,10 @@ describe.each(engines)('batches and acknowledgements [%s]', (kind) => {
     expect(res.status).toBe(201);
     const body = (await res.json()) as BatchReply;
     expect(body).toMatchObject({ accepted: 3, duplicates: 0, rejected: 2 });
-    expect(body.errors.map((e) => [e.index, e.field])).toEqual([[1, 'service'], [3, 'service']]);
+    expect(body.errors.map((e) => [e.index, e.field])).toEqual([
+      [1, 'service'],
+      [3, 'service'],
+    ]);
     expect(await countRows(svc.engine, `service = 'partial'`)).toBe(3);
   });
 
@@ -107,7 +110,12 @@ describe.each(engines)('batches and acknowledgements [%s]', (kind) => {
     const r1 = await batch(JSON.stringify(many));
     expect(r1.status).toBe(413);
     expect(((await r1.json()) as { message: string }).message).toContain('BATCH_MAX_EVENTS');
-    const r2 = await batch(JSON.stringify([ev('big', 0, { message: 'x'.repeat(2000), metadata: { p: 'y'.repeat(15000) } }), ...Array(4).fill(ev('big', 1, { metadata: { p: 'z'.repeat(15000) } }))]));
+    const r2 = await batch(
+      JSON.stringify([
+        ev('big', 0, { message: 'x'.repeat(2000), metadata: { p: 'y'.repeat(15000) } }),
+        ...Array(4).fill(ev('big', 1, { metadata: { p: 'z'.repeat(15000) } })),
+      ]),
+    );
     expect(r2.status).toBe(413);
     expect(((await r2.json()) as { message: string }).message).toContain('BATCH_MAX_BYTES');
     expect(await countRows(svc.engine, `service = 'big'`)).toBe(0);
@@ -152,7 +160,11 @@ describe.each(engines)('batches and acknowledgements [%s]', (kind) => {
     for (let i = 0; i < 5; i++) {
       const res = await postEvent(svc.app, ev(`visible-${i}`, i), {});
       expect(res.headers.get('x-ingest-ack')).toBe('queued');
-      const waited = await svc.app.request('/events?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ev(`durable-${i}`, i)) });
+      const waited = await svc.app.request('/events?wait=true', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(ev(`durable-${i}`, i)),
+      });
       expect(waited.status).toBe(201);
       expect(waited.headers.get('x-ingest-ack')).toBe('committed');
       const got = (await (await svc.app.request(`/events?service=durable-${i}`)).json()) as { pagination: { total: number } };
@@ -169,7 +181,11 @@ describe.each(engines)('batches and acknowledgements [%s]', (kind) => {
   });
 
   test('a bad wait value is 400', async () => {
-    const res = await svc.app.request('/events?wait=maybe', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ev('w', 0)) });
+    const res = await svc.app.request('/events?wait=maybe', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(ev('w', 0)),
+    });
     expect(res.status).toBe(400);
   });
 });

@@ -115,11 +115,19 @@ describe('the body budget shared by every receiver [embedded]', () => {
     const otlp = await svc.app.request('/v1/logs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: new Uint8Array(60 * KB).fill(32) });
     expect(otlp.status).toBe(503);
     expect(otlp.headers.get('retry-after')).toMatch(/^\d+$/);
-    const loki = await svc.app.request('/loki/api/v1/push', { method: 'POST', headers: { 'content-type': 'application/json' }, body: new Uint8Array(60 * KB).fill(32) });
+    const loki = await svc.app.request('/loki/api/v1/push', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: new Uint8Array(60 * KB).fill(32),
+    });
     expect(loki.status).toBe(503);
     // A single event read in one call (Content-Length up to 4 KB) is counted at its length.
     const single = JSON.stringify({ service: 'budget-single', message: 'y'.repeat(3 * KB) });
-    const declared = await svc.app.request('/events', { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': String(single.length) }, body: single });
+    const declared = await svc.app.request('/events', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-length': String(single.length) },
+      body: single,
+    });
     expect(declared.status).toBe(503);
     expect(await metric('aurore_requests_overloaded_total')).toBe(4);
 
@@ -170,7 +178,8 @@ describe('the budget of large answers being sent [embedded]', () => {
     await target?.destroy();
   });
   const page = (size = 100) => svc.app.request(`/events?service=answers&pageSize=${size}`);
-  const held = () => svc.metrics.registry.getSingleMetricAsString('aurore_answer_bytes_held').then((t) => Number(t.match(/^aurore_answer_bytes_held (\S+)$/m)?.[1]));
+  const held = () =>
+    svc.metrics.registry.getSingleMetricAsString('aurore_answer_bytes_held').then((t) => Number(t.match(/^aurore_answer_bytes_held (\S+)$/m)?.[1]));
 
   test('an answer being sent holds its bytes until it is read or dropped; past the budget a large page is 503 overloaded, a small one is still answered', async () => {
     const unread = await page(); // never pulled: holds nothing (Bun never started sending it)
@@ -211,7 +220,9 @@ describe('the budget of large answers being sent [embedded]', () => {
   test('/health/business and /health/detailed, whose eventsByService names every service, are such answers too', async () => {
     // 3,000 services: an answer of ~110 KB.
     const lines = Array.from({ length: 3000 }, (_, i) => JSON.stringify({ service: `answers-service-with-a-long-name-${i}`, message: 'm' })).join('\n');
-    expect((await svc.app.request('/events/batch?wait=true', { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: lines })).status).toBe(201);
+    expect(
+      (await svc.app.request('/events/batch?wait=true', { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: lines })).status,
+    ).toBe(201);
     const reader = (await svc.app.request('/health/business')).body!.getReader();
     await reader.read();
     const size = await held();

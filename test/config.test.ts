@@ -44,9 +44,16 @@ describe('configuration', () => {
 
 describe('documentation', () => {
   test('an aggregate kept no longer than the raw events is refused, naming both settings; 0 keeps it forever', () => {
-    expect(() => loadConfig({ RETENTION_DAYS: '100' })).toThrow(/AGGREGATE_MINUTE_RETENTION_DAYS \(90\) must be 0 \(keep forever\) or at least 101 .*RETENTION_DAYS=100/);
+    expect(() => loadConfig({ RETENTION_DAYS: '100' })).toThrow(
+      /AGGREGATE_MINUTE_RETENTION_DAYS \(90\) must be 0 \(keep forever\) or at least 101 .*RETENTION_DAYS=100/,
+    );
     expect(() => loadConfig({ AGGREGATE_HOUR_RETENTION_DAYS: '3' })).toThrow(ConfigError);
-    expect(loadConfig({ RETENTION_DAYS: '100', AGGREGATE_MINUTE_RETENTION_DAYS: '0' }).retention).toEqual({ rawDays: 100, minuteDays: 0, hourDays: 730, dayDays: 730 });
+    expect(loadConfig({ RETENTION_DAYS: '100', AGGREGATE_MINUTE_RETENTION_DAYS: '0' }).retention).toEqual({
+      rawDays: 100,
+      minuteDays: 0,
+      hourDays: 730,
+      dayDays: 730,
+    });
   });
 
   test('docs/configuration.md documents every setting the service reads, with its default, and no other', async () => {

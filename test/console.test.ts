@@ -13,7 +13,15 @@ const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const present = existsSync(CHROMIUM);
 if (!present) console.warn(`SKIPPED: the browser tests of the console need Chromium at ${CHROMIUM} (apt-get install chromium; .ci/run installs it)`);
 // Without these flags Chromium keeps trying to reach outside hosts (seen on these machines).
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'];
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--no-first-run',
+  '--disable-sync',
+];
 const XSS = '<img src=x onerror=alert(1)>';
 
 type Svc = Awaited<ReturnType<typeof startService>>;
@@ -47,7 +55,10 @@ async function apiIds(svc: Svc, query: string): Promise<string[]> {
   const ids: string[] = [];
   let cursor = '';
   for (;;) {
-    const page = (await (await svc.app.request(`/events?${query}&pageSize=1000&count=none${cursor ? `&cursor=${cursor}` : ''}`)).json()) as { events: { id: string }[]; pagination: { next_cursor: string | null } };
+    const page = (await (await svc.app.request(`/events?${query}&pageSize=1000&count=none${cursor ? `&cursor=${cursor}` : ''}`)).json()) as {
+      events: { id: string }[];
+      pagination: { next_cursor: string | null };
+    };
     ids.push(...page.events.map((e) => e.id));
     if (!page.pagination.next_cursor) return ids;
     cursor = page.pagination.next_cursor;
@@ -73,7 +84,10 @@ describe.skipIf(!present)('the console in Chromium [embedded]', () => {
       timestamp: new Date(now - 60_000 - i * 9_000).toISOString(),
       metadata: { user_id: String(i % 5), region: i % 2 ? 'eu' : 'us' },
     }));
-    expect((await svc.app.request('/events/batch?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) })).status).toBe(201);
+    expect(
+      (await svc.app.request('/events/batch?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) }))
+        .status,
+    ).toBe(201);
     await svc.state.jobs!.runAll(); // the first maintenance runs are over: the health strip shows a quiet database
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
   });
@@ -107,7 +121,11 @@ describe.skipIf(!present)('the console in Chromium [embedded]', () => {
       return n;
     });
     expect(drawn).toBeGreaterThan(500);
-    const shown = Object.fromEntries(await page.$$eval('#totals li', (lis) => lis.map((li) => [li.querySelector('.name')!.textContent!, Number(li.querySelector('.n')!.textContent!.replace(/,/g, ''))])));
+    const shown = Object.fromEntries(
+      await page.$$eval('#totals li', (lis) =>
+        lis.map((li) => [li.querySelector('.name')!.textContent!, Number(li.querySelector('.n')!.textContent!.replace(/,/g, ''))]),
+      ),
+    );
     const api = (await (await svc.app.request('/metrics/events?bucket=1h')).json()) as { series: { service: string; total: number }[] };
     expect(shown).toEqual(Object.fromEntries(api.series.map((s) => [s.service, s.total])));
     expect(problems).toEqual([]);
@@ -126,7 +144,10 @@ describe.skipIf(!present)('the console in Chromium [embedded]', () => {
       await act();
       await page.click('button[type=submit]');
       const expected = (await apiIds(svc, query)).slice(0, 100); // the first page
-      await page.waitForFunction((ids) => [...(globalThis as any).document.querySelectorAll('#list tbody tr')].map((r: any) => r.dataset.id).join() === ids.join(), expected);
+      await page.waitForFunction(
+        (ids) => [...(globalThis as any).document.querySelectorAll('#list tbody tr')].map((r: any) => r.dataset.id).join() === ids.join(),
+        expected,
+      );
       expect(`${name}: ${JSON.stringify(await rowIds(page))}`).toBe(`${name}: ${JSON.stringify(expected)}`);
       expect(expected.length).toBeGreaterThan(0);
       expect(page.url()).toMatch(inUrl);
@@ -149,7 +170,10 @@ describe.skipIf(!present)('the console in Chromium [embedded]', () => {
     for (let i = 0; i < 10 && (await page.isVisible('#more')); i++) {
       const before = (await rowIds(page)).length;
       await page.click('#more');
-      await page.waitForFunction((n) => (globalThis as any).document.querySelectorAll('#list tbody tr').length > n || (globalThis as any).document.querySelector('#more').hidden, before);
+      await page.waitForFunction(
+        (n) => (globalThis as any).document.querySelectorAll('#list tbody tr').length > n || (globalThis as any).document.querySelector('#more').hidden,
+        before,
+      );
     }
     const ids = await rowIds(page);
     expect(ids).toEqual(await apiIds(svc, `from=${new Date(now - 86_400_000).toISOString()}`));
@@ -177,9 +201,15 @@ describe.skipIf(!present)('the console in Chromium [embedded]', () => {
     await page.waitForSelector('#list tbody tr');
     await page.click('#live');
     expect(page.url()).toContain('live=1');
-    const res = await svc.app.request('/events?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ service: 'late-arrival', message: 'posted while watching' }) });
+    const res = await svc.app.request('/events?wait=true', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ service: 'late-arrival', message: 'posted while watching' }),
+    });
     expect(res.status).toBe(201);
-    await page.waitForFunction(() => (globalThis as any).document.querySelector('#list tbody tr td.message')?.textContent === 'posted while watching', null, { timeout: 15_000 });
+    await page.waitForFunction(() => (globalThis as any).document.querySelector('#list tbody tr td.message')?.textContent === 'posted while watching', null, {
+      timeout: 15_000,
+    });
     await page.waitForTimeout(4_500); // two more polls
     const messages = await page.$$eval('#list tbody tr td.message', (tds) => tds.map((t) => t.textContent));
     expect(messages.filter((m) => m === 'posted while watching')).toHaveLength(1);
@@ -190,7 +220,9 @@ describe.skipIf(!present)('the console in Chromium [embedded]', () => {
     const { page, problems } = await open(browser, `${base}/?range=24h`, { width: 360, dark: true });
     await page.waitForSelector('#list tbody tr');
     await page.waitForSelector('#chart canvas');
-    const overflow = await page.evaluate(() => (globalThis as any).document.documentElement.scrollWidth - (globalThis as any).document.documentElement.clientWidth);
+    const overflow = await page.evaluate(
+      () => (globalThis as any).document.documentElement.scrollWidth - (globalThis as any).document.documentElement.clientWidth,
+    );
     expect(overflow).toBeLessThanOrEqual(0); // nothing wider than the phone
     const bg = await page.evaluate(() => (globalThis as any).getComputedStyle((globalThis as any).document.body).backgroundColor);
     expect(bg).toBe('rgb(13, 17, 23)');
@@ -216,7 +248,11 @@ describe.skipIf(!present)('the console with API keys [embedded]', () => {
     target = await newTarget('embedded');
     svc = await startService(target, { API_KEYS: `agent:ingest:${KEYS.ingest},grafana:query:${KEYS.query},ops:admin:${KEYS.admin}` });
     server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: svc.app.fetch });
-    await svc.app.request('/events?wait=true', { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEYS.ingest}` }, body: JSON.stringify({ service: 'keyed', message: 'behind a key' }) });
+    await svc.app.request('/events?wait=true', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${KEYS.ingest}` },
+      body: JSON.stringify({ service: 'keyed', message: 'behind a key' }),
+    });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
   });
   afterAll(async () => {
@@ -264,7 +300,10 @@ describe.skipIf(!present)('the console past SERIES_MAX_POINTS [embedded]', () =>
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
     try {
       const events = ['many-a', 'many-b'].map((service) => ({ service, message: `from ${service}` }));
-      expect((await svc.app.request('/events/batch?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) })).status).toBe(201);
+      expect(
+        (await svc.app.request('/events/batch?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) }))
+          .status,
+      ).toBe(201);
       const { page, problems } = await open(browser, `http://127.0.0.1:${server.port}/`);
       await page.waitForSelector('#list tbody tr');
       await page.waitForFunction(() => (globalThis as any).document.querySelector('#volume-note')?.textContent?.includes('more than 100 points'));
@@ -294,7 +333,9 @@ describe('CONSOLE=false [embedded]', () => {
       expect((await off.app.request('/docs')).status).toBe(200);
       const page = await on.app.request('/');
       expect(page.status).toBe(200);
-      expect(page.headers.get('content-security-policy')).toBe("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'");
+      expect(page.headers.get('content-security-policy')).toBe(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+      );
       expect((await on.app.request('/console/main.js')).headers.get('content-type')).toContain('javascript');
       expect((await on.app.request('/console/nope.js')).status).toBe(404);
     } finally {

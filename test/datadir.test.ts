@@ -32,7 +32,11 @@ function spawned(s: Awaited<ReturnType<typeof spawnService>>) {
 }
 
 async function post(url: string, body: unknown, wait = true) {
-  const res = await fetch(`${url}/events${wait ? '?wait=true' : ''}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(`${url}/events${wait ? '?wait=true' : ''}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   await res.arrayBuffer();
   return res.status;
 }
@@ -50,7 +54,12 @@ describe('embedded DATA_DIR lock', () => {
     const mtimes = filesBefore.map((f) => statSync(join(dir, f)).mtimeMs);
 
     const started = Date.now();
-    const second = Bun.spawn([process.execPath, 'src/main.ts'], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', PORT: '0', DATA_DIR: dir }, stdout: 'pipe', stderr: 'pipe' });
+    const second = Bun.spawn([process.execPath, 'src/main.ts'], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', PORT: '0', DATA_DIR: dir },
+      stdout: 'pipe',
+      stderr: 'pipe',
+    });
     const code = await Promise.race([second.exited, Bun.sleep(10_000).then(() => 'still running after 10 s')]);
     if (typeof code === 'string') second.kill('SIGKILL');
     const stderr = await new Response(second.stderr).text();
@@ -143,7 +152,9 @@ describe('spill files on a shared DATA_DIR', () => {
     cleanups.push(() => target.destroy());
     const dir = tempDir('aurore-sharedspill-');
     const rec = (i: number) => `{"id":"${Bun.randomUUIDv7()}","time":"${new Date().toISOString()}","service":"shared-spill","message":"m${i}","metadata":{}}`;
-    const files = Array.from({ length: 6 }, (_, f) => writeSpill(join(dir, 'spill'), `[${Array.from({ length: 3000 }, (_, i) => rec(f * 3000 + i)).join(',')}]`));
+    const files = Array.from({ length: 6 }, (_, f) =>
+      writeSpill(join(dir, 'spill'), `[${Array.from({ length: 3000 }, (_, i) => rec(f * 3000 + i)).join(',')}]`),
+    );
     expect(new Set(files).size).toBe(6);
     const [a, b] = await Promise.all([spawnService({ ...target.env, DATA_DIR: dir }), spawnService({ ...target.env, DATA_DIR: dir })]);
     spawned(a!);

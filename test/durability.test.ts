@@ -36,7 +36,11 @@ describe.each(engines)('durability [%s]', (kind) => {
   test('returns 429 with Retry-After and the MVP body when the queue is full, and writes what it accepted', async () => {
     let open!: () => void;
     const gate = new Promise<void>((r) => (open = r));
-    const svc = await service(await target(kind), { QUEUE_MAX_EVENTS: '3', BATCH_SIZE: '3', RETRY_AFTER_SECONDS: '7' }, { faults: { beforeWrite: () => gate } });
+    const svc = await service(
+      await target(kind),
+      { QUEUE_MAX_EVENTS: '3', BATCH_SIZE: '3', RETRY_AFTER_SECONDS: '7' },
+      { faults: { beforeWrite: () => gate } },
+    );
     for (let i = 0; i < 3; i++) expect((await postEvent(svc.app, ev(i))).status).toBe(202);
     const full = await postEvent(svc.app, ev(3));
     expect(full.status).toBe(429);
@@ -63,13 +67,20 @@ describe.each(engines)('durability [%s]', (kind) => {
     const endless = new ReadableStream({ pull: () => new Promise(() => {}) });
     const size = String(Buffer.byteLength(lines(30, 100)));
     const refused = await Promise.race([
-      svc.app.request('/events/batch', { method: 'POST', headers: { 'content-type': 'application/x-ndjson', 'content-length': size }, body: endless, duplex: 'half' } as RequestInit),
+      svc.app.request('/events/batch', {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-ndjson', 'content-length': size },
+        body: endless,
+        duplex: 'half',
+      } as RequestInit),
       Bun.sleep(5000).then(() => null),
     ]);
     expect(refused?.status).toBe(429);
     expect(Number(refused!.headers.get('retry-after'))).toBeGreaterThan(0);
     // Room for a small one: read and queued as usual.
-    expect((await svc.app.request('/events/batch', { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: lines(5, 200) })).status).toBe(202);
+    expect((await svc.app.request('/events/batch', { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: lines(5, 200) })).status).toBe(
+      202,
+    );
     open();
     await until(() => svc.batcher.stats.written === 35, 20_000, 'queued events written');
   });
@@ -94,7 +105,11 @@ describe.each(engines)('durability [%s]', (kind) => {
   });
 
   test('a writer thread that dies before committing a batch loses none of it', async () => {
-    const svc = await service(await target(kind), { BATCH_SIZE: '100', BATCH_LINGER_MS: '50' }, { faults: { crashOnAttempt: { attempt: 1, when: 'crash-before-write' } } });
+    const svc = await service(
+      await target(kind),
+      { BATCH_SIZE: '100', BATCH_LINGER_MS: '50' },
+      { faults: { crashOnAttempt: { attempt: 1, when: 'crash-before-write' } } },
+    );
     for (let i = 0; i < 60; i++) expect((await postEvent(svc.app, ev(i, 'crash-before'))).status).toBe(202);
     await until(() => svc.batcher.stats.written === 60, 30_000, 'batch rewritten after the crash');
     expect(svc.batcher.stats.failedAttempts).toBeGreaterThanOrEqual(1);
@@ -107,7 +122,11 @@ describe.each(engines)('durability [%s]', (kind) => {
     let open!: () => void;
     const gate = new Promise<void>((r) => (open = r));
     let held = true;
-    const svc = await service(await target(kind), { BATCH_SIZE: '20', BATCH_LINGER_MS: '50' }, { faults: { beforeWrite: () => (held ? gate : Promise.resolve()), crashOnAttempt: { attempt: 1, when: 'crash-before-write' } } });
+    const svc = await service(
+      await target(kind),
+      { BATCH_SIZE: '20', BATCH_LINGER_MS: '50' },
+      { faults: { beforeWrite: () => (held ? gate : Promise.resolve()), crashOnAttempt: { attempt: 1, when: 'crash-before-write' } } },
+    );
     for (let i = 0; i < 100; i++) expect((await postEvent(svc.app, ev(i, 'crash-two'))).status).toBe(202);
     await until(() => svc.batcher.inFlightBatches === 2, 5_000, 'two batches in flight'); // both held at the gate
     held = false;
@@ -115,23 +134,35 @@ describe.each(engines)('durability [%s]', (kind) => {
     await until(() => svc.batcher.stats.written === 100, 30_000, 'every batch written after the crash');
     // Embedded: both batches were in the thread that died; the server's other writer kept its own.
     expect(svc.batcher.stats.failedAttempts).toBeGreaterThanOrEqual(kind === 'embedded' ? 2 : 1);
-    const [d] = await svc.engine.query<{ rows: number; ids: number }>(`SELECT count(*)::float8 AS rows, count(DISTINCT id)::float8 AS ids FROM events WHERE service = 'crash-two'`);
+    const [d] = await svc.engine.query<{ rows: number; ids: number }>(
+      `SELECT count(*)::float8 AS rows, count(DISTINCT id)::float8 AS ids FROM events WHERE service = 'crash-two'`,
+    );
     expect(d).toEqual({ rows: 100, ids: 100 });
   });
 
   // Server: the database holds half a COPY when the connection drops, and rolls it back. Embedded:
   // PGlite reads a COPY in one call inside this thread, so the thread dies before the COPY starts.
   test('a writer thread that dies halfway through its COPY loses nothing and duplicates nothing', async () => {
-    const svc = await service(await target(kind), { BATCH_SIZE: '100', BATCH_LINGER_MS: '50' }, { faults: { crashOnAttempt: { attempt: 1, when: 'crash-mid-copy' } } });
+    const svc = await service(
+      await target(kind),
+      { BATCH_SIZE: '100', BATCH_LINGER_MS: '50' },
+      { faults: { crashOnAttempt: { attempt: 1, when: 'crash-mid-copy' } } },
+    );
     for (let i = 0; i < 80; i++) expect((await postEvent(svc.app, ev(i, 'crash-mid-copy'))).status).toBe(202);
     await until(() => svc.batcher.stats.written === 80, 30_000, 'batch rewritten after the crash');
     expect(svc.batcher.stats.failedAttempts).toBeGreaterThanOrEqual(1);
-    const [d] = await svc.engine.query<{ rows: number; ids: number }>(`SELECT count(*)::float8 AS rows, count(DISTINCT id)::float8 AS ids FROM events WHERE service = 'crash-mid-copy'`);
+    const [d] = await svc.engine.query<{ rows: number; ids: number }>(
+      `SELECT count(*)::float8 AS rows, count(DISTINCT id)::float8 AS ids FROM events WHERE service = 'crash-mid-copy'`,
+    );
     expect(d).toEqual({ rows: 80, ids: 80 });
   });
 
   test('a writer thread that dies after committing a batch causes no duplicate rows on the retry', async () => {
-    const svc = await service(await target(kind), { BATCH_SIZE: '100', BATCH_LINGER_MS: '50' }, { faults: { crashOnAttempt: { attempt: 1, when: 'crash-after-write' } } });
+    const svc = await service(
+      await target(kind),
+      { BATCH_SIZE: '100', BATCH_LINGER_MS: '50' },
+      { faults: { crashOnAttempt: { attempt: 1, when: 'crash-after-write' } } },
+    );
     for (let i = 0; i < 40; i++) expect((await postEvent(svc.app, ev(i, 'crash-after'))).status).toBe(202);
     await until(() => svc.batcher.stats.written === 40, 30_000, 'batch retried after the crash');
     expect(svc.batcher.stats.failedAttempts).toBeGreaterThanOrEqual(1);
@@ -147,7 +178,11 @@ describe.each(engines)('durability [%s]', (kind) => {
     const onError = (e: unknown) => uncaught.push(e);
     process.on('uncaughtException', onError);
     try {
-      const svc = await service(await target(kind), { BATCH_SIZE: '100', BATCH_LINGER_MS: '50' }, { log: createLogger('warn', (l) => lines.push(l)), faults: { crashOnAttempt: { attempt: 1, when: 'stray-error-after-write' } } });
+      const svc = await service(
+        await target(kind),
+        { BATCH_SIZE: '100', BATCH_LINGER_MS: '50' },
+        { log: createLogger('warn', (l) => lines.push(l)), faults: { crashOnAttempt: { attempt: 1, when: 'stray-error-after-write' } } },
+      );
       for (let i = 0; i < 40; i++) expect((await postEvent(svc.app, ev(i, 'stray'))).status).toBe(202);
       await until(() => lines.some((l) => l.includes('a writer thread failed between batches')), 30_000, 'the thread to fail and be logged');
       for (let i = 40; i < 80; i++) expect((await postEvent(svc.app, ev(i, 'stray'))).status).toBe(202);
@@ -205,7 +240,8 @@ describe.each(engines)('durability [%s]', (kind) => {
     await (await startService(t, { DATA_DIR: dataDir })).stop(); // migrated, then stopped
     return { t, dataDir };
   }
-  const record = (i: number, service: string) => `{"id":"00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}","time":"2024-03-01T00:00:${String(i % 60).padStart(2, '0')}.${String(i % 1000).padStart(3, '0')}Z","service":"${service}","message":"spilled ${i}","metadata":{}}`;
+  const record = (i: number, service: string) =>
+    `{"id":"00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}","time":"2024-03-01T00:00:${String(i % 60).padStart(2, '0')}.${String(i % 1000).padStart(3, '0')}Z","service":"${service}","message":"spilled ${i}","metadata":{}}`;
 
   test('spilled events are written before the events that arrive while the service starts', async () => {
     const { t, dataDir } = await spillWorld();
@@ -230,7 +266,18 @@ describe.each(engines)('durability [%s]', (kind) => {
     const stored = await startService(t, { DATA_DIR: dataDir });
     const body = `[${Array.from({ length: 10 }, (_, i) => record(i, 'spill-twice')).join(',')}]`;
     // The API's own form of the same events (id, timestamp): 10 stored now.
-    const res = await stored.app.request('/events/batch?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify((JSON.parse(body) as { id: string; time: string; service: string; message: string }[]).map((e) => ({ id: e.id, timestamp: e.time, service: e.service, message: e.message }))) });
+    const res = await stored.app.request('/events/batch?wait=true', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(
+        (JSON.parse(body) as { id: string; time: string; service: string; message: string }[]).map((e) => ({
+          id: e.id,
+          timestamp: e.time,
+          service: e.service,
+          message: e.message,
+        })),
+      ),
+    });
     expect(res.status).toBe(201);
     await stored.stop();
     writeSpill(spillDir(dataDir), `[${Array.from({ length: 15 }, (_, i) => record(i, 'spill-twice')).join(',')}]`); // the same 10 and 5 more
@@ -273,9 +320,13 @@ describe.each(engines)('durability [%s]', (kind) => {
 });
 
 describe.skipIf(!engines.includes('server'))('several writers [server]', () => {
-  test('waiting clients share the busy writer\'s next commit; only a full batch takes a second writer', async () => {
+  test("waiting clients share the busy writer's next commit; only a full batch takes a second writer", async () => {
     const held: (() => void)[] = [];
-    const svc = await service(await target('server'), { WRITERS: '2', BATCH_SIZE: '10', BATCH_LINGER_MS: '0' }, { faults: { beforeWrite: () => new Promise<void>((r) => held.push(r)) } });
+    const svc = await service(
+      await target('server'),
+      { WRITERS: '2', BATCH_SIZE: '10', BATCH_LINGER_MS: '0' },
+      { faults: { beforeWrite: () => new Promise<void>((r) => held.push(r)) } },
+    );
     const waiting = (i: number) => postEvent(svc.app, ev(i, 'writers'), { prefer: 'wait' });
     const first = waiting(0);
     await until(() => held.length === 1, 10_000, 'the first write to start');
@@ -327,7 +378,10 @@ async function trapOnce(depth: number, how: 'query' | 'exec') {
   const dir = mkdtempSync(join(tmpdir(), 'aurore-trap-'));
   cleanupsAfter.push(() => rmSync(dir, { recursive: true, force: true }));
   cpSync(await migratedTemplate(), dir, { recursive: true });
-  const child = Bun.spawn([process.execPath, '-e', TRAP_CHILD, join(ROOT, 'src/store/engine.ts'), dir, String(depth), how], { stdout: 'pipe', stderr: 'inherit' });
+  const child = Bun.spawn([process.execPath, '-e', TRAP_CHILD, join(ROOT, 'src/store/engine.ts'), dir, String(depth), how], {
+    stdout: 'pipe',
+    stderr: 'inherit',
+  });
   const killer = setTimeout(() => child.kill(), 10_000);
   const [first = 'no answer', after = 'no answer'] = (await new Response(child.stdout).text()).split('\n').filter(Boolean);
   clearTimeout(killer);
@@ -348,14 +402,19 @@ describe.skipIf(!engines.includes('embedded'))('the embedded engine trapped [emb
 
   test('a WebAssembly trap in PGlite costs the statements already sent to that instance: the database is reopened from its files and writes go on', async () => {
     const svc = await service(await target('embedded'));
-    const stored = (i: number) => svc.app.request('/events?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ev(i, 'trap')) });
+    const stored = (i: number) =>
+      svc.app.request('/events?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ev(i, 'trap')) });
     expect((await stored(1)).status).toBe(201);
     // Which instance answers: each PGlite instance has its own start time.
     const instance = () => svc.engine.query<{ started: unknown }>(`SELECT pg_postmaster_start_time()::text AS started`);
     const [{ started: trappedStart }] = (await instance()) as [{ started: unknown }];
     // The trap of nestedJson (above); this statement reaches the engine directly, as any other cause
     // of a trap would.
-    const outcome = (p: Promise<{ started: unknown }[]>) => p.then(([r]) => (r?.started === trappedStart ? 'answered by the trapped instance' : 'answered after reopening'), () => 'refused');
+    const outcome = (p: Promise<{ started: unknown }[]>) =>
+      p.then(
+        ([r]) => (r?.started === trappedStart ? 'answered by the trapped instance' : 'answered after reopening'),
+        () => 'refused',
+      );
     const trapped = outcome(svc.engine.query('SELECT $1::json IS NOT NULL AS started', [nestedJson(1_000_000)]));
     // Statements sent while it traps (a read, a maintenance job): those that reached the broken
     // instance are refused; the others run on the reopened one.

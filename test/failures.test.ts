@@ -27,7 +27,11 @@ describe.each(engines)('failures [%s]', (kind) => {
     // An operator's constraint the edge validation knows nothing about: the database is the judge.
     await svc.engine.exec(`ALTER TABLE events ADD CONSTRAINT no_poison CHECK (message NOT LIKE 'poison%')`);
     const items = Array.from({ length: 10 }, (_, i) => ev('quarantine', i, i === 6 ? 'poison pill' : `m${i}`));
-    const res = await svc.app.request('/events/batch?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(items) });
+    const res = await svc.app.request('/events/batch?wait=true', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(items),
+    });
     expect(res.status).toBe(201);
     const body = (await res.json()) as { accepted: number; rejected: number; errors: { index: number; field: string; message: string }[] };
     expect(body).toMatchObject({ accepted: 9, rejected: 1 });
@@ -90,7 +94,11 @@ describe.each(engines)('database failure [%s]', (kind) => {
   // connection would (a test fault), which drives the same breaker, refusals and recovery.
   test('writes failing under load: the breaker opens, a full queue answers 503 database_unavailable with Retry-After, 202s resume after, every accepted event is written once', async () => {
     let down = false;
-    const svc = await service(await target(kind), { QUEUE_MAX_EVENTS: '500', CIRCUIT_BREAKER_THRESHOLD: '3', CIRCUIT_BREAKER_COOLDOWN_MS: '300', WRITE_RETRY_MAX_MS: '100', RETRY_AFTER_SECONDS: '4' }, { faults: { databaseDown: () => down } });
+    const svc = await service(
+      await target(kind),
+      { QUEUE_MAX_EVENTS: '500', CIRCUIT_BREAKER_THRESHOLD: '3', CIRCUIT_BREAKER_COOLDOWN_MS: '300', WRITE_RETRY_MAX_MS: '100', RETRY_AFTER_SECONDS: '4' },
+      { faults: { databaseDown: () => down } },
+    );
     const statuses = new Map<number, number>();
     const refusals: { status: number; retryAfter: string | null; error: string }[] = [];
     let accepted = 0;
@@ -128,7 +136,12 @@ describe.each(engines)('database failure [%s]', (kind) => {
     // Refused only for want of room: 503 while the breaker is open, 429 while it is still counting
     // failures or has just closed with the queue still full. Never a 5xx of another kind.
     expect([...statuses.keys()].every((s) => s === 202 || s === 429 || s === 503)).toBe(true);
-    for (const r of refusals) expect(r).toEqual(r.status === 503 ? { status: 503, retryAfter: expect.stringMatching(/^\d+$/), error: 'database_unavailable' } : { status: 429, retryAfter: expect.stringMatching(/^\d+$/), error: 'queue_full' });
+    for (const r of refusals)
+      expect(r).toEqual(
+        r.status === 503
+          ? { status: 503, retryAfter: expect.stringMatching(/^\d+$/), error: 'database_unavailable' }
+          : { status: 429, retryAfter: expect.stringMatching(/^\d+$/), error: 'queue_full' },
+      );
     const unavailable = refusals.filter((r) => r.status === 503);
     expect(unavailable.length).toBeGreaterThan(10);
     expect(Math.min(...unavailable.map((r) => Number(r.retryAfter)))).toBeGreaterThanOrEqual(4); // at least RETRY_AFTER_SECONDS while the breaker is open
@@ -187,7 +200,8 @@ describe.skipIf(!engines.includes('server'))('database outage [server]', () => {
     const acceptedWhileDown = accepted;
     await cluster.resume();
     // New events are accepted again (the queue drains), not only the old ones written.
-    const state = (what: string) => () => `${what} (accepted ${accepted}, ${acceptedWhileDown} while down, breaker ${svc.batcher.breaker}, ${JSON.stringify({ ...svc.batcher.stats, depth: svc.queue.depth, statuses: Object.fromEntries(statuses) })})`;
+    const state = (what: string) => () =>
+      `${what} (accepted ${accepted}, ${acceptedWhileDown} while down, breaker ${svc.batcher.breaker}, ${JSON.stringify({ ...svc.batcher.stats, depth: svc.queue.depth, statuses: Object.fromEntries(statuses) })})`;
     await until(() => accepted > acceptedWhileDown + 100 && svc.batcher.breaker === 'closed', 30_000, state('new events to be accepted again'));
     stop = true;
     await load;

@@ -60,7 +60,10 @@ async function traceThreads(pid: number, out: string) {
 async function tracedRun(env: Record<string, string>, clients = 4, perClient = 5) {
   const dataDir = mkdtempSync(join(tmpdir(), 'aurore-fsync-'));
   const traceDir = mkdtempSync(join(tmpdir(), 'aurore-strace-'));
-  cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }), () => rmSync(traceDir, { recursive: true, force: true }));
+  cleanups.push(
+    () => rmSync(dataDir, { recursive: true, force: true }),
+    () => rmSync(traceDir, { recursive: true, force: true }),
+  );
   const svc = await spawnService({ DATA_DIR: dataDir, ...env }, { readyMs: 30_000 });
   cleanups.push(() => svc.proc.kill(9));
   const strace = await traceThreads(svc.proc.pid, traceDir);
@@ -70,7 +73,11 @@ async function tracedRun(env: Record<string, string>, clients = 4, perClient = 5
       for (let i = 0; i < perClient; i++) {
         const id = crypto.randomUUID();
         ids.push(id);
-        const res = await fetch(`${svc.url}/events?wait=true`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id, service: 'fsync-check', message: `durable ${id}` }) });
+        const res = await fetch(`${svc.url}/events?wait=true`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ id, service: 'fsync-check', message: `durable ${id}` }),
+        });
         expect(res.status).toBe(201);
       }
     }),
@@ -88,7 +95,14 @@ describe.skipIf(!STRACE && !process.env.CI)('a 201 survives a power loss [embedd
       const sent = calls.find((c) => c.name === 'sendto' && c.text.includes('HTTP/1.1 201') && c.text.includes(`\\"eventId\\":\\"${id}\\"`));
       const written = calls.find((c) => c.name === 'pwrite64' && c.path.includes('/pg_wal/') && c.text.includes(`durable ${id}`));
       expect({ id, sent: !!sent, written: !!written }).toEqual({ id, sent: true, written: true });
-      const synced = calls.find((c) => (c.name === 'fdatasync' || c.name === 'fsync') && c.path === written!.path && c.tid === written!.tid && c.start >= written!.end && c.end <= sent!.start);
+      const synced = calls.find(
+        (c) =>
+          (c.name === 'fdatasync' || c.name === 'fsync') &&
+          c.path === written!.path &&
+          c.tid === written!.tid &&
+          c.start >= written!.end &&
+          c.end <= sent!.start,
+      );
       expect({ id, wal: written!.path, syncedBefore201: !!synced }).toEqual({ id, wal: written!.path, syncedBefore201: true });
     }
     // WAL before data, as PostgreSQL flushes it: no data page is written while a WAL write is unsynced.

@@ -31,9 +31,38 @@ function generator(seed: number) {
 }
 
 const ODD: readonly unknown[] = [
-  null, true, false, 0, -1, 1.5, 1e308, -1e308, '', 'x', '\u0000', 'a\u0000b', '\ud800', '9'.repeat(30), '-9', '1e3', 'NaN', ' 1',
-  [], [[]], {}, { a: 1 }, { seconds: 'x' }, { seconds: 1.5 }, { stringValue: {} }, { toString: 1 }, { valueOf: 'x' }, { toJSON: 1 },
-  { constructor: 1 }, 'a'.repeat(70_000), [null], JSON.parse(`{"a":${'['.repeat(2000)}${']'.repeat(2000)}}`),
+  null,
+  true,
+  false,
+  0,
+  -1,
+  1.5,
+  1e308,
+  -1e308,
+  '',
+  'x',
+  '\u0000',
+  'a\u0000b',
+  '\ud800',
+  '9'.repeat(30),
+  '-9',
+  '1e3',
+  'NaN',
+  ' 1',
+  [],
+  [[]],
+  {},
+  { a: 1 },
+  { seconds: 'x' },
+  { seconds: 1.5 },
+  { stringValue: {} },
+  { toString: 1 },
+  { valueOf: 'x' },
+  { toJSON: 1 },
+  { constructor: 1 },
+  'a'.repeat(70_000),
+  [null],
+  JSON.parse(`{"a":${'['.repeat(2000)}${']'.repeat(2000)}}`),
 ];
 const KEYS = ['__proto__', 'constructor', 'toJSON', 'toString', 'x', ''];
 
@@ -43,17 +72,114 @@ const PushRequest = root('loki_push.proto').lookupType('aurore.loki.PushRequest'
 
 const nowNs = () => `${BigInt(Date.now()) * 1_000_000n}`;
 const otlp = () => ({
-  resourceLogs: [{
-    resource: { attributes: [{ key: 'service.name', value: { stringValue: 'fuzz' } }, { key: 'k', value: { kvlistValue: { values: [{ key: 'a', value: { arrayValue: { values: [{ intValue: '5' }, { doubleValue: 1.5 }, { bytesValue: 'AQ==' }] } } }] } } }] },
-    scopeLogs: [{ scope: { name: 's', version: '1' }, logRecords: [{ timeUnixNano: nowNs(), observedTimeUnixNano: nowNs(), severityNumber: 9, severityText: 'INFO', body: { stringValue: 'hello' }, attributes: [{ key: 'a', value: { boolValue: true } }], traceId: '0123456789abcdef0123456789abcdef', spanId: '0123456789abcdef', flags: 1, eventName: 'e' }] }],
-  }],
+  resourceLogs: [
+    {
+      resource: {
+        attributes: [
+          { key: 'service.name', value: { stringValue: 'fuzz' } },
+          {
+            key: 'k',
+            value: {
+              kvlistValue: { values: [{ key: 'a', value: { arrayValue: { values: [{ intValue: '5' }, { doubleValue: 1.5 }, { bytesValue: 'AQ==' }] } } }] },
+            },
+          },
+        ],
+      },
+      scopeLogs: [
+        {
+          scope: { name: 's', version: '1' },
+          logRecords: [
+            {
+              timeUnixNano: nowNs(),
+              observedTimeUnixNano: nowNs(),
+              severityNumber: 9,
+              severityText: 'INFO',
+              body: { stringValue: 'hello' },
+              attributes: [{ key: 'a', value: { boolValue: true } }],
+              traceId: '0123456789abcdef0123456789abcdef',
+              spanId: '0123456789abcdef',
+              flags: 1,
+              eventName: 'e',
+            },
+          ],
+        },
+      ],
+    },
+  ],
 });
-const loki = () => ({ streams: [{ stream: { service_name: 'fuzz', env: 'p' }, values: [[nowNs(), 'line', { trace_id: 'x' }], [nowNs(), 'line2']] }] });
+const loki = () => ({
+  streams: [
+    {
+      stream: { service_name: 'fuzz', env: 'p' },
+      values: [
+        [nowNs(), 'line', { trace_id: 'x' }],
+        [nowNs(), 'line2'],
+      ],
+    },
+  ],
+});
 const event = () => ({ id: crypto.randomUUID(), timestamp: new Date().toISOString(), service: 'fuzz', message: 'm', metadata: { a: 1, b: { c: [1, 2] } } });
 
-const QUERY_KEYS = ['service', 'from', 'to', 'order', 'page', 'pageSize', 'cursor', 'q', 'metadata', 'metadata.a', 'metadata.a.b', 'metadata.__proto__', 'count', 'bucket', 'x'];
-const QUERY_VALUES = ['', 'x', '-1', '0', '1.5', '1e309', 'NaN', '9'.repeat(40), 'asc', 'exact', 'none', '1m', '1d', '2024-01-01T00:00:00Z', '0001-01-01T00:00:00Z', '2024-02-30T00:00:00Z', '{}', '{"a":1}', '[1]', 'null', '\u0000', '{"a":"\\u0000"}', '{"a":"\\ud800"}', `{"a":${'['.repeat(1500)}${']'.repeat(1500)}}`, "'; drop table events; --", '%', '_', 'a,,b', 'AAAA', 'é'];
-const READ_PATHS = ['/events', '/metrics/events', '/health/business', `/events/${crypto.randomUUID()}`, '/events/x', '/health/detailed', '/metrics', '/console/..%2fpackage.json', '/docs/x'];
+const QUERY_KEYS = [
+  'service',
+  'from',
+  'to',
+  'order',
+  'page',
+  'pageSize',
+  'cursor',
+  'q',
+  'metadata',
+  'metadata.a',
+  'metadata.a.b',
+  'metadata.__proto__',
+  'count',
+  'bucket',
+  'x',
+];
+const QUERY_VALUES = [
+  '',
+  'x',
+  '-1',
+  '0',
+  '1.5',
+  '1e309',
+  'NaN',
+  '9'.repeat(40),
+  'asc',
+  'exact',
+  'none',
+  '1m',
+  '1d',
+  '2024-01-01T00:00:00Z',
+  '0001-01-01T00:00:00Z',
+  '2024-02-30T00:00:00Z',
+  '{}',
+  '{"a":1}',
+  '[1]',
+  'null',
+  '\u0000',
+  '{"a":"\\u0000"}',
+  '{"a":"\\ud800"}',
+  `{"a":${'['.repeat(1500)}${']'.repeat(1500)}}`,
+  "'; drop table events; --",
+  '%',
+  '_',
+  'a,,b',
+  'AAAA',
+  'é',
+];
+const READ_PATHS = [
+  '/events',
+  '/metrics/events',
+  '/health/business',
+  `/events/${crypto.randomUUID()}`,
+  '/events/x',
+  '/health/detailed',
+  '/metrics',
+  '/console/..%2fpackage.json',
+  '/docs/x',
+];
 
 describe('random hostile requests [embedded]', () => {
   let target: Target;
@@ -92,8 +218,30 @@ describe('random hostile requests [embedded]', () => {
       () => ['/events', 'application/json', JSON.stringify(mutate(event()))],
       () => ['/events/batch', 'application/json', JSON.stringify(mutate([event(), event()]))],
       () => ['/events/batch', 'application/x-ndjson', [mutate(event()), mutate(event())].map((x) => JSON.stringify(x) ?? '').join('\n')],
-      () => ['/v1/logs', 'application/x-protobuf', flip(OtlpRequest.encode(OtlpRequest.fromObject({ ...otlp(), resourceLogs: [{ scopeLogs: [{ logRecords: [{ timeUnixNano: nowNs(), body: { stringValue: 'p' } }] }] }] })).finish())],
-      () => ['/loki/api/v1/push', 'application/x-protobuf', flip(compressSync(Buffer.from(PushRequest.encode(PushRequest.fromObject({ streams: [{ labels: '{service_name="fuzz"}', entries: [{ timestamp: { seconds: Math.floor(Date.now() / 1000) }, line: 'p' }] }] })).finish())))],
+      () => [
+        '/v1/logs',
+        'application/x-protobuf',
+        flip(
+          OtlpRequest.encode(
+            OtlpRequest.fromObject({ ...otlp(), resourceLogs: [{ scopeLogs: [{ logRecords: [{ timeUnixNano: nowNs(), body: { stringValue: 'p' } }] }] }] }),
+          ).finish(),
+        ),
+      ],
+      () => [
+        '/loki/api/v1/push',
+        'application/x-protobuf',
+        flip(
+          compressSync(
+            Buffer.from(
+              PushRequest.encode(
+                PushRequest.fromObject({
+                  streams: [{ labels: '{service_name="fuzz"}', entries: [{ timestamp: { seconds: Math.floor(Date.now() / 1000) }, line: 'p' }] }],
+                }),
+              ).finish(),
+            ),
+          ),
+        ),
+      ],
     ];
     const failures: string[] = [];
     for (let i = 0; i < REQUESTS && failures.length < 5; i++) {
@@ -105,7 +253,9 @@ describe('random hostile requests [embedded]', () => {
         res = await svc.app.request(url, { method: 'POST', headers: { 'content-type': type }, body });
         what = `POST ${url} ${type} ${typeof body === 'string' ? body.slice(0, 300) : Buffer.from(body).toString('hex').slice(0, 300)}`;
       } else {
-        const qs = Array.from({ length: Math.floor(next() * 4) }, () => `${pick(QUERY_KEYS)}=${encodeURIComponent(pick(QUERY_VALUES).toWellFormed())}`).join('&');
+        const qs = Array.from({ length: Math.floor(next() * 4) }, () => `${pick(QUERY_KEYS)}=${encodeURIComponent(pick(QUERY_VALUES).toWellFormed())}`).join(
+          '&',
+        );
         const url = `${pick(READ_PATHS)}?${qs}`;
         res = await svc.app.request(url);
         what = `GET ${url.slice(0, 300)}`;
@@ -114,7 +264,11 @@ describe('random hostile requests [embedded]', () => {
       if (res.status >= 500) failures.push(`${res.status} ${text.slice(0, 120)} <- ${what}`);
     }
     expect(failures, `FUZZ_SEED=${SEED} replays this run`).toEqual([]);
-    const after = await svc.app.request('/events?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ service: 'fuzz-after', message: 'still here' }) });
+    const after = await svc.app.request('/events?wait=true', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ service: 'fuzz-after', message: 'still here' }),
+    });
     expect(after.status).toBe(201);
     const read = (await (await svc.app.request('/events?service=fuzz-after')).json()) as { pagination: { total: number } };
     expect(read.pagination.total).toBe(1);

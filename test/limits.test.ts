@@ -31,7 +31,11 @@ describe('rate limits [embedded]', () => {
     expect(one.status).toBe(202);
     expect(one.headers.get('ratelimit-policy')).toBe('50;w=60');
     expect(one.headers.get('ratelimit')).toMatch(/^limit=50, remaining=49, reset=(59|60)$/);
-    const batch = await svc.app.request('/events/batch', { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: '{"service":"s","message":"m"}' });
+    const batch = await svc.app.request('/events/batch', {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson' },
+      body: '{"service":"s","message":"m"}',
+    });
     expect(batch.status).toBe(202);
     expect(batch.headers.get('ratelimit')).toMatch(/^limit=50, remaining=48, reset=/);
     const bad = await postEvent(svc.app, { service: '', message: 'm' });
@@ -116,7 +120,8 @@ describe.skipIf(!redisBin)('rate limits while Redis is gone', () => {
     redis.signal('SIGSTOP');
     try {
       const hung = Date.now();
-      for (let i = 0; i < 12; i++) expect((await postEvent(svc.app, { service: 'redis-hung', message: `m${i}` }, { authorization: `Bearer ${K1}` })).status).toBe(202);
+      for (let i = 0; i < 12; i++)
+        expect((await postEvent(svc.app, { service: 'redis-hung', message: `m${i}` }, { authorization: `Bearer ${K1}` })).status).toBe(202);
       expect(Date.now() - hung).toBeLessThan(2_500);
       expect(await storeUp()).toBe(0);
     } finally {

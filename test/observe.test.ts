@@ -67,9 +67,22 @@ describe('observability [embedded]', () => {
     await until(() => svc.queue.depth === 0); // earlier tests' events are written before the first scrape
     const before = await scrape();
     for (const line of before.split('\n').filter(Boolean)) {
-      expect(line).toMatch(/^(# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+|[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? [-+0-9.eE]+|[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? (NaN|\+Inf|-Inf))$/);
+      expect(line).toMatch(
+        /^(# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+|[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? [-+0-9.eE]+|[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? (NaN|\+Inf|-Inf))$/,
+      );
     }
-    for (const name of ['aurore_events_accepted_total', 'aurore_events_written_total', 'aurore_queue_depth_events', 'aurore_queue_capacity_events', 'aurore_batch_insert_duration_seconds', 'aurore_batch_size_events', 'aurore_circuit_breaker_open', 'aurore_requests_rate_limited_total', 'aurore_http_request_duration_seconds', 'aurore_event_loop_lag_seconds']) {
+    for (const name of [
+      'aurore_events_accepted_total',
+      'aurore_events_written_total',
+      'aurore_queue_depth_events',
+      'aurore_queue_capacity_events',
+      'aurore_batch_insert_duration_seconds',
+      'aurore_batch_size_events',
+      'aurore_circuit_breaker_open',
+      'aurore_requests_rate_limited_total',
+      'aurore_http_request_duration_seconds',
+      'aurore_event_loop_lag_seconds',
+    ]) {
       expect(before).toContain(`# TYPE ${name} `);
     }
     const written = svc.batcher.stats.written;
@@ -81,13 +94,29 @@ describe('observability [embedded]', () => {
     expect(sample(after, 'aurore_events_received_total') - sample(before, 'aurore_events_received_total')).toBe(4);
     expect(sample(after, 'aurore_events_invalid_total') - sample(before, 'aurore_events_invalid_total')).toBe(1);
     expect(sample(after, 'aurore_events_written_total') - sample(before, 'aurore_events_written_total')).toBe(3);
-    expect(sample(after, 'aurore_http_request_duration_seconds_count', 'route="/events",method="POST",status="202"') - sample(before, 'aurore_http_request_duration_seconds_count', 'route="/events",method="POST",status="202"')).toBe(3);
+    expect(
+      sample(after, 'aurore_http_request_duration_seconds_count', 'route="/events",method="POST",status="202"') -
+        sample(before, 'aurore_http_request_duration_seconds_count', 'route="/events",method="POST",status="202"'),
+    ).toBe(3);
     expect(sample(after, 'aurore_batch_size_events_count')).toBeGreaterThan(sample(before, 'aurore_batch_size_events_count'));
     // The request histogram (counted in place, not by prom-client's Histogram): cumulative buckets
     // ending at the count, in prom-client's own label order.
     const series = 'route="/events",method="POST",status="202"}';
     const buckets = after.split('\n').filter((l) => l.startsWith('aurore_http_request_duration_seconds_bucket{le=') && l.includes(series));
-    expect(buckets.map((l) => l.slice(l.indexOf('le="') + 4, l.indexOf('",')))).toEqual(['0.0005', '0.001', '0.0025', '0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '1', '5', '+Inf']);
+    expect(buckets.map((l) => l.slice(l.indexOf('le="') + 4, l.indexOf('",')))).toEqual([
+      '0.0005',
+      '0.001',
+      '0.0025',
+      '0.005',
+      '0.01',
+      '0.025',
+      '0.05',
+      '0.1',
+      '0.25',
+      '1',
+      '5',
+      '+Inf',
+    ]);
     const counts = buckets.map((l) => Number(l.split(' ')[1]));
     expect(counts).toEqual([...counts].sort((a, b) => a - b));
     expect(counts.at(-1)).toBe(sample(after, 'aurore_http_request_duration_seconds_count', series.slice(0, -1)));
@@ -122,7 +151,6 @@ describe('observability [embedded]', () => {
     const other = await svc.app.request('/events', { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'GET' } });
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
   });
-
 });
 
 // Its own service: a REQUEST_TIMEOUT_MS of 300 ms for every route would make the suite above depend on
@@ -135,7 +163,11 @@ describe('request timeout [embedded]', () => {
   const auth = { authorization: `Bearer ${KEY}` };
   beforeAll(async () => {
     target = await newTarget('embedded');
-    svc = await startService(target, { API_KEYS: `ops:admin:${KEY}`, REQUEST_TIMEOUT_MS: '300', WAIT_TIMEOUT_MS: '10000' }, { log, faults: { beforeWrite: () => gate } });
+    svc = await startService(
+      target,
+      { API_KEYS: `ops:admin:${KEY}`, REQUEST_TIMEOUT_MS: '300', WAIT_TIMEOUT_MS: '10000' },
+      { log, faults: { beforeWrite: () => gate } },
+    );
   });
   afterAll(async () => {
     await svc?.stop();
@@ -144,12 +176,17 @@ describe('request timeout [embedded]', () => {
 
   test('a request that outlives REQUEST_TIMEOUT_MS is a 503 request_timeout, and its event is still written', async () => {
     gate = new Promise<void>((r) => (open = r));
-    const res = await svc.app.request('/events?wait=true', { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ service: 'slow', message: 'm' }) });
+    const res = await svc.app.request('/events?wait=true', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...auth },
+      body: JSON.stringify({ service: 'slow', message: 'm' }),
+    });
     expect(res.status).toBe(503);
     expect(((await res.json()) as { error: string }).error).toBe('request_timeout');
     // Its duration (300 ms) is counted in the buckets above 0.25 s and not below.
     const metrics = await (await svc.app.request('/metrics', { headers: auth })).text();
-    const bucket = (le: string) => metrics.split('\n').find((l) => l.startsWith(`aurore_http_request_duration_seconds_bucket{le="${le}",route="/events",method="POST",status="503"}`));
+    const bucket = (le: string) =>
+      metrics.split('\n').find((l) => l.startsWith(`aurore_http_request_duration_seconds_bucket{le="${le}",route="/events",method="POST",status="503"}`));
     expect([bucket('0.25'), bucket('1')]).toEqual([expect.stringMatching(/ 0$/), expect.stringMatching(/ 1$/)]);
     open();
     gate = Promise.resolve();

@@ -27,7 +27,11 @@ describe('backpressure and acknowledgements [embedded]', () => {
   test('Retry-After follows the drain rate: half the queue at the measured rate, not the fallback', async () => {
     let slow = true;
     // Each batch of 50 takes 100 ms: a drain near 500 events/s once measured.
-    const svc = await service(await target(), { QUEUE_MAX_EVENTS: '4000', BATCH_SIZE: '50', RETRY_AFTER_SECONDS: '30' }, { faults: { beforeWrite: () => (slow ? Bun.sleep(100) : Promise.resolve()) } });
+    const svc = await service(
+      await target(),
+      { QUEUE_MAX_EVENTS: '4000', BATCH_SIZE: '50', RETRY_AFTER_SECONDS: '30' },
+      { faults: { beforeWrite: () => (slow ? Bun.sleep(100) : Promise.resolve()) } },
+    );
     const feed = async () => {
       for (;;) {
         const r = await svc.app.request('/events/batch', { method: 'POST', headers: json, body: batch(100) });
@@ -109,7 +113,10 @@ describe('health and reads [embedded]', () => {
   test('GET /events/:id returns the newest of two events that share an id', async () => {
     const svc = await service(await target());
     const id = '0193b7a4-5c2e-7d3f-9a1b-2c3d4e5f6a7b';
-    for (const [timestamp, message] of [['2024-05-01T00:00:00Z', 'older'], ['2024-05-02T00:00:00Z', 'newer']]) {
+    for (const [timestamp, message] of [
+      ['2024-05-01T00:00:00Z', 'older'],
+      ['2024-05-02T00:00:00Z', 'newer'],
+    ]) {
       expect((await postEvent(svc.app, { id, timestamp, service: 'twins', message }, { prefer: 'wait' })).status).toBe(201);
     }
     const res = await svc.app.request(`/events/${id}`);
@@ -150,7 +157,7 @@ describe('rate budgets and request logs [embedded]', () => {
 describe('maintenance on its own [embedded]', () => {
   test('jobs run on their schedule without being asked, and a failing job shows in lastError, aurore_job_failing and degraded', async () => {
     const svc = await service(await target('embedded', { fresh: true }), { AGGREGATE_REFRESH_SECONDS: '1' }, { edition: 'apache' });
-    const rollup = async () => ((await svc.state.jobs!.status()).find((j) => j.name === 'rollup')!);
+    const rollup = async () => (await svc.state.jobs!.status()).find((j) => j.name === 'rollup')!;
     const runs = (await rollup()).runs;
     await until(async () => (await rollup()).runs >= runs + 2, 20_000, 'the rollup to run twice by itself');
     // Break what the job needs: its function.
@@ -171,20 +178,31 @@ describe.each(engines)('upgrading a database that already holds events [%s]', (k
     const t = await target(kind, { fresh: true });
     // The database as the release before the aggregates left it: events, no analytics schema.
     const direct = await t.open();
-    await migrate(direct, createLogger('silent'), loadMigrations().filter((m) => m.version <= 2));
+    await migrate(
+      direct,
+      createLogger('silent'),
+      loadMigrations().filter((m) => m.version <= 2),
+    );
     await direct.query(
       `INSERT INTO events (id, time, service, message)
        SELECT gen_random_uuid(), now() - interval '3 days' + g * interval '1 minute', 'old-' || (g % 3), 'm' FROM generate_series(1, 2000) g`,
     );
     await direct.close();
-    const svc = await service(t, { RETENTION_DAYS: '30', AGGREGATE_MINUTE_RETENTION_DAYS: '90', AGGREGATE_HOUR_RETENTION_DAYS: '730', AGGREGATE_DAY_RETENTION_DAYS: '730' });
+    const svc = await service(t, {
+      RETENTION_DAYS: '30',
+      AGGREGATE_MINUTE_RETENTION_DAYS: '90',
+      AGGREGATE_HOUR_RETENTION_DAYS: '730',
+      AGGREGATE_DAY_RETENTION_DAYS: '730',
+    });
     // No runAll: the first maintenance run at start does it.
     const total = async () => {
       const [r] = await svc.engine.query<{ n: number }>(`SELECT coalesce(sum(events), 0)::int AS n FROM analytics.events_per_day WHERE service LIKE 'old-%'`);
       return r!.n;
     };
     await until(async () => (await total()) === 2000, 60_000, 'the aggregates to count the 2,000 stored events');
-    const [byHour] = await svc.engine.query<{ n: number }>(`SELECT coalesce(sum(events), 0)::int AS n FROM analytics.events_per_hour WHERE service LIKE 'old-%'`);
+    const [byHour] = await svc.engine.query<{ n: number }>(
+      `SELECT coalesce(sum(events), 0)::int AS n FROM analytics.events_per_hour WHERE service LIKE 'old-%'`,
+    );
     expect(byHour!.n).toBe(2000);
   });
 });

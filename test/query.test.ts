@@ -26,7 +26,11 @@ describe.each(engines)('query API [%s]', (kind) => {
   };
   const store = async (events: unknown[]) => {
     for (let i = 0; i < events.length; i += 5000) {
-      const res = await svc.app.request('/events/batch?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events.slice(i, i + 5000)) });
+      const res = await svc.app.request('/events/batch?wait=true', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(events.slice(i, i + 5000)),
+      });
       expect(res.status).toBe(201);
     }
   };
@@ -215,7 +219,10 @@ describe.each(engines)('message search index [%s]', (kind) => {
       const res = await svc.app.request('/events/batch?wait=true', {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify([{ service: 's', message: 'Disk FULL on host-7' }, { service: 's', message: 'all good' }]),
+        body: JSON.stringify([
+          { service: 's', message: 'Disk FULL on host-7' },
+          { service: 's', message: 'all good' },
+        ]),
       });
       expect(res.status).toBe(201);
       const found = (await (await svc.app.request('/events?q=disk%20full')).json()) as { pagination: { total: number } };
@@ -247,7 +254,11 @@ describe.skipIf(!engines.includes('server'))('reads end with their request [serv
   let watcher: postgres.Sql;
   let release: () => void = () => {};
   const reads = () =>
-    watcher<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'aurore-events' AND datname = current_database() AND query LIKE '%FROM events%' AND state = 'active'`.then((r) => r[0]!.n);
+    watcher<
+      { n: number }[]
+    >`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'aurore-events' AND datname = current_database() AND query LIKE '%FROM events%' AND state = 'active'`.then(
+      (r) => r[0]!.n,
+    );
   beforeAll(async () => {
     target = await newTarget('server');
     svc = await startService(target, { REQUEST_TIMEOUT_MS: '1500', WAIT_TIMEOUT_MS: '1000' });
@@ -356,7 +367,10 @@ describe('reads in time slices [embedded]', () => {
     for (const [qs, where] of [
       ['q=needle', `message ILIKE '%needle%'`],
       ['metadata.tag=x', `metadata->>'tag' = 'x'`],
-      ['q=needle&metadata.tag=x&from=2024-03-10T00:00:00Z&to=2024-04-01T00:00:00Z', `message ILIKE '%needle%' AND metadata->>'tag' = 'x' AND time >= '2024-03-10' AND time <= '2024-04-01'`],
+      [
+        'q=needle&metadata.tag=x&from=2024-03-10T00:00:00Z&to=2024-04-01T00:00:00Z',
+        `message ILIKE '%needle%' AND metadata->>'tag' = 'x' AND time >= '2024-03-10' AND time <= '2024-04-01'`,
+      ],
     ] as const) {
       for (const order of ['desc', 'asc'] as const) {
         const want = await expected(where, order === 'desc' ? 'DESC' : 'ASC');
@@ -364,7 +378,8 @@ describe('reads in time slices [embedded]', () => {
         expect({ qs, order, ids: await walk(`${qs}&order=${order}`) }).toEqual({ qs, order, ids: want });
         // The MVP's offset pages: the same matches, page after page.
         const paged: string[] = [];
-        for (let p = 1; p <= Math.ceil(want.length / 97); p++) paged.push(...(await get(`${qs}&order=${order}&page=${p}&pageSize=97&count=none`)).events.map((e) => e.id));
+        for (let p = 1; p <= Math.ceil(want.length / 97); p++)
+          paged.push(...(await get(`${qs}&order=${order}&page=${p}&pageSize=97&count=none`)).events.map((e) => e.id));
         expect({ qs, order, paged }).toEqual({ qs, order, paged: want });
         for (const count of ['exact', 'auto']) {
           const first = await get(`${qs}&order=${order}&count=${count}`);
@@ -409,7 +424,13 @@ describe('reads in time slices [embedded]', () => {
       ended.push('search');
     });
     await Bun.sleep(30);
-    const write = Promise.resolve(svc.app.request('/events?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ service: 'w', message: 'during a search' }) })).then((r) => {
+    const write = Promise.resolve(
+      svc.app.request('/events?wait=true', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ service: 'w', message: 'during a search' }),
+      }),
+    ).then((r) => {
       expect(r.status).toBe(201);
       ended.push('write');
     });
@@ -434,11 +455,17 @@ describe('time slices partition the range [embedded]', () => {
       for (const order of ['desc', 'asc'] as const) {
         const seen: string[] = [];
         let slices = 0;
-        await eachSlice(svc.engine, { order }, 0, async (where, params) => {
-          slices++;
-          seen.push(...(await svc.engine.query<{ id: string }>(`SELECT id FROM events WHERE ${where}`, params)).map((r) => r.id));
-          return 'more';
-        }, new RangeStats());
+        await eachSlice(
+          svc.engine,
+          { order },
+          0,
+          async (where, params) => {
+            slices++;
+            seen.push(...(await svc.engine.query<{ id: string }>(`SELECT id FROM events WHERE ${where}`, params)).map((r) => r.id));
+            return 'more';
+          },
+          new RangeStats(),
+        );
         expect(slices).toBeGreaterThan(2);
         expect({ order, ids: seen.sort() }).toEqual({ order, ids: all });
       }

@@ -40,7 +40,12 @@ async function events(svc: Svc, query: string): Promise<Stored[]> {
 const otlpJson = (service: string | undefined, records: Record<string, unknown>[], resource: Record<string, unknown> = {}) => ({
   resourceLogs: [
     {
-      resource: { attributes: [...(service === undefined ? [] : [{ key: 'service.name', value: { stringValue: service } }]), ...Object.entries(resource).map(([key, value]) => ({ key, value }))] },
+      resource: {
+        attributes: [
+          ...(service === undefined ? [] : [{ key: 'service.name', value: { stringValue: service } }]),
+          ...Object.entries(resource).map(([key, value]) => ({ key, value })),
+        ],
+      },
       scopeLogs: [{ scope: { name: 'test-scope', version: '0.1' }, logRecords: records }],
     },
   ],
@@ -65,54 +70,57 @@ describe.each(engines)('agents send with their own clients [%s]', (kind) => {
   test.each([
     ['OTLP/JSON', OtlpJsonExporter],
     ['OTLP protobuf', OtlpProtoExporter],
-  ] as const)('the OpenTelemetry SDK exporter (%s): every record stored with service, time to the microsecond, body, attributes, severity, trace context, scope and resource', async (name, Exporter) => {
-    const service = `otel-${name.includes('JSON') ? 'json' : 'proto'}`;
-    const exporter = new Exporter({ url: `http://127.0.0.1:${server.port}/v1/logs` });
-    const provider = new LoggerProvider({
-      resource: resourceFromAttributes({ 'service.name': service, 'deployment.environment': 'test', 'host.name': 'box-1' }),
-      processors: [new BatchLogRecordProcessor({ exporter, scheduledDelayMillis: 20 })],
-    });
-    const logger = provider.getLogger('checkout', '2.1.0');
-    const spanContext = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: TraceFlags.SAMPLED };
-    const base = Math.floor(Date.now() / 1000) - 60;
-    for (let i = 0; i < 50; i++) {
-      logger.emit({
-        body: `order ${i} placed`,
-        severityText: 'INFO',
-        severityNumber: 9,
-        timestamp: [base, 123_456_789 + i * 1000], // [seconds, nanoseconds]
-        attributes: { 'order.id': i, 'user.tier': 'gold', amount: 12.5 },
-        context: trace.setSpanContext(ROOT_CONTEXT, spanContext),
+  ] as const)(
+    'the OpenTelemetry SDK exporter (%s): every record stored with service, time to the microsecond, body, attributes, severity, trace context, scope and resource',
+    async (name, Exporter) => {
+      const service = `otel-${name.includes('JSON') ? 'json' : 'proto'}`;
+      const exporter = new Exporter({ url: `http://127.0.0.1:${server.port}/v1/logs` });
+      const provider = new LoggerProvider({
+        resource: resourceFromAttributes({ 'service.name': service, 'deployment.environment': 'test', 'host.name': 'box-1' }),
+        processors: [new BatchLogRecordProcessor({ exporter, scheduledDelayMillis: 20 })],
       });
-    }
-    logger.emit({ body: { kind: 'structured', items: [1, 2] }, severityText: 'WARN', severityNumber: 13, timestamp: [base, 999_999_999] });
-    await provider.forceFlush();
-    await provider.shutdown();
-    await until(() => svc.queue.depth === 0);
-    const got = await events(svc, `service=${service}&order=asc`);
-    expect(got).toHaveLength(51);
-    const first = got[0]!;
-    expect(first.message).toBe('order 0 placed');
-    expect(first.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/); // a UUIDv7
-    expect(first.id.replace(/-/g, '').slice(0, 12)).toBe((base * 1000 + 123).toString(16).padStart(12, '0')); // of the event's millisecond
-    expect(first.timestamp).toBe(`${new Date(base * 1000).toISOString().slice(0, 19)}.123456Z`); // nanoseconds past the microsecond dropped
-    expect(first.metadata).toEqual({
-      'order.id': 0,
-      'user.tier': 'gold',
-      amount: 12.5,
-      severity_text: 'INFO',
-      severity_number: 9,
-      trace_id: spanContext.traceId,
-      span_id: spanContext.spanId,
-      flags: 1,
-      scope: { name: 'checkout', version: '2.1.0' },
-      resource: { 'deployment.environment': 'test', 'host.name': 'box-1' },
-    });
-    expect(got.map((e) => e.message).slice(0, 50)).toEqual(Array.from({ length: 50 }, (_, i) => `order ${i} placed`));
-    const structured = got[50]!;
-    expect(JSON.parse(structured.message)).toEqual({ kind: 'structured', items: [1, 2] });
-    expect(structured.metadata).toMatchObject({ severity_text: 'WARN', severity_number: 13 });
-  });
+      const logger = provider.getLogger('checkout', '2.1.0');
+      const spanContext = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: TraceFlags.SAMPLED };
+      const base = Math.floor(Date.now() / 1000) - 60;
+      for (let i = 0; i < 50; i++) {
+        logger.emit({
+          body: `order ${i} placed`,
+          severityText: 'INFO',
+          severityNumber: 9,
+          timestamp: [base, 123_456_789 + i * 1000], // [seconds, nanoseconds]
+          attributes: { 'order.id': i, 'user.tier': 'gold', amount: 12.5 },
+          context: trace.setSpanContext(ROOT_CONTEXT, spanContext),
+        });
+      }
+      logger.emit({ body: { kind: 'structured', items: [1, 2] }, severityText: 'WARN', severityNumber: 13, timestamp: [base, 999_999_999] });
+      await provider.forceFlush();
+      await provider.shutdown();
+      await until(() => svc.queue.depth === 0);
+      const got = await events(svc, `service=${service}&order=asc`);
+      expect(got).toHaveLength(51);
+      const first = got[0]!;
+      expect(first.message).toBe('order 0 placed');
+      expect(first.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/); // a UUIDv7
+      expect(first.id.replace(/-/g, '').slice(0, 12)).toBe((base * 1000 + 123).toString(16).padStart(12, '0')); // of the event's millisecond
+      expect(first.timestamp).toBe(`${new Date(base * 1000).toISOString().slice(0, 19)}.123456Z`); // nanoseconds past the microsecond dropped
+      expect(first.metadata).toEqual({
+        'order.id': 0,
+        'user.tier': 'gold',
+        amount: 12.5,
+        severity_text: 'INFO',
+        severity_number: 9,
+        trace_id: spanContext.traceId,
+        span_id: spanContext.spanId,
+        flags: 1,
+        scope: { name: 'checkout', version: '2.1.0' },
+        resource: { 'deployment.environment': 'test', 'host.name': 'box-1' },
+      });
+      expect(got.map((e) => e.message).slice(0, 50)).toEqual(Array.from({ length: 50 }, (_, i) => `order ${i} placed`));
+      const structured = got[50]!;
+      expect(JSON.parse(structured.message)).toEqual({ kind: 'structured', items: [1, 2] });
+      expect(structured.metadata).toMatchObject({ severity_text: 'WARN', severity_number: 13 });
+    },
+  );
 
   test.each([
     ['protobuf + snappy', false],
@@ -120,7 +128,14 @@ describe.each(engines)('agents send with their own clients [%s]', (kind) => {
   ] as const)('winston-loki (%s): every line stored under its service label, labels and structured metadata in metadata', async (name, json) => {
     const service = `winston-${json ? 'json' : 'proto'}`;
     const statuses: number[] = [];
-    const transport = new LokiTransport({ host: `http://127.0.0.1:${server.port}`, json, labels: { service_name: service, env: 'test' }, batching: true, interval: 0.05, onConnectionError: (e: unknown) => statuses.push(-1) });
+    const transport = new LokiTransport({
+      host: `http://127.0.0.1:${server.port}`,
+      json,
+      labels: { service_name: service, env: 'test' },
+      batching: true,
+      interval: 0.05,
+      onConnectionError: (e: unknown) => statuses.push(-1),
+    });
     const logger = winston.createLogger({ transports: [transport] });
     for (let i = 0; i < 30; i++) logger.info(`line ${i}`, { labels: { shard: String(i % 3) } });
     await until(async () => (await events(svc, `service=${service}`)).length === 30, 20_000, `${name}: 30 lines stored`);
@@ -132,7 +147,11 @@ describe.each(engines)('agents send with their own clients [%s]', (kind) => {
   });
 
   test('?wait=true on OTLP answers once committed: the records are found at once', async () => {
-    const res = await fetch(`http://127.0.0.1:${server.port}/v1/logs?wait=true`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(otlpJson('otlp-wait', [{ timeUnixNano: nowNs(), body: { stringValue: 'committed' } }])) });
+    const res = await fetch(`http://127.0.0.1:${server.port}/v1/logs?wait=true`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(otlpJson('otlp-wait', [{ timeUnixNano: nowNs(), body: { stringValue: 'committed' } }])),
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get('x-ingest-ack')).toBe('committed');
     expect(await res.json()).toEqual({});
@@ -142,13 +161,27 @@ describe.each(engines)('agents send with their own clients [%s]', (kind) => {
   test('two identical records in one request (same microsecond, same body) are two events', async () => {
     const t = nowNs();
     const same = { timeUnixNano: t, body: { stringValue: 'twice' }, attributes: [{ key: 'k', value: { stringValue: 'v' } }] };
-    expect((await svc.app.request('/v1/logs?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(otlpJson('otlp-twins', [same, same])) })).status).toBe(200);
+    expect(
+      (
+        await svc.app.request('/v1/logs?wait=true', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(otlpJson('otlp-twins', [same, same])),
+        })
+      ).status,
+    ).toBe(200);
     expect(await events(svc, 'service=otlp-twins')).toHaveLength(2);
   });
 
   test('an exporter that retries a request stores each record once (ids follow the records)', async () => {
-    const body = JSON.stringify(otlpJson('otlp-retry', Array.from({ length: 20 }, (_, i) => ({ timeUnixNano: `${1_764_400_000_000_000_000n + BigInt(i) * 1000n}`, body: { stringValue: `r${i}` } }))));
-    for (let i = 0; i < 3; i++) expect((await svc.app.request('/v1/logs?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body })).status).toBe(200);
+    const body = JSON.stringify(
+      otlpJson(
+        'otlp-retry',
+        Array.from({ length: 20 }, (_, i) => ({ timeUnixNano: `${1_764_400_000_000_000_000n + BigInt(i) * 1000n}`, body: { stringValue: `r${i}` } })),
+      ),
+    );
+    for (let i = 0; i < 3; i++)
+      expect((await svc.app.request('/v1/logs?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body })).status).toBe(200);
     expect(await events(svc, 'service=otlp-retry')).toHaveLength(20);
   });
 });
@@ -164,8 +197,14 @@ describe('the mapping, field by field [embedded]', () => {
     await svc?.stop();
     await target?.destroy();
   });
-  const otlp = async (body: unknown, type = 'application/json') => svc.app.request('/v1/logs?wait=true', { method: 'POST', headers: { 'content-type': type }, body: type.includes('json') ? JSON.stringify(body) : (body as Uint8Array) });
-  const loki = (body: unknown) => svc.app.request('/loki/api/v1/push?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const otlp = async (body: unknown, type = 'application/json') =>
+    svc.app.request('/v1/logs?wait=true', {
+      method: 'POST',
+      headers: { 'content-type': type },
+      body: type.includes('json') ? JSON.stringify(body) : (body as Uint8Array),
+    });
+  const loki = (body: unknown) =>
+    svc.app.request('/loki/api/v1/push?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
   test('OTLP: no service.name is unknown_service; characters outside the service alphabet become _', async () => {
     expect((await otlp(otlpJson(undefined, [{ timeUnixNano: nowNs(), body: { stringValue: 'anonymous' } }]))).status).toBe(200);
@@ -179,7 +218,13 @@ describe('the mapping, field by field [embedded]', () => {
     const t = BigInt(secs) * 1_000_000_000n + 123_456_789n;
     const iso = new Date(secs * 1000).toISOString().slice(0, 19);
     const before = Date.now();
-    await otlp(otlpJson('otlp-times', [{ timeUnixNano: `${t}`, body: { stringValue: 'event time' } }, { observedTimeUnixNano: `${t + 1000n}`, body: { stringValue: 'observed' } }, { body: { stringValue: 'none' } }]));
+    await otlp(
+      otlpJson('otlp-times', [
+        { timeUnixNano: `${t}`, body: { stringValue: 'event time' } },
+        { observedTimeUnixNano: `${t + 1000n}`, body: { stringValue: 'observed' } },
+        { body: { stringValue: 'none' } },
+      ]),
+    );
     const got = Object.fromEntries((await events(svc, 'service=otlp-times')).map((e) => [e.message, e.timestamp]));
     expect(got['event time']).toBe(`${iso}.123456Z`); // the nanoseconds past the microsecond dropped
     expect(got.observed).toBe(`${iso}.123457Z`);
@@ -187,11 +232,23 @@ describe('the mapping, field by field [embedded]', () => {
   });
 
   test('OTLP: bodies that are not strings are stored as JSON (64-bit integers as text), bytes as their base64', async () => {
-    await otlp(otlpJson('otlp-bodies', [
-      { timeUnixNano: nowNs(), body: { kvlistValue: { values: [{ key: 'a', value: { intValue: '9007199254740993' } }, { key: 'b', value: { boolValue: true } }] } } },
-      { timeUnixNano: `${BigInt(nowNs()) + 1n * 1000n}`, body: { bytesValue: Buffer.from('raw').toString('base64') } },
-      { timeUnixNano: `${BigInt(nowNs()) + 2n * 1000n}`, body: { arrayValue: { values: [{ doubleValue: 1.5 }, { stringValue: 'x' }] } } },
-    ]));
+    await otlp(
+      otlpJson('otlp-bodies', [
+        {
+          timeUnixNano: nowNs(),
+          body: {
+            kvlistValue: {
+              values: [
+                { key: 'a', value: { intValue: '9007199254740993' } },
+                { key: 'b', value: { boolValue: true } },
+              ],
+            },
+          },
+        },
+        { timeUnixNano: `${BigInt(nowNs()) + 1n * 1000n}`, body: { bytesValue: Buffer.from('raw').toString('base64') } },
+        { timeUnixNano: `${BigInt(nowNs()) + 2n * 1000n}`, body: { arrayValue: { values: [{ doubleValue: 1.5 }, { stringValue: 'x' }] } } },
+      ]),
+    );
     const messages = (await events(svc, 'service=otlp-bodies&order=asc')).map((e) => e.message).sort();
     expect(messages).toEqual(['cmF3', '[1.5,"x"]', '{"a":"9007199254740993","b":true}'].sort());
   });
@@ -213,19 +270,42 @@ describe('the mapping, field by field [embedded]', () => {
 
   test('OTLP: a record older than RETENTION_DAYS is counted in partialSuccess, its request-mates are stored', async () => {
     const old = `${BigInt(Date.now() - 40 * 86_400_000) * 1_000_000n}`;
-    const res = await otlp(otlpJson('otlp-partial', [{ timeUnixNano: old, body: { stringValue: 'too old' } }, { timeUnixNano: nowNs(), body: { stringValue: 'fine' } }]));
+    const res = await otlp(
+      otlpJson('otlp-partial', [
+        { timeUnixNano: old, body: { stringValue: 'too old' } },
+        { timeUnixNano: nowNs(), body: { stringValue: 'fine' } },
+      ]),
+    );
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ partialSuccess: { rejectedLogRecords: '1', errorMessage: expect.stringContaining('older than RETENTION_DAYS') } });
     expect((await events(svc, 'service=otlp-partial')).map((e) => e.message)).toEqual(['fine']);
   });
 
   test('OTLP protobuf: the answer is an ExportLogsServiceResponse in protobuf, partial success included', async () => {
-    const body = OtlpRequest.encode(OtlpRequest.fromObject({ resourceLogs: [{ resource: { attributes: [{ key: 'service.name', value: { stringValue: 'otlp-pb' } }] }, scopeLogs: [{ logRecords: [{ timeUnixNano: 1, body: { stringValue: 'year 1970' } }, { timeUnixNano: nowNs(), body: { stringValue: 'now' } }] }] }] })).finish();
+    const body = OtlpRequest.encode(
+      OtlpRequest.fromObject({
+        resourceLogs: [
+          {
+            resource: { attributes: [{ key: 'service.name', value: { stringValue: 'otlp-pb' } }] },
+            scopeLogs: [
+              {
+                logRecords: [
+                  { timeUnixNano: 1, body: { stringValue: 'year 1970' } },
+                  { timeUnixNano: nowNs(), body: { stringValue: 'now' } },
+                ],
+              },
+            ],
+          },
+        ],
+      }),
+    ).finish();
     const res = await otlp(body, 'application/x-protobuf');
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/x-protobuf');
     const decoded = OtlpResponse.toObject(OtlpResponse.decode(new Uint8Array(await res.arrayBuffer())), { longs: Number });
-    expect(decoded).toMatchObject({ partialSuccess: { rejectedLogRecords: 1, errorMessage: 'resourceLogs[0].scopeLogs[0].logRecords[0]: timestamp is older than RETENTION_DAYS (30 days)' } });
+    expect(decoded).toMatchObject({
+      partialSuccess: { rejectedLogRecords: 1, errorMessage: 'resourceLogs[0].scopeLogs[0].logRecords[0]: timestamp is older than RETENTION_DAYS (30 days)' },
+    });
   });
 
   test('Loki: the service from service_name, else service, else job, else app; other labels under labels; structured metadata in metadata', async () => {
@@ -253,8 +333,19 @@ describe('the mapping, field by field [embedded]', () => {
     const own = (o: object, k: string) => Object.getOwnPropertyDescriptor(o, k)?.value as unknown;
     const proto = <T>(v: T) => Object.fromEntries([['__proto__', v]]) as Record<string, T>;
     const records = [
-      { timeUnixNano: nowNs(), body: { stringValue: 'whole' }, attributes: [{ key: '__proto__', value: { kvlistValue: { values: [{ key: 'x', value: { stringValue: '1' } }] } } }] },
-      { timeUnixNano: nowNs(), body: { stringValue: 'cut' }, attributes: [{ key: '__proto__', value: { stringValue: 'kept' } }, { key: 'big', value: { stringValue: 'y'.repeat(600) } }] },
+      {
+        timeUnixNano: nowNs(),
+        body: { stringValue: 'whole' },
+        attributes: [{ key: '__proto__', value: { kvlistValue: { values: [{ key: 'x', value: { stringValue: '1' } }] } } }],
+      },
+      {
+        timeUnixNano: nowNs(),
+        body: { stringValue: 'cut' },
+        attributes: [
+          { key: '__proto__', value: { stringValue: 'kept' } },
+          { key: 'big', value: { stringValue: 'y'.repeat(600) } },
+        ],
+      },
     ];
     expect((await otlp(otlpJson('proto-otlp', records, proto({ stringValue: 'r' })))).status).toBe(200);
     const stored = await events(svc, 'service=proto-otlp');
@@ -268,8 +359,20 @@ describe('the mapping, field by field [embedded]', () => {
     expect((await loki({ streams: [{ stream: { service_name: 'proto-loki', ...proto('l') }, values: [[ts, 'json', proto('s')]] }] })).status).toBe(204);
     const [j] = await events(svc, 'service=proto-loki');
     expect([own(j!.metadata, '__proto__'), own(j!.metadata.labels, '__proto__')]).toEqual(['s', 'l']);
-    const pb = PushRequest.encode(PushRequest.fromObject({ streams: [{ labels: '{service_name="proto-lpb", __proto__="l"}', entries: [{ timestamp: { seconds: Math.floor(Date.now() / 1000) }, line: 'pb' }] }] })).finish();
-    expect((await svc.app.request('/loki/api/v1/push', { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: compressSync(Buffer.from(pb)) })).status).toBe(204);
+    const pb = PushRequest.encode(
+      PushRequest.fromObject({
+        streams: [{ labels: '{service_name="proto-lpb", __proto__="l"}', entries: [{ timestamp: { seconds: Math.floor(Date.now() / 1000) }, line: 'pb' }] }],
+      }),
+    ).finish();
+    expect(
+      (
+        await svc.app.request('/loki/api/v1/push', {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-protobuf' },
+          body: compressSync(Buffer.from(pb)),
+        })
+      ).status,
+    ).toBe(204);
     await until(() => svc.queue.depth === 0);
     const [b] = await events(svc, 'service=proto-lpb');
     expect(own(b!.metadata.labels, '__proto__')).toBe('l');
@@ -277,12 +380,29 @@ describe('the mapping, field by field [embedded]', () => {
 
   test('Loki protobuf: labels parsed from their text form, escapes included; timestamps to the microsecond', async () => {
     const secs = Math.floor(Date.now() / 1000) - 60;
-    const body = PushRequest.encode(PushRequest.fromObject({ streams: [{ labels: '{service_name="loki-pb", path="C:\\\\logs\\\\a \\"b\\""}', entries: [{ timestamp: { seconds: secs, nanos: 123_456_789 }, line: 'protobuf line', structuredMetadata: [{ name: 'user', value: 'u1' }] }] }] })).finish();
-    const res = await svc.app.request('/loki/api/v1/push', { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: compressSync(Buffer.from(body)) });
+    const body = PushRequest.encode(
+      PushRequest.fromObject({
+        streams: [
+          {
+            labels: '{service_name="loki-pb", path="C:\\\\logs\\\\a \\"b\\""}',
+            entries: [{ timestamp: { seconds: secs, nanos: 123_456_789 }, line: 'protobuf line', structuredMetadata: [{ name: 'user', value: 'u1' }] }],
+          },
+        ],
+      }),
+    ).finish();
+    const res = await svc.app.request('/loki/api/v1/push', {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-protobuf' },
+      body: compressSync(Buffer.from(body)),
+    });
     expect(res.status).toBe(204);
     await until(() => svc.queue.depth === 0);
     const [e] = await events(svc, 'service=loki-pb');
-    expect(e).toMatchObject({ message: 'protobuf line', timestamp: `${new Date(secs * 1000).toISOString().slice(0, 19)}.123456Z`, metadata: { user: 'u1', labels: { path: 'C:\\logs\\a "b"' } } });
+    expect(e).toMatchObject({
+      message: 'protobuf line',
+      timestamp: `${new Date(secs * 1000).toISOString().slice(0, 19)}.123456Z`,
+      metadata: { user: 'u1', labels: { path: 'C:\\logs\\a "b"' } },
+    });
   });
 });
 
@@ -303,7 +423,11 @@ describe('fitting a decoded record into an event', () => {
     const svc = await startService(target, { RETENTION_DAYS: '36500' });
     try {
       const moon = BigInt(Date.UTC(1969, 6, 20, 20, 17, 40)) * 1_000_000n + 123_456_789n;
-      const res = await svc.app.request('/v1/logs?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(otlpJson('otlp-1969', [{ timeUnixNano: `${moon}`, body: { stringValue: 'one small step' } }])) });
+      const res = await svc.app.request('/v1/logs?wait=true', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(otlpJson('otlp-1969', [{ timeUnixNano: `${moon}`, body: { stringValue: 'one small step' } }])),
+      });
       expect(await res.json()).toEqual({}); // nothing rejected
       const [e] = await events(svc, 'service=otlp-1969&from=1969-01-01T00:00:00Z');
       expect(e).toMatchObject({ message: 'one small step', timestamp: '1969-07-20T20:17:40.123456Z' });
@@ -326,16 +450,29 @@ describe('hostile bodies on both receivers [embedded]', () => {
     await svc?.stop();
     await target?.destroy();
   });
-  const post = (path: string, type: string, body: string | Uint8Array | Buffer, headers: Record<string, string> = {}) => svc.app.request(path, { method: 'POST', headers: { 'content-type': type, ...headers }, body });
+  const post = (path: string, type: string, body: string | Uint8Array | Buffer, headers: Record<string, string> = {}) =>
+    svc.app.request(path, { method: 'POST', headers: { 'content-type': type, ...headers }, body });
   const status = async (res: Response) => Status.toObject(Status.decode(new Uint8Array(await res.arrayBuffer())));
-  const valid = (service: string) => OtlpRequest.encode(OtlpRequest.fromObject({ resourceLogs: [{ resource: { attributes: [{ key: 'service.name', value: { stringValue: service } }] }, scopeLogs: [{ logRecords: [{ timeUnixNano: nowNs(), body: { stringValue: 'ok' } }] }] }] })).finish();
+  const valid = (service: string) =>
+    OtlpRequest.encode(
+      OtlpRequest.fromObject({
+        resourceLogs: [
+          {
+            resource: { attributes: [{ key: 'service.name', value: { stringValue: service } }] },
+            scopeLogs: [{ logRecords: [{ timeUnixNano: nowNs(), body: { stringValue: 'ok' } }] }],
+          },
+        ],
+      }),
+    ).finish();
 
   test('truncated protobuf: 400 with a google.rpc.Status (INVALID_ARGUMENT) for OTLP, plain text for Loki', async () => {
     const full = valid('hostile');
     const res = await post('/v1/logs', 'application/x-protobuf', full.slice(0, full.length - 5));
     expect(res.status).toBe(400);
     expect(await status(res)).toMatchObject({ code: 3, message: expect.stringContaining('protobuf') });
-    const lokiBody = compressSync(Buffer.from(PushRequest.encode(PushRequest.fromObject({ streams: [{ labels: '{job="x"}', entries: [{ line: 'y'.repeat(100) }] }] })).finish()));
+    const lokiBody = compressSync(
+      Buffer.from(PushRequest.encode(PushRequest.fromObject({ streams: [{ labels: '{job="x"}', entries: [{ line: 'y'.repeat(100) }] }] })).finish()),
+    );
     const cut = await post('/loki/api/v1/push', 'application/x-protobuf', lokiBody.subarray(0, lokiBody.length - 10));
     expect(cut.status).toBe(400);
     expect(cut.headers.get('content-type')).toContain('text/plain');
@@ -347,14 +484,43 @@ describe('hostile bodies on both receivers [embedded]', () => {
     const bad = await post('/v1/logs', 'application/json', JSON.stringify({ resourceLogs: { not: 'a list' } }));
     expect(bad.status).toBe(400);
     expect(await bad.json()).toEqual({ code: 3, message: 'resourceLogs must be an array' });
-    const mixed = await post('/v1/logs?wait=true', 'application/json', JSON.stringify(otlpJson('hostile-mixed', [{ timeUnixNano: { x: 1 }, body: { stringValue: 'bad time' } }, { timeUnixNano: nowNs(), traceId: 'not-hex', body: { stringValue: 'bad id' } }, { timeUnixNano: nowNs(), body: { stringValue: 'good' } }])));
+    const mixed = await post(
+      '/v1/logs?wait=true',
+      'application/json',
+      JSON.stringify(
+        otlpJson('hostile-mixed', [
+          { timeUnixNano: { x: 1 }, body: { stringValue: 'bad time' } },
+          { timeUnixNano: nowNs(), traceId: 'not-hex', body: { stringValue: 'bad id' } },
+          { timeUnixNano: nowNs(), body: { stringValue: 'good' } },
+        ]),
+      ),
+    );
     expect(mixed.status).toBe(200);
     const body = (await mixed.json()) as { partialSuccess: { rejectedLogRecords: string; errorMessage: string } };
     expect(body.partialSuccess.rejectedLogRecords).toBe('2');
     expect(body.partialSuccess.errorMessage).toContain('timeUnixNano must be an integer');
     expect(body.partialSuccess.errorMessage).toContain('traceId must be 16 bytes as hex');
     expect(await (await svc.app.request('/events?service=hostile-mixed')).json()).toMatchObject({ pagination: { total: 1 } });
-    const lokiBad = await post('/loki/api/v1/push', 'application/json', JSON.stringify({ streams: [{ stream: { job: 'hostile-loki' }, values: [['not a time', 'x'], [`${BigInt(Date.now()) * 1_000_000n}`, 'fine'], ['1', 42], [{ seconds: 'abc' }, 'protobuf shape'], [{ seconds: 1.5 }, 'x'], [[1, 2], 'x'], [1.7e18, 'x']] }] }));
+    const lokiBad = await post(
+      '/loki/api/v1/push',
+      'application/json',
+      JSON.stringify({
+        streams: [
+          {
+            stream: { job: 'hostile-loki' },
+            values: [
+              ['not a time', 'x'],
+              [`${BigInt(Date.now()) * 1_000_000n}`, 'fine'],
+              ['1', 42],
+              [{ seconds: 'abc' }, 'protobuf shape'],
+              [{ seconds: 1.5 }, 'x'],
+              [[1, 2], 'x'],
+              [1.7e18, 'x'],
+            ],
+          },
+        ],
+      }),
+    );
     expect(lokiBad.status).toBe(400);
     const why = await lokiBad.text();
     expect(why).toMatch(/^6 of 7 entries not stored, the others were: streams\[0\]\.values\[0\]: the timestamp/);
@@ -386,7 +552,11 @@ describe('hostile bodies on both receivers [embedded]', () => {
     const badScope = await post('/v1/logs', 'application/json', JSON.stringify(scope));
     expect(badScope.status).toBe(400);
     expect(await badScope.json()).toEqual({ code: 3, message: 'resourceLogs[0].scopeLogs[0].scope.name must be a string' });
-    const label = await post('/loki/api/v1/push', 'application/json', JSON.stringify({ streams: [{ stream: { job: 'hostile-trap', env: trap }, values: [[`${BigInt(Date.now()) * 1_000_000n}`, 'x']] }] }));
+    const label = await post(
+      '/loki/api/v1/push',
+      'application/json',
+      JSON.stringify({ streams: [{ stream: { job: 'hostile-trap', env: trap }, values: [[`${BigInt(Date.now()) * 1_000_000n}`, 'x']] }] }),
+    );
     expect(label.status).toBe(400);
     expect(await label.text()).toBe('streams[0].stream: the label env must be a string\n');
   });
@@ -431,7 +601,12 @@ describe('hostile bodies on both receivers [embedded]', () => {
   });
 
   test('invalid UTF-8: 400 in JSON bodies and in protobuf strings (proto3 strings are UTF-8), never a 5xx', async () => {
-    const bad = new Uint8Array([...Buffer.from('{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"'), 0xff, 0xfe, ...Buffer.from('"}}]}]}]}')]);
+    const bad = new Uint8Array([
+      ...Buffer.from('{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"'),
+      0xff,
+      0xfe,
+      ...Buffer.from('"}}]}]}]}'),
+    ]);
     expect((await post('/v1/logs', 'application/json', bad)).status).toBe(400);
     expect((await post('/loki/api/v1/push', 'application/json', bad)).status).toBe(400);
     // A protobuf string field holding bytes that are not UTF-8.
@@ -454,21 +629,33 @@ describe('hostile bodies on both receivers [embedded]', () => {
   });
 });
 
-describe('refusals in each protocol\'s own shape [embedded]', () => {
+describe("refusals in each protocol's own shape [embedded]", () => {
   test('queue full: OTLP 429 with Retry-After and a RESOURCE_EXHAUSTED Status; Loki 429 with Retry-After in plain text; no key: 401 UNAUTHENTICATED', async () => {
     const target = await newTarget('embedded');
     let open!: () => void;
     const gate = new Promise<void>((r) => (open = r));
-    const svc = await startService(target, { QUEUE_MAX_EVENTS: '1', API_KEYS: 'agent:ingest:agent-secret-0123456789' }, { faults: { beforeWrite: () => gate } });
+    const svc = await startService(
+      target,
+      { QUEUE_MAX_EVENTS: '1', API_KEYS: 'agent:ingest:agent-secret-0123456789' },
+      { faults: { beforeWrite: () => gate } },
+    );
     try {
       const auth = { authorization: 'Bearer agent-secret-0123456789' };
       const one = JSON.stringify(otlpJson('full', [{ timeUnixNano: nowNs(), body: { stringValue: 'first' } }]));
       expect((await svc.app.request('/v1/logs', { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: one })).status).toBe(200);
-      const full = await svc.app.request('/v1/logs', { method: 'POST', headers: { 'content-type': 'application/x-protobuf', ...auth }, body: OtlpRequest.encode(OtlpRequest.fromObject(otlpJson('full', [{ timeUnixNano: nowNs(), body: { stringValue: 'second' } }]))).finish() });
+      const full = await svc.app.request('/v1/logs', {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-protobuf', ...auth },
+        body: OtlpRequest.encode(OtlpRequest.fromObject(otlpJson('full', [{ timeUnixNano: nowNs(), body: { stringValue: 'second' } }]))).finish(),
+      });
       expect(full.status).toBe(429);
       expect(full.headers.get('retry-after')).toMatch(/^\d+$/);
       expect(Status.toObject(Status.decode(new Uint8Array(await full.arrayBuffer())))).toMatchObject({ code: 8 });
-      const lokiFull = await svc.app.request('/loki/api/v1/push', { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ streams: [{ stream: { job: 'full' }, values: [[`${BigInt(Date.now()) * 1_000_000n}`, 'x']] }] }) });
+      const lokiFull = await svc.app.request('/loki/api/v1/push', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...auth },
+        body: JSON.stringify({ streams: [{ stream: { job: 'full' }, values: [[`${BigInt(Date.now()) * 1_000_000n}`, 'x']] }] }),
+      });
       expect(lokiFull.status).toBe(429);
       expect(lokiFull.headers.get('retry-after')).toMatch(/^\d+$/);
       expect(await lokiFull.text()).toContain('Buffer is full');

@@ -25,7 +25,9 @@ describe.skipIf(!engines.includes('server'))('read replica [server]', () => {
     await replica?.stop().catch(() => {});
     await primary?.stop();
   });
-  const reads = async () => ((await (await svc.app.request('/health/database')).json()) as { reads: { using: string; lagMs: number | null; reason: string | null; target: string } }).reads;
+  const reads = async () =>
+    ((await (await svc.app.request('/health/database')).json()) as { reads: { using: string; lagMs: number | null; reason: string | null; target: string } })
+      .reads;
 
   test('the read routes use the replica once it keeps up, and the lag is reported (never the password)', async () => {
     await until(async () => (await reads()).using === 'replica', 20_000, 'reads on the replica');
@@ -41,7 +43,11 @@ describe.skipIf(!engines.includes('server'))('read replica [server]', () => {
 
   test('events written on the primary are read from the replica: they stay readable while the primary is down', async () => {
     for (let i = 0; i < 20; i++) expect((await postEvent(svc.app, { service: 'via-replica', message: `m${i}` }, { prefer: 'wait' })).status).toBe(201);
-    await until(async () => ((await (await svc.app.request('/events?service=via-replica')).json()) as { pagination: { total: number } }).pagination.total === 20, 10_000, 'the replica to replay the 20');
+    await until(
+      async () => ((await (await svc.app.request('/events?service=via-replica')).json()) as { pagination: { total: number } }).pagination.total === 20,
+      10_000,
+      'the replica to replay the 20',
+    );
     await primary.pause();
     try {
       const res = await svc.app.request('/events?service=via-replica&count=exact');

@@ -65,15 +65,30 @@ describe('shutdown with a client still sending [embedded]', () => {
     try {
       const { proc, url, lines } = await spawnService({ ...target.env, SHUTDOWN_TIMEOUT_MS: '4000' });
       for (let i = 0; i < 20; i++) {
-        const res = await fetch(`${url}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ service: 'trickled-out', message: `m${i}` }) });
+        const res = await fetch(`${url}/events`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ service: 'trickled-out', message: `m${i}` }),
+        });
         expect(res.status).toBe(202);
       }
       // One byte a second of a body announced as 100 KB: Bun never finds it idle, and without a bound
       // the shutdown waited for it until REQUEST_TIMEOUT_MS (60 s).
       const { port } = new URL(url);
       let closed = false;
-      const socket = await Bun.connect({ hostname: '127.0.0.1', port: Number(port), socket: { data() {}, close() { closed = true; } } });
-      socket.write('POST /events/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nContent-Length: 100000\r\n\r\n{"service":"trickle","message":"');
+      const socket = await Bun.connect({
+        hostname: '127.0.0.1',
+        port: Number(port),
+        socket: {
+          data() {},
+          close() {
+            closed = true;
+          },
+        },
+      });
+      socket.write(
+        'POST /events/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nContent-Length: 100000\r\n\r\n{"service":"trickle","message":"',
+      );
       const trickle = setInterval(() => socket.write('a'), 500);
       try {
         await Bun.sleep(1000);
@@ -116,7 +131,9 @@ describe.skipIf(!engines.includes('server'))('long requests through a real socke
       const tx = await locker.reserve();
       await tx`BEGIN`;
       await tx`LOCK TABLE events IN ACCESS EXCLUSIVE MODE`;
-      release = Bun.sleep(12_000).then(() => tx`COMMIT`).then(() => tx.release());
+      release = Bun.sleep(12_000)
+        .then(() => tx`COMMIT`)
+        .then(() => tx.release());
       const started = Date.now();
       const res = await fetch(`${url}/events?service=long-read`);
       expect(res.status).toBe(200);
@@ -155,7 +172,11 @@ describe('shutdown with a writer thread that never answers [embedded]', () => {
   test('a database probe answers 503 at REQUEST_TIMEOUT_MS instead of waiting with it', async () => {
     const target = await newTarget('embedded');
     try {
-      const svc = await startService(target, { SHUTDOWN_TIMEOUT_MS: '1000', BATCH_LINGER_MS: '20', REQUEST_TIMEOUT_MS: '1500' }, { faults: { crashOnAttempt: { attempt: 1, when: 'freeze' } } });
+      const svc = await startService(
+        target,
+        { SHUTDOWN_TIMEOUT_MS: '1000', BATCH_LINGER_MS: '20', REQUEST_TIMEOUT_MS: '1500' },
+        { faults: { crashOnAttempt: { attempt: 1, when: 'freeze' } } },
+      );
       expect((await postEvent(svc.app, { service: 'frozen', message: 'm' })).status).toBe(202);
       // A probe of the database answers 503 at REQUEST_TIMEOUT_MS, not never (200 until the batch
       // has reached the thread and frozen it).
@@ -188,7 +209,11 @@ describe.skipIf(!engines.includes('server'))('shutdown during maintenance [serve
       // Inserts and the job both wait now: a stand-in for a long refresh that holds the database.
       await tx`LOCK TABLE events IN ACCESS EXCLUSIVE MODE`;
       release = (async () => {
-        await until(() => existsSync(join(dataDir, 'spill')) && readdirSync(join(dataDir, 'spill')).length > 0, 20_000, 'the accepted events to be saved while the job waits');
+        await until(
+          () => existsSync(join(dataDir, 'spill')) && readdirSync(join(dataDir, 'spill')).length > 0,
+          20_000,
+          'the accepted events to be saved while the job waits',
+        );
         await tx`COMMIT`;
         tx.release();
       })();

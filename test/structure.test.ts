@@ -51,9 +51,27 @@ function functionLengths(file: string): { name: string; lines: number }[] {
 
 describe('source layout', () => {
   test('no import cycle and no import against the stage order (dependency-cruiser)', async () => {
-    const p = Bun.spawn([process.execPath, 'node_modules/dependency-cruiser/bin/dependency-cruiser.mjs', '--config', '.dependency-cruiser.cjs', '--output-type', 'json', 'src', 'workers'], { cwd: ROOT, stdout: 'pipe', stderr: 'pipe' });
+    const p = Bun.spawn(
+      [
+        process.execPath,
+        'node_modules/dependency-cruiser/bin/dependency-cruiser.mjs',
+        '--config',
+        '.dependency-cruiser.cjs',
+        '--output-type',
+        'json',
+        'src',
+        'workers',
+      ],
+      { cwd: ROOT, stdout: 'pipe', stderr: 'pipe' },
+    );
     const [out, code] = [await new Response(p.stdout).text(), await p.exited];
-    const result = JSON.parse(out) as { summary: { violations: { rule: { name: string }; from: string; to: string; cycle?: { name: string }[] }[]; totalCruised: number; totalDependenciesCruised: number } };
+    const result = JSON.parse(out) as {
+      summary: {
+        violations: { rule: { name: string }; from: string; to: string; cycle?: { name: string }[] }[];
+        totalCruised: number;
+        totalDependenciesCruised: number;
+      };
+    };
     const violations = result.summary.violations.map((v) => `${v.rule.name}: ${v.from} -> ${v.cycle?.map((c) => c.name).join(' -> ') ?? v.to}`);
     expect(violations).toEqual([]);
     expect(code).toBe(0);
@@ -66,7 +84,10 @@ describe('source layout', () => {
     await Bun.write(join(dir, 'src/store/a.ts'), "import { b } from './b';\nexport const a = (): number => b;\n");
     await Bun.write(join(dir, 'src/store/b.ts'), "import type { a } from './a';\nexport const b = 1;\nexport type A = typeof a;\n");
     await Bun.write(join(dir, '.dependency-cruiser.cjs'), readFileSync(join(ROOT, '.dependency-cruiser.cjs')));
-    const p = Bun.spawn([process.execPath, join(ROOT, 'node_modules/dependency-cruiser/bin/dependency-cruiser.mjs'), '--config', '.dependency-cruiser.cjs', 'src'], { cwd: dir, stdout: 'pipe', stderr: 'pipe' });
+    const p = Bun.spawn(
+      [process.execPath, join(ROOT, 'node_modules/dependency-cruiser/bin/dependency-cruiser.mjs'), '--config', '.dependency-cruiser.cjs', 'src'],
+      { cwd: dir, stdout: 'pipe', stderr: 'pipe' },
+    );
     const [out, code] = [await new Response(p.stdout).text(), await p.exited];
     expect(out).toContain('no-circular');
     expect(code).not.toBe(0);
@@ -93,7 +114,9 @@ describe('TimescaleDB internals', () => {
         .filter((f) => /\.(ts|sql)$/.test(f) && !f.endsWith('structure.test.ts'))
         .map((f) => join(dir, f)),
     );
-    const used = new Set(files.flatMap((f) => [...readFileSync(join(ROOT, f), 'utf8').matchAll(/_timescaledb_(?:catalog|config|functions|internal)\.[a-z_]+/g)].map((m) => m[0])));
+    const used = new Set(
+      files.flatMap((f) => [...readFileSync(join(ROOT, f), 'utf8').matchAll(/_timescaledb_(?:catalog|config|functions|internal)\.[a-z_]+/g)].map((m) => m[0])),
+    );
     const listed = readFileSync(join(ROOT, 'docs/internals.md'), 'utf8');
     expect(used.size).toBeGreaterThan(5);
     expect([...used].filter((name) => !listed.includes(`\`${name}`)).sort()).toEqual([]);
@@ -101,8 +124,21 @@ describe('TimescaleDB internals', () => {
 });
 
 describe('documentation', () => {
-  const docs = ['README.md', 'BENCHMARKS.md', 'CHANGELOG.md', 'loadtest/README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
-  const slug = (h: string) => h.trim().toLowerCase().replace(/[^\w\- ]/g, '').replaceAll(' ', '-');
+  const docs = [
+    'README.md',
+    'BENCHMARKS.md',
+    'CHANGELOG.md',
+    'loadtest/README.md',
+    ...readdirSync(join(ROOT, 'docs'))
+      .filter((f) => f.endsWith('.md'))
+      .map((f) => `docs/${f}`),
+  ];
+  const slug = (h: string) =>
+    h
+      .trim()
+      .toLowerCase()
+      .replace(/[^\w\- ]/g, '')
+      .replaceAll(' ', '-');
   const anchorsOf = (file: string) => {
     const text = readFileSync(join(ROOT, file), 'utf8').replace(/```[\s\S]*?```/g, '');
     return new Set([...text.matchAll(/^#{1,6} (.+)$/gm)].map((m) => slug(m[1]!)));
@@ -125,7 +161,9 @@ describe('documentation', () => {
 
   test('no comment or document points to notes outside the repository', () => {
     const files = ['src', 'workers', 'sql', 'test', 'loadtest', 'scripts', 'docs'].flatMap((dir) =>
-      readdirSync(join(ROOT, dir), { recursive: true, encoding: 'utf8' }).filter((f) => /\.(ts|js|sql|sh|md)$/.test(f)).map((f) => join(dir, f)),
+      readdirSync(join(ROOT, dir), { recursive: true, encoding: 'utf8' })
+        .filter((f) => /\.(ts|js|sql|sh|md)$/.test(f))
+        .map((f) => join(dir, f)),
     );
     const outside = [...files, ...docs].filter((f) => !f.endsWith('structure.test.ts') && readFileSync(join(ROOT, f), 'utf8').includes('FIELD-NOTES'));
     expect(outside).toEqual([]);
@@ -133,8 +171,14 @@ describe('documentation', () => {
 });
 
 describe('the mutation check', () => {
-  test("every breakage of scripts/mutations.ts still finds its text in the code, exactly once", () => {
+  test('every breakage of scripts/mutations.ts still finds its text in the code, exactly once', () => {
     const p = Bun.spawnSync([process.execPath, 'scripts/mutations.ts', '--check'], { cwd: ROOT, stderr: 'pipe' });
-    expect({ code: p.exitCode, said: p.stderr.toString().split('\n').filter((l) => l.includes('NO LONGER APPLIES')) }).toEqual({ code: 0, said: [] });
+    expect({
+      code: p.exitCode,
+      said: p.stderr
+        .toString()
+        .split('\n')
+        .filter((l) => l.includes('NO LONGER APPLIES')),
+    }).toEqual({ code: 0, said: [] });
   });
 });

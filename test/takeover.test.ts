@@ -35,7 +35,8 @@ describe.skipIf(!engines.includes('server') || serverEdition === 'apache')("the 
     await svc.engine.query(`SELECT _timescaledb_functions.stop_background_workers()`);
     await svc.engine.query(`INSERT INTO events (time, id, service, message) VALUES (now() - interval '10 days', gen_random_uuid(), 'takeover-old', 'old')`);
     const recent = new Date(Date.now() - 10 * MIN).toISOString();
-    for (let i = 0; i < 5; i++) expect((await postEvent(svc.app, { service: 'takeover-new', message: `m${i}`, timestamp: recent }, { prefer: 'wait' })).status).toBe(201);
+    for (let i = 0; i < 5; i++)
+      expect((await postEvent(svc.app, { service: 'takeover-new', message: `m${i}`, timestamp: recent }, { prefer: 'wait' })).status).toBe(201);
     // Periods of a second, so that "two periods" passes within the test (an operator's alter_job).
     const [ids] = await svc.engine.query<{ retention: number; refresh: number }>(
       `SELECT (SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention' AND hypertable_name = 'events') AS retention,
@@ -43,14 +44,25 @@ describe.skipIf(!engines.includes('server') || serverEdition === 'apache')("the 
     );
     for (const id of [ids!.retention, ids!.refresh]) await svc.engine.query(`SELECT alter_job($1::int, schedule_interval => interval '1 second')`, [id]);
 
-    await until(async () => (await countRows(svc.engine, `service = 'takeover-old'`)) === 0, 30_000, 'the service to run retention and drop the 10-day-old chunk');
+    await until(
+      async () => (await countRows(svc.engine, `service = 'takeover-old'`)) === 0,
+      30_000,
+      'the service to run retention and drop the 10-day-old chunk',
+    );
     const [mat] = await svc.engine.query<{ t: string }>(
       `SELECT format('%I.%I', materialization_hypertable_schema, materialization_hypertable_name) AS t FROM timescaledb_information.continuous_aggregates WHERE view_name = 'events_per_minute'`,
     );
     // The materialized rows themselves (the view would answer from the raw rows in real time anyway).
-    await until(async () => (await svc.engine.query<{ n: number }>(`SELECT coalesce(sum(events), 0)::int AS n FROM ${mat!.t} WHERE service = 'takeover-new'`))[0]!.n === 5, 30_000, 'the per-minute aggregate to be refreshed by the service');
+    await until(
+      async () =>
+        (await svc.engine.query<{ n: number }>(`SELECT coalesce(sum(events), 0)::int AS n FROM ${mat!.t} WHERE service = 'takeover-new'`))[0]!.n === 5,
+      30_000,
+      'the per-minute aggregate to be refreshed by the service',
+    );
 
-    const db = (await (await svc.app.request('/health/database')).json()) as { jobs: { name: string; runBy: string; reason: string | null; lastError: string | null }[] };
+    const db = (await (await svc.app.request('/health/database')).json()) as {
+      jobs: { name: string; runBy: string; reason: string | null; lastError: string | null }[];
+    };
     for (const name of ['retention events', 'refresh events_per_minute']) {
       const job = db.jobs.find((j) => j.name === name);
       expect({ name, runBy: job?.runBy, lastError: job?.lastError }).toEqual({ name, runBy: 'service', lastError: null });
@@ -94,12 +106,18 @@ describe('who runs a policy (takeover.ts)', () => {
 
   test('three failed runs in a row, none succeeding since, are taken over with the database error; two are not', () => {
     const failing = runs({ failures_since_success: 3, last_error: '24000: cannot drop portal "" while it is being set up', last_status: 'Failed' });
-    expect(decide(byDatabase, failing, NOW)).toEqual({ action: 'take over', reason: `the database's last 3 runs failed: 24000: cannot drop portal "" while it is being set up` });
+    expect(decide(byDatabase, failing, NOW)).toEqual({
+      action: 'take over',
+      reason: `the database's last 3 runs failed: 24000: cannot drop portal "" while it is being set up`,
+    });
     expect(decide(byDatabase, { ...failing, failures_since_success: 2 }, NOW)).toEqual({ action: 'keep' });
   });
 
   test('a policy not started for more than two periods is taken over; within two it is not', () => {
-    expect(decide(byDatabase, runs({ last_run: new Date(NOW - 121_000).toISOString() }), NOW)).toEqual({ action: 'take over', reason: 'the database has not started it again for 121 s (its period: 60 s)' });
+    expect(decide(byDatabase, runs({ last_run: new Date(NOW - 121_000).toISOString() }), NOW)).toEqual({
+      action: 'take over',
+      reason: 'the database has not started it again for 121 s (its period: 60 s)',
+    });
     expect(decide(byDatabase, runs({ last_run: new Date(NOW - 119_000).toISOString() }), NOW)).toEqual({ action: 'keep' });
   });
 

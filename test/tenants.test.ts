@@ -22,14 +22,22 @@ interface Page {
 describe.each(engines)('keys that see only their own services [%s]', (kind) => {
   let target: Target;
   let svc: Svc;
-  const as = (key: string, path: string, init: RequestInit = {}) => svc.app.request(path, { ...init, headers: { authorization: `Bearer ${key}`, ...(init.headers as Record<string, string>) } });
+  const as = (key: string, path: string, init: RequestInit = {}) =>
+    svc.app.request(path, { ...init, headers: { authorization: `Bearer ${key}`, ...(init.headers as Record<string, string>) } });
   const json = async <T>(key: string, path: string) => {
     const res = await as(key, path);
     expect({ path, status: res.status }).toEqual({ path, status: 200 });
     return (await res.json()) as T;
   };
-  const post = (key: string, path: string, body: unknown, type = 'application/json') => as(key, path, { method: 'POST', headers: { 'content-type': type }, body: typeof body === 'string' ? body : JSON.stringify(body) });
-  const ev = (n: number, service: string, message = `${service} ${n}`, metadata: Record<string, unknown> = { user_id: 'u1' }) => ({ id: uuid(n), service, message, metadata, timestamp: new Date(T0 + n * 1000).toISOString() });
+  const post = (key: string, path: string, body: unknown, type = 'application/json') =>
+    as(key, path, { method: 'POST', headers: { 'content-type': type }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  const ev = (n: number, service: string, message = `${service} ${n}`, metadata: Record<string, unknown> = { user_id: 'u1' }) => ({
+    id: uuid(n),
+    service,
+    message,
+    metadata,
+    timestamp: new Date(T0 + n * 1000).toISOString(),
+  });
 
   beforeAll(async () => {
     target = await newTarget(kind);
@@ -37,7 +45,11 @@ describe.each(engines)('keys that see only their own services [%s]', (kind) => {
     // Each team writes its own; what it sends for the other team is refused item by item.
     const a = await post(A, '/events/batch?wait=true', [ev(1, 'checkout'), ev(2, 'billing-eu'), ev(3, 'billing-us', 'needle in billing'), ev(4, 'search')]);
     expect(a.status).toBe(201);
-    expect(await a.json()).toMatchObject({ accepted: 3, rejected: 1, errors: [{ index: 3, field: 'service', message: "service 'search' is not one the API key 'team-a' may write" }] });
+    expect(await a.json()).toMatchObject({
+      accepted: 3,
+      rejected: 1,
+      errors: [{ index: 3, field: 'service', message: "service 'search' is not one the API key 'team-a' may write" }],
+    });
     const b = await post(B, '/events/batch?wait=true', [ev(10, 'search', 'needle in search'), ev(11, 'search'), ev(12, 'checkout', 'planted by b')]);
     expect(await b.json()).toMatchObject({ accepted: 2, rejected: 1, errors: [{ index: 2, field: 'service' }] });
   });
@@ -49,23 +61,35 @@ describe.each(engines)('keys that see only their own services [%s]', (kind) => {
   test('a single event for another service is a 400 naming the service and the key; nothing is stored', async () => {
     const res = await post(B, '/events?wait=true', ev(20, 'billing-eu'));
     expect(res.status).toBe(400);
-    expect(((await res.json()) as { errors: unknown[] }).errors).toEqual([{ field: 'service', message: "service 'billing-eu' is not one the API key 'team-b' may write" }]);
+    expect(((await res.json()) as { errors: unknown[] }).errors).toEqual([
+      { field: 'service', message: "service 'billing-eu' is not one the API key 'team-b' may write" },
+    ]);
     expect((await json<Page>(ADMIN, '/events?service=billing-eu')).events.map((e) => e.id)).toEqual([uuid(2)]);
   });
 
   test('OTLP records and Loki streams for another service are refused per record, the others stored', async () => {
-    const record = (service: string, text: string) => ({ resource: { attributes: [{ key: 'service.name', value: { stringValue: service } }] }, scopeLogs: [{ logRecords: [{ timeUnixNano: `${BigInt(T0 + 50_000) * 1_000_000n}`, body: { stringValue: text } }] }] });
+    const record = (service: string, text: string) => ({
+      resource: { attributes: [{ key: 'service.name', value: { stringValue: service } }] },
+      scopeLogs: [{ logRecords: [{ timeUnixNano: `${BigInt(T0 + 50_000) * 1_000_000n}`, body: { stringValue: text } }] }],
+    });
     const otlp = await post(B, '/v1/logs?wait=true', { resourceLogs: [record('search', 'otlp ok'), record('checkout', 'otlp planted')] });
     expect(otlp.status).toBe(200);
-    expect(await otlp.json()).toMatchObject({ partialSuccess: { rejectedLogRecords: '1', errorMessage: expect.stringContaining("service 'checkout' is not one the API key 'team-b' may write") } });
-    const loki = await post(B, '/loki/api/v1/push?wait=true', { streams: [{ stream: { service_name: 'checkout' }, values: [[`${BigInt(T0 + 60_000) * 1_000_000n}`, 'loki planted']] }, { stream: { service_name: 'search' }, values: [[`${BigInt(T0 + 61_000) * 1_000_000n}`, 'loki ok']] }] });
+    expect(await otlp.json()).toMatchObject({
+      partialSuccess: { rejectedLogRecords: '1', errorMessage: expect.stringContaining("service 'checkout' is not one the API key 'team-b' may write") },
+    });
+    const loki = await post(B, '/loki/api/v1/push?wait=true', {
+      streams: [
+        { stream: { service_name: 'checkout' }, values: [[`${BigInt(T0 + 60_000) * 1_000_000n}`, 'loki planted']] },
+        { stream: { service_name: 'search' }, values: [[`${BigInt(T0 + 61_000) * 1_000_000n}`, 'loki ok']] },
+      ],
+    });
     expect(loki.status).toBe(400);
     expect(await loki.text()).toContain("service 'checkout' is not one the API key 'team-b' may write");
     const stored = await json<Page>(ADMIN, `/events?from=${new Date(T0 + 49_000).toISOString()}&pageSize=100`);
     expect(stored.events.map((e) => `${e.service}: ${e.message}`).sort()).toEqual(['search: loki ok', 'search: otlp ok']);
   });
 
-  test('GET /events lists only the key\'s services, its total counts only them, and a filter for another service finds nothing', async () => {
+  test("GET /events lists only the key's services, its total counts only them, and a filter for another service finds nothing", async () => {
     const to = `&to=${new Date(T0 + 40_000).toISOString()}`;
     const b = await json<Page>(B, `/events?pageSize=100${to}`);
     expect(b.events.map((e) => e.id).sort()).toEqual([uuid(10), uuid(11)]);
@@ -93,14 +117,17 @@ describe.each(engines)('keys that see only their own services [%s]', (kind) => {
     expect((await as(ADMIN, `/events/${uuid(10)}`)).status).toBe(200);
   });
 
-  test('/metrics/events and /health/business count only the key\'s services', async () => {
+  test("/metrics/events and /health/business count only the key's services", async () => {
     const range = `from=${new Date(T0 - 3_600_000).toISOString()}&to=${new Date(T0 + 3_600_000).toISOString()}&bucket=1h`;
-    const series = async (key: string, extra = '') => Object.fromEntries((await json<{ series: { service: string; total: number }[] }>(key, `/metrics/events?${range}${extra}`)).series.map((s) => [s.service, s.total]));
+    const series = async (key: string, extra = '') =>
+      Object.fromEntries(
+        (await json<{ series: { service: string; total: number }[] }>(key, `/metrics/events?${range}${extra}`)).series.map((s) => [s.service, s.total]),
+      );
     expect(await series(B)).toEqual({ search: 4 });
     expect(await series(A)).toEqual({ 'billing-eu': 1, 'billing-us': 1, checkout: 1 });
     expect(await series(B, '&service=checkout')).toEqual({});
     expect(await series(ADMIN)).toEqual({ 'billing-eu': 1, 'billing-us': 1, checkout: 1, search: 4 });
-    const business = async (key: string) => (await json<{ totalEvents: number; eventsByService: Record<string, number> }>(key, '/health/business'));
+    const business = async (key: string) => await json<{ totalEvents: number; eventsByService: Record<string, number> }>(key, '/health/business');
     expect(await business(B)).toMatchObject({ totalEvents: 4, eventsByService: { search: 4 } });
     expect(Object.keys((await business(A)).eventsByService).sort()).toEqual(['billing-eu', 'billing-us', 'checkout']);
     expect((await business(ADMIN)).totalEvents).toBe(7);

@@ -41,7 +41,11 @@ describe.each(paths.map((p) => [p.name, p] as const))('totals from the aggregate
 
   beforeAll(async () => {
     target = await newTarget(path.kind, { fresh: !!path.edition });
-    svc = await startService(target, { RETENTION_DAYS: '30', AGGREGATE_MINUTE_RETENTION_DAYS: '90', AGGREGATE_HOUR_RETENTION_DAYS: '730', AGGREGATE_DAY_RETENTION_DAYS: '730' }, { edition: path.edition });
+    svc = await startService(
+      target,
+      { RETENTION_DAYS: '30', AGGREGATE_MINUTE_RETENTION_DAYS: '90', AGGREGATE_HOUR_RETENTION_DAYS: '730', AGGREGATE_DAY_RETENTION_DAYS: '730' },
+      { edition: path.edition },
+    );
     await insert('tot-a', 15_000, now - 3 * 24 * HOUR - 1234, now - 5_000);
     await insert('tot-b', 11_000, now - 26 * HOUR - 777, now - 10 * HOUR);
     await insert('tot-c', 500, now - 2 * HOUR, now - HOUR);
@@ -63,7 +67,10 @@ describe.each(paths.map((p) => [p.name, p] as const))('totals from the aggregate
 
   test('several services, all time, and every service: exact', async () => {
     expect(await total('service=tot-a,tot-b')).toMatchObject({ total: 26_000, total_is_exact: true });
-    expect(await total(`service=tot-b&to=${iso(now - 12 * HOUR)}`)).toMatchObject({ total: await exactCount(`service = 'tot-b' AND time <= $1::text::timestamptz`, [iso(now - 12 * HOUR)]), total_is_exact: true });
+    expect(await total(`service=tot-b&to=${iso(now - 12 * HOUR)}`)).toMatchObject({
+      total: await exactCount(`service = 'tot-b' AND time <= $1::text::timestamptz`, [iso(now - 12 * HOUR)]),
+      total_is_exact: true,
+    });
     expect(await total('')).toMatchObject({ total: 26_500, total_is_exact: true });
   });
 

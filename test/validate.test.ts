@@ -12,7 +12,16 @@ describe('timestamps', () => {
     expect(parseTimestamp('2024-02-29T00:00:00Z')).toBe('2024-02-29T00:00:00.000Z');
   });
   test('no offset, impossible dates and non-dates are refused', () => {
-    for (const s of ['2024-01-15T10:30:00', '2023-02-29T00:00:00Z', '2024-13-01T00:00:00Z', '2024-01-15T24:00:00Z', 'now', '', '0999-01-01T00:00:00Z', '2024-01-15T10:30:00+25:00']) {
+    for (const s of [
+      '2024-01-15T10:30:00',
+      '2023-02-29T00:00:00Z',
+      '2024-13-01T00:00:00Z',
+      '2024-01-15T24:00:00Z',
+      'now',
+      '',
+      '0999-01-01T00:00:00Z',
+      '2024-01-15T10:30:00+25:00',
+    ]) {
       expect(parseTimestamp(s)).toBeNull();
     }
   });
@@ -21,7 +30,13 @@ describe('timestamps', () => {
 describe('event records', () => {
   const validate = makeEventValidator(loadConfig({}).limits);
   test('a valid event becomes a JSON record that parses back to what was sent', () => {
-    const r = validate({ service: 'svc.a:b-c_d', message: 'q"uo\\te\n', metadata: { a: [1, { b: null }] }, timestamp: '2024-01-15T10:30:00Z', extra: 'ignored' });
+    const r = validate({
+      service: 'svc.a:b-c_d',
+      message: 'q"uo\\te\n',
+      metadata: { a: [1, { b: null }] },
+      timestamp: '2024-01-15T10:30:00Z',
+      extra: 'ignored',
+    });
     if (Array.isArray(r)) throw new Error(JSON.stringify(r));
     expect(JSON.parse(r.record)).toEqual({
       id: r.id,

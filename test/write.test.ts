@@ -49,7 +49,10 @@ describe.each(engines)('write path [%s]', (kind) => {
   });
 
   const stored = (service: string) =>
-    engine.query<{ message: string; metadata: string }>(`SELECT message, metadata::text AS metadata FROM events WHERE service = $1 ORDER BY message, metadata::text`, [service]);
+    engine.query<{ message: string; metadata: string }>(
+      `SELECT message, metadata::text AS metadata FROM events WHERE service = $1 ORDER BY message, metadata::text`,
+      [service],
+    );
 
   test('COPY stores messages and metadata exactly as the INSERT path does', async () => {
     const events = (service: string) => TRICKY.flatMap((message) => TRICKY_META.map((metadata) => record({ service, message, metadata })));
@@ -76,7 +79,9 @@ describe.each(engines)('write path [%s]', (kind) => {
     await writeRecords(engine, batch(again), 3, r2, COPY_ALWAYS);
     expect(r2).toMatchObject({ inserted: 2, duplicates: [1], rejected: [] });
     expect(r2.copied ?? 0).toBe(0);
-    const [n] = await engine.query<{ rows: number; ids: number }>(`SELECT count(*)::int AS rows, count(DISTINCT id)::int AS ids FROM events WHERE service = 'dup-copy'`);
+    const [n] = await engine.query<{ rows: number; ids: number }>(
+      `SELECT count(*)::int AS rows, count(DISTINCT id)::int AS ids FROM events WHERE service = 'dup-copy'`,
+    );
     expect(n).toEqual({ rows: 5, ids: 5 });
   });
 
@@ -106,7 +111,7 @@ describe.each(engines)('write path [%s]', (kind) => {
     expect(b).toMatchObject({ inserted: big.length, copied: big.length });
   });
 
-  test('a record outside the receivers\' layout is still written, through the INSERT path', async () => {
+  test("a record outside the receivers' layout is still written, through the INSERT path", async () => {
     const id = Bun.randomUUIDv7();
     const json = `[{"service":"other-layout","time":"2026-01-02T03:04:05.000Z","id":"${id}","message":"fields in another order","metadata":{}}]`;
     expect(copyText(json)).toBeNull();

@@ -14,7 +14,11 @@ const bytes = new Uint8Array(data.sab);
 let db: Promise<Engine> | undefined;
 
 function database(): Promise<Engine> {
-  db ??= (data.engine === 'server' ? Promise.resolve(openServer(data.databaseUrl!, 1)) : openEmbedded(data.dataDir, { trigram: data.trigram, fsync: data.fsync, locked: true })).catch((e) => {
+  db ??= (
+    data.engine === 'server'
+      ? Promise.resolve(openServer(data.databaseUrl!, 1))
+      : openEmbedded(data.dataDir, { trigram: data.trigram, fsync: data.fsync, locked: true })
+  ).catch((e) => {
     db = undefined; // let the next task try again (server not up yet, say)
     throw e;
   });
@@ -88,7 +92,10 @@ async function insert(engine: Engine, opened: Promise<Engine>, task: Extract<Wri
   if (task.fault === 'crash-after-write') process.exit(3);
   // An error thrown where no task awaits it, after the batch's answer went back (as a socket's late
   // ECONNRESET, seen once after a database restart): it ends the thread, outside any batch.
-  if (task.fault === 'stray-error-after-write') setTimeout(() => { throw Object.assign(new Error('read ECONNRESET (test fault)'), { code: 'ECONNRESET' }); }, 20);
+  if (task.fault === 'stray-error-after-write')
+    setTimeout(() => {
+      throw Object.assign(new Error('read ECONNRESET (test fault)'), { code: 'ECONNRESET' });
+    }, 20);
   return result;
 }
 

@@ -90,7 +90,11 @@ export function verifyStored(service) {
     if (b.status === 200 && b.json('depth') === 0) break;
     sleep(0.5);
   }
-  const res = http.get(`${BASE_URL}/events?service=${encodeURIComponent(service)}&pageSize=1&count=exact`, { headers: headers(), tags: { name: 'verify' }, timeout: '120s' });
+  const res = http.get(`${BASE_URL}/events?service=${encodeURIComponent(service)}&pageSize=1&count=exact`, {
+    headers: headers(),
+    tags: { name: 'verify' },
+    timeout: '120s',
+  });
   check(res, { 'stored events can be counted exactly': (r) => r.status === 200 && r.json('pagination.total_is_exact') === true });
   const stored = res.status === 200 ? Number(res.json('pagination.total')) : 0;
   unverified.add(-stored);

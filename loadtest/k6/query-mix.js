@@ -74,7 +74,10 @@ export default function (data) {
     // A short cursor walk: five pages of 50, each from the previous page's next_cursor.
     let cursor = '';
     for (let i = 0; i < 5; i++) {
-      res = http.get(`${BASE_URL}/events?service=${s}&pageSize=50&count=none${cursor ? `&cursor=${cursor}` : ''}`, { headers: headers(), tags: { name: 'cursor-walk' } });
+      res = http.get(`${BASE_URL}/events?service=${s}&pageSize=50&count=none${cursor ? `&cursor=${cursor}` : ''}`, {
+        headers: headers(),
+        tags: { name: 'cursor-walk' },
+      });
       if (res.status !== 200) break;
       cursor = String(res.json('pagination.next_cursor') || '');
       if (!cursor) break;

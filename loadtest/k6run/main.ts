@@ -157,15 +157,18 @@ class Runner {
     if (sc.executor === 'constant-vus') {
       for (let i = 1; i <= (sc.vus ?? 1); i++) vus.push(await this.vu(i));
       const end = performance.now() + length;
-      await Promise.all(vus.map(async (v) => {
-        while (performance.now() < end) {
-          start(v);
-          await running.at(-1);
-        }
-      }));
+      await Promise.all(
+        vus.map(async (v) => {
+          while (performance.now() < end) {
+            start(v);
+            await running.at(-1);
+          }
+        }),
+      );
       return;
     }
-    if (sc.executor !== 'constant-arrival-rate' && sc.executor !== 'ramping-arrival-rate') throw new Error(`executor '${sc.executor}' is not supported by this runner`);
+    if (sc.executor !== 'constant-arrival-rate' && sc.executor !== 'ramping-arrival-rate')
+      throw new Error(`executor '${sc.executor}' is not supported by this runner`);
     for (let i = 1; i <= (sc.preAllocatedVUs ?? 1); i++) vus.push(await this.vu(i));
     let spawning = 0;
     const began = performance.now();
@@ -179,11 +182,13 @@ class Runner {
         else if (vus.length + spawning < (sc.maxVUs ?? vus.length)) {
           // k6 initializes another VU when none is free; meanwhile this iteration waits for it.
           spawning++;
-          running.push(this.vu(vus.length + spawning).then((v) => {
-            spawning--;
-            vus.push(v);
-            start(v);
-          }));
+          running.push(
+            this.vu(vus.length + spawning).then((v) => {
+              spawning--;
+              vus.push(v);
+              start(v);
+            }),
+          );
         } else this.registry.add({ metric: 'dropped_iterations', type: 'counter', value: 1, tags: {} });
       }
       if (t >= length) break;
@@ -241,12 +246,21 @@ if (import.meta.main) {
     declare: (name, type) => runner.registry.declare(name, type),
   });
   const { options = {} } = (await import(script)) as { options?: Options };
-  console.error(`[k6run] ${script}: ${Object.entries(options.scenarios ?? {}).map(([n, s]) => `${n} (${s.executor})`).join(', ') || 'default'}`);
+  console.error(
+    `[k6run] ${script}: ${
+      Object.entries(options.scenarios ?? {})
+        .map(([n, s]) => `${n} (${s.executor})`)
+        .join(', ') || 'default'
+    }`,
+  );
   const { seconds, errors } = await runner.run(options);
   const results = evaluateThresholds(options.thresholds ?? {}, runner.registry, seconds);
   const count = (m: string) => runner.registry.values(m).values.reduce((a, b) => a + b, 0);
-  console.log(`\n  iterations ${count('iterations')}, dropped ${count('dropped_iterations')}, http_reqs ${count('http_reqs')}, script errors ${errors}, ${seconds.toFixed(1)} s`);
-  for (const r of results) console.log(`  ${r.ok ? '✓' : '✗'} ${r.key}: ${r.expression} (${Number.isNaN(r.value) ? 'no samples' : Math.round(r.value * 1000) / 1000})`);
+  console.log(
+    `\n  iterations ${count('iterations')}, dropped ${count('dropped_iterations')}, http_reqs ${count('http_reqs')}, script errors ${errors}, ${seconds.toFixed(1)} s`,
+  );
+  for (const r of results)
+    console.log(`  ${r.ok ? '✓' : '✗'} ${r.key}: ${r.expression} (${Number.isNaN(r.value) ? 'no samples' : Math.round(r.value * 1000) / 1000})`);
   const failed = results.filter((r) => !r.ok);
   if (failed.length) console.log(`\n  thresholds on metrics failed: ${failed.map((r) => `${r.key} ${r.expression}`).join('; ')}`);
   process.exit(failed.length ? 99 : 0);

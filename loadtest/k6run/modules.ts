@@ -64,7 +64,8 @@ export function k6Modules(host: Host) {
     ['iterations', 'counter'],
     ['iteration_duration', 'trend'],
     ['dropped_iterations', 'counter'],
-  ] as const) host.declare(name, type);
+  ] as const)
+    host.declare(name, type);
 
   function request(method: string, url: string, body?: unknown, params: Params = {}) {
     let text: string | null = null;
@@ -108,8 +109,10 @@ export function k6Modules(host: Host) {
       throw new Error('http.batch is not supported by this runner');
     },
     setResponseCallback: (cb: ResponseCallback | null) => void (responseCallback = cb),
-    expectedStatuses: (...specs: (number | { min: number; max: number })[]): ResponseCallback => (r) =>
-      specs.some((s) => (typeof s === 'number' ? r.status === s : r.status >= s.min && r.status <= s.max)),
+    expectedStatuses:
+      (...specs: (number | { min: number; max: number })[]): ResponseCallback =>
+      (r) =>
+        specs.some((s) => (typeof s === 'number' ? r.status === s : r.status >= s.min && r.status <= s.max)),
   };
 
   const k6 = {
@@ -140,7 +143,7 @@ export function k6Modules(host: Host) {
     };
   const metrics = { Counter: metric('counter'), Trend: metric('trend'), Rate: metric('rate'), Gauge: metric('gauge') };
 
-  return { 'k6': k6, 'k6/http': http, 'k6/metrics': metrics };
+  return { k6: k6, 'k6/http': http, 'k6/metrics': metrics };
 }
 
 /** Makes `import ... from 'k6/...'` resolve to these modules in this thread. */

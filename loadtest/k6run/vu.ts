@@ -62,7 +62,10 @@ parentPort!.on('message', (cmd: { op: 'setup' | 'iteration' | 'teardown'; iterat
     error = (e as Error).stack ?? String(e);
   }
   if (cmd.op === 'iteration') {
-    samples.push({ metric: 'iterations', type: 'counter', value: 1, tags: {} }, { metric: 'iteration_duration', type: 'trend', value: performance.now() - started, tags: {} });
+    samples.push(
+      { metric: 'iterations', type: 'counter', value: 1, tags: {} },
+      { metric: 'iteration_duration', type: 'trend', value: performance.now() - started, tags: {} },
+    );
   }
   parentPort!.postMessage({ op: 'done', samples: flush(), error, data: result === undefined ? undefined : JSON.stringify(result) });
 });

@@ -10,7 +10,8 @@ import { CONSOLE_HTML, DOCS_HTML } from './shell';
 
 // The pages' policy: the service's own scripts, styles and API, nothing else (no inline code, no
 // CDN, no outside request of any kind; images only as data: URIs, which Swagger UI's styles use).
-export const PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+export const PAGE_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 const TYPES: Record<string, string> = { js: 'text/javascript; charset=utf-8', css: 'text/css; charset=utf-8' };
 
@@ -36,10 +37,11 @@ const SWAGGER = { 'swagger-ui-bundle.js': TYPES.js!, 'swagger-ui.css': TYPES.css
 export function consoleRoutes(config: Config) {
   const app = new Hono();
   let assets: Promise<Assets> | undefined;
-  const built = () => (assets ??= bundle().catch((e) => {
-    assets = undefined; // try again at the next request
-    throw e;
-  }));
+  const built = () =>
+    (assets ??= bundle().catch((e) => {
+      assets = undefined; // try again at the next request
+      throw e;
+    }));
   const page = (c: Context, html: string) => {
     c.header('Content-Security-Policy', PAGE_CSP);
     return c.html(html);
@@ -60,7 +62,10 @@ export function consoleRoutes(config: Config) {
     if (file === 'init.js' || file === 'docs.css') return asset(c, file === 'init.js' ? 'docs.js' : 'docs.css');
     const type = SWAGGER[file as keyof typeof SWAGGER];
     if (!type) throw new ApiError('not_found', `No route for GET ${c.req.path}`);
-    return c.body(await Bun.file(Bun.resolveSync(`swagger-ui-dist/${file}`, import.meta.dir)).arrayBuffer(), 200, { 'content-type': type, 'cache-control': 'public, max-age=86400' });
+    return c.body(await Bun.file(Bun.resolveSync(`swagger-ui-dist/${file}`, import.meta.dir)).arrayBuffer(), 200, {
+      'content-type': type,
+      'cache-control': 'public, max-age=86400',
+    });
   });
   return app;
 }

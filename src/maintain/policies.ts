@@ -16,7 +16,13 @@ export interface Policy {
 /** Sets every policy to the configuration (only those whose settings differ change). */
 export async function setPolicies(engine: Engine, config: Config) {
   const r = config.retention;
-  await engine.query(`SELECT aurore_set_policies($1::int, $2::int, $3::int, $4::int, $5::int)`, [r.rawDays, r.minuteDays, r.hourDays, r.dayDays, config.compressAfterDays]);
+  await engine.query(`SELECT aurore_set_policies($1::int, $2::int, $3::int, $4::int, $5::int)`, [
+    r.rawDays,
+    r.minuteDays,
+    r.hourDays,
+    r.dayDays,
+    config.compressAfterDays,
+  ]);
 }
 
 /** The policies the database holds, with the names the job status shows. */

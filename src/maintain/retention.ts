@@ -9,7 +9,12 @@ import type { Engine } from '../store/engine';
 export function retention(engine: Engine, config: Config) {
   const r = config.retention;
   return async (): Promise<string> => {
-    const [row] = await engine.query<{ n: number }>(`SELECT aurore_apply_retention($1::int, $2::int, $3::int, $4::int) AS n`, [r.rawDays, r.minuteDays, r.hourDays, r.dayDays]);
+    const [row] = await engine.query<{ n: number }>(`SELECT aurore_apply_retention($1::int, $2::int, $3::int, $4::int) AS n`, [
+      r.rawDays,
+      r.minuteDays,
+      r.hourDays,
+      r.dayDays,
+    ]);
     return `${row!.n} chunks dropped`;
   };
 }

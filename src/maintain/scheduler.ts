@@ -122,9 +122,12 @@ async function defineJobs({ engine, config, edition, backgroundWorkers }: JobsDe
     // until takeover.ts says otherwise; without, the service runs it from the start.
     const j = job(p.name, p.everyMs, runPolicy(engine, p.jobId));
     j.dbJobId = p.jobId;
-    if (engine.kind === 'server') j.watch = { runBy: backgroundWorkers ? 'database' : 'service', takenOverAt: backgroundWorkers ? null : now, watchedSince: now };
+    if (engine.kind === 'server')
+      j.watch = { runBy: backgroundWorkers ? 'database' : 'service', takenOverAt: backgroundWorkers ? null : now, watchedSince: now };
     if (backgroundWorkers) Object.assign(j.status, { runBy: 'database', nextRunAt: null });
-    else j.status.reason = engine.kind === 'server' ? 'no TimescaleDB background workers were running when the service started' : 'the embedded engine has no background workers';
+    else
+      j.status.reason =
+        engine.kind === 'server' ? 'no TimescaleDB background workers were running when the service started' : 'the embedded engine has no background workers';
     jobs.push(j);
   }
   return jobs;
@@ -199,7 +202,11 @@ function applyDecisions(jobs: Job[], runs: DatabaseRuns[], log: Logger) {
     if (d.action === 'take over') {
       Object.assign(j.watch, { runBy: 'service', takenOverAt: now });
       Object.assign(j.status, { runBy: 'service', reason: d.reason, nextRunAt: new Date(now).toISOString(), everySeconds: j.everyMs / 1000 });
-      log.warn("the database's scheduler is not running a policy: the service runs it until the database's own runs succeed again", { job: j.name, jobId: j.dbJobId, reason: d.reason });
+      log.warn("the database's scheduler is not running a policy: the service runs it until the database's own runs succeed again", {
+        job: j.name,
+        jobId: j.dbJobId,
+        reason: d.reason,
+      });
     } else if (d.action === 'hand back') {
       Object.assign(j.watch, { runBy: 'database', takenOverAt: null, watchedSince: now });
       Object.assign(j.status, { runBy: 'database', reason: null, nextRunAt: null });
@@ -266,7 +273,11 @@ export function createJobs(deps: JobsDeps) {
     try {
       jobs = await defineJobs(deps, () => stopped);
       setUp = true;
-      log.info('maintenance jobs', { edition, service: jobs.filter((j) => j.status.runBy === 'service').map((j) => j.name), database: jobs.filter((j) => j.status.runBy === 'database').map((j) => j.name) });
+      log.info('maintenance jobs', {
+        edition,
+        service: jobs.filter((j) => j.status.runBy === 'service').map((j) => j.name),
+        database: jobs.filter((j) => j.status.runBy === 'database').map((j) => j.name),
+      });
       Object.assign(setupStatus, { lastError: null, lastSuccessAt: new Date().toISOString(), nextRunAt: null, lastResult: `${jobs.length} jobs` });
     } catch (err) {
       setupStatus.failures++;

@@ -71,7 +71,24 @@ async function serviceBuffer(deps: HealthDeps) {
   if (!deps.peers) return own;
   const all = [own, ...(await fromSiblings<BufferStatus>(deps.peers, 'buffer'))];
   const sum = (k: keyof BufferStatus) => all.reduce((n, b) => n + (b[k] as number), 0);
-  const numbers = ['depth', 'pending', 'inFlightBatches', 'capacity', 'bytesUsed', 'bytesCapacity', 'accepted', 'written', 'duplicates', 'rejected', 'recovered', 'batches', 'retriedBatches', 'failed', 'rejectedQueueFull', 'drainRate'] as const;
+  const numbers = [
+    'depth',
+    'pending',
+    'inFlightBatches',
+    'capacity',
+    'bytesUsed',
+    'bytesCapacity',
+    'accepted',
+    'written',
+    'duplicates',
+    'rejected',
+    'recovered',
+    'batches',
+    'retriedBatches',
+    'failed',
+    'rejectedQueueFull',
+    'drainRate',
+  ] as const;
   const total = Object.fromEntries(numbers.map((k) => [k, sum(k)])) as Record<(typeof numbers)[number], number>;
   return {
     ...own,
@@ -79,7 +96,12 @@ async function serviceBuffer(deps: HealthDeps) {
     utilization: Math.max(total.depth / total.capacity, total.bytesUsed / total.bytesCapacity),
     breaker: all.map((b) => b.breaker).sort((a, b) => BREAKER_RANK[b] - BREAKER_RANK[a])[0]!,
     lastError: all.find((b) => b.lastError)?.lastError ?? null,
-    lastWriteAt: all.map((b) => b.lastWriteAt).filter(Boolean).sort().at(-1) ?? null,
+    lastWriteAt:
+      all
+        .map((b) => b.lastWriteAt)
+        .filter(Boolean)
+        .sort()
+        .at(-1) ?? null,
     draining: all.some((b) => b.draining),
     processes: { configured: deps.peers.ports.length, reporting: all.length },
   };
@@ -94,7 +116,19 @@ async function databaseStatus({ engine, reads, batcher, state, log }: HealthDeps
     const latencyMs = Math.round((performance.now() - started) * 100) / 100;
     const jobs = state.jobs ? await state.jobs.status() : [];
     const maintenance = state.jobs ? { maintenance: state.jobs.runner() } : {};
-    return { ok: true, body: { connected: true, ready: state.ready, latencyMs, breaker: batcher.breaker, ...(state.database ?? { engine: engine.kind }), ...replica, ...maintenance, jobs } };
+    return {
+      ok: true,
+      body: {
+        connected: true,
+        ready: state.ready,
+        latencyMs,
+        breaker: batcher.breaker,
+        ...(state.database ?? { engine: engine.kind }),
+        ...replica,
+        ...maintenance,
+        jobs,
+      },
+    };
   } catch (err) {
     log.warn('database health check failed', { err });
     return { ok: false, body: { connected: false, ready: false, breaker: batcher.breaker, engine: engine.kind, ...replica, error: (err as Error).message } };

@@ -58,7 +58,14 @@ function requestHistogram(registry: Registry, name: string, help: string, bounds
         { labels, value: count, metricName: `${name}_count` },
       ];
     });
-  const metric = { name, help, type: 'histogram', aggregator: 'sum', get: async () => ({ name, help, type: 'histogram', aggregator: 'sum', values: values() }), reset: () => rows.clear() };
+  const metric = {
+    name,
+    help,
+    type: 'histogram',
+    aggregator: 'sum',
+    get: async () => ({ name, help, type: 'histogram', aggregator: 'sum', values: values() }),
+    reset: () => rows.clear(),
+  };
   registry.registerMetric(metric as never);
   return (route: string, method: string, status: number, seconds: number) => {
     const key = `${route} ${method} ${status}`;
@@ -71,14 +78,26 @@ function requestHistogram(registry: Registry, name: string, help: string, bounds
   };
 }
 
-export function createMetrics(queue: EventQueue, batcher: Batcher, state: ServiceState, limits: Limits, budgets: Record<'bodies' | 'answers', MemoryBudget>, reads: ReadRouting | null = null): Metrics {
+export function createMetrics(
+  queue: EventQueue,
+  batcher: Batcher,
+  state: ServiceState,
+  limits: Limits,
+  budgets: Record<'bodies' | 'answers', MemoryBudget>,
+  reads: ReadRouting | null = null,
+): Metrics {
   const registry = new Registry();
   const fallbackSeen = new Map<string, number>();
   const s = batcher.stats;
   totalCounter(registry, 'aurore_events_received_total', 'Events received in POST bodies, valid or not', () => state.received);
   totalCounter(registry, 'aurore_events_accepted_total', 'Events accepted into the queue (answered 202/201)', () => state.accepted);
   totalCounter(registry, 'aurore_events_invalid_total', 'Events refused at validation (400 or per-item errors)', () => state.invalid);
-  totalCounter(registry, 'aurore_events_cut_total', 'Events from OTLP or Loki push stored with their message or metadata cut to fit the limits', () => state.cut);
+  totalCounter(
+    registry,
+    'aurore_events_cut_total',
+    'Events from OTLP or Loki push stored with their message or metadata cut to fit the limits',
+    () => state.cut,
+  );
   totalCounter(registry, 'aurore_events_written_total', 'Events committed to the database', () => s.written);
   totalCounter(registry, 'aurore_events_duplicates_total', 'Events already stored (same id and timestamp)', () => s.duplicates);
   totalCounter(registry, 'aurore_events_rejected_total', 'Events the database refused, kept in events_rejected', () => s.rejected);
@@ -101,27 +120,61 @@ export function createMetrics(queue: EventQueue, batcher: Batcher, state: Servic
       }
     },
   });
-  totalCounter(registry, 'aurore_requests_overloaded_total', 'Requests refused with 503 overloaded: bodies being read held BODY_BUDGET_BYTES, or answers being sent READ_BUDGET_BYTES', () => budgets.bodies.refused + budgets.answers.refused);
+  totalCounter(
+    registry,
+    'aurore_requests_overloaded_total',
+    'Requests refused with 503 overloaded: bodies being read held BODY_BUDGET_BYTES, or answers being sent READ_BUDGET_BYTES',
+    () => budgets.bodies.refused + budgets.answers.refused,
+  );
 
   // With HTTP_PROCESSES > 1 the processes' figures are merged: sums for queues and counters, the
   // worst for states (`aggregator`).
   const gauge = (name: string, help: string, read: () => number, aggregator: Aggregator = 'sum') =>
-    new Gauge({ name, help, registers: [registry], aggregator, collect() { this.set(read()); } });
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      aggregator,
+      collect() {
+        this.set(read());
+      },
+    });
   gauge('aurore_queue_depth_events', 'Events queued or being written', () => queue.depth);
   gauge('aurore_queue_capacity_events', 'Queue capacity in events (QUEUE_MAX_EVENTS)', () => queue.maxEvents);
   gauge('aurore_queue_used_bytes', 'Bytes of the queue in use', () => queue.usedBytes);
   gauge('aurore_queue_capacity_bytes', 'Queue capacity in bytes (QUEUE_MAX_BYTES)', () => queue.maxBytes);
   gauge('aurore_request_body_bytes_held', 'Bytes of request bodies being read or decoded (at most BODY_BUDGET_BYTES)', () => budgets.bodies.held);
   gauge('aurore_answer_bytes_held', 'Bytes of large query answers being sent (at most READ_BUDGET_BYTES)', () => budgets.answers.held);
-  gauge('aurore_circuit_breaker_open', 'Circuit breaker: 0 closed, 0.5 half-open, 1 open', () => ({ closed: 0, 'half-open': 0.5, open: 1 })[batcher.breaker], 'max');
-  if (limits.storeUp !== null) gauge('aurore_rate_limit_store_up', '1 while the shared rate-limit store (REDIS_URL) answers; 0: requests go uncounted', () => (limits.storeUp ? 1 : 0), 'min');
+  gauge(
+    'aurore_circuit_breaker_open',
+    'Circuit breaker: 0 closed, 0.5 half-open, 1 open',
+    () => ({ closed: 0, 'half-open': 0.5, open: 1 })[batcher.breaker],
+    'max',
+  );
+  if (limits.storeUp !== null)
+    gauge(
+      'aurore_rate_limit_store_up',
+      '1 while the shared rate-limit store (REDIS_URL) answers; 0: requests go uncounted',
+      () => (limits.storeUp ? 1 : 0),
+      'min',
+    );
   gauge('aurore_ready', '1 once the database is reachable and migrated', () => (state.ready ? 1 : 0), 'min');
   if (reads) {
-    gauge('aurore_read_replica_in_use', '1 while the read routes use the replica (DATABASE_READ_URL), 0 while they fall back to the primary', () => (reads.status().using === 'replica' ? 1 : 0), 'min');
-    gauge('aurore_read_replica_lag_seconds', 'How far the replica trails the primary (-1: unknown)', () => {
-      const lag = reads.status().lagMs;
-      return lag === null ? -1 : lag / 1000;
-    }, 'max');
+    gauge(
+      'aurore_read_replica_in_use',
+      '1 while the read routes use the replica (DATABASE_READ_URL), 0 while they fall back to the primary',
+      () => (reads.status().using === 'replica' ? 1 : 0),
+      'min',
+    );
+    gauge(
+      'aurore_read_replica_lag_seconds',
+      'How far the replica trails the primary (-1: unknown)',
+      () => {
+        const lag = reads.status().lagMs;
+        return lag === null ? -1 : lag / 1000;
+      },
+      'max',
+    );
   }
 
   // Maintenance jobs, for alerts such as "no successful rollup for 10 minutes".
@@ -140,20 +193,44 @@ export function createMetrics(queue: EventQueue, batcher: Batcher, state: Servic
         }
       },
     });
-  jobGauge('aurore_job_last_success_timestamp_seconds', 'When each maintenance job last succeeded (Unix time)', (j) => (j.lastSuccessAt ? Date.parse(j.lastSuccessAt) / 1000 : null));
+  jobGauge('aurore_job_last_success_timestamp_seconds', 'When each maintenance job last succeeded (Unix time)', (j) =>
+    j.lastSuccessAt ? Date.parse(j.lastSuccessAt) / 1000 : null,
+  );
   jobGauge('aurore_job_failing', '1 when the last run of a maintenance job failed', (j) => (j.lastError ? 1 : 0));
   // A policy the database's scheduler should run, run by the service because the database's own runs
   // failed or stopped (src/maintain/takeover.ts): the database needs a look although the job succeeds.
-  jobGauge('aurore_job_taken_over', "1 while the service runs a TimescaleDB policy because the database's own scheduler fails or does not run it (server engine)", (j) =>
-    state.database?.engine === 'server' && j.reason ? 1 : 0,
+  jobGauge(
+    'aurore_job_taken_over',
+    "1 while the service runs a TimescaleDB policy because the database's own scheduler fails or does not run it (server engine)",
+    (j) => (state.database?.engine === 'server' && j.reason ? 1 : 0),
   );
 
-  const batchSize = new Histogram({ name: 'aurore_batch_size_events', help: 'Events per committed batch', buckets: [1, 10, 50, 100, 500, 1000, 2500, 5000, 10000], registers: [registry] });
-  const insert = new Histogram({ name: 'aurore_batch_insert_duration_seconds', help: 'Time to commit one batch', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry] });
-  const observeRequest = requestHistogram(registry, 'aurore_http_request_duration_seconds', 'HTTP request duration by route, method and status', [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5]);
+  const batchSize = new Histogram({
+    name: 'aurore_batch_size_events',
+    help: 'Events per committed batch',
+    buckets: [1, 10, 50, 100, 500, 1000, 2500, 5000, 10000],
+    registers: [registry],
+  });
+  const insert = new Histogram({
+    name: 'aurore_batch_insert_duration_seconds',
+    help: 'Time to commit one batch',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const observeRequest = requestHistogram(
+    registry,
+    'aurore_http_request_duration_seconds',
+    'HTTP request duration by route, method and status',
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+  );
 
   // Event-loop lag: how late a 100 ms timer fires. A busy main thread is the first sign of overload.
-  const lag = new Gauge({ name: 'aurore_event_loop_lag_seconds', help: 'Event-loop delay of the main thread (last 100 ms tick; the slowest process)', registers: [registry], aggregator: 'max' });
+  const lag = new Gauge({
+    name: 'aurore_event_loop_lag_seconds',
+    help: 'Event-loop delay of the main thread (last 100 ms tick; the slowest process)',
+    registers: [registry],
+    aggregator: 'max',
+  });
   let expected = performance.now() + 100;
   const timer = setInterval(() => {
     const now = performance.now();

@@ -47,7 +47,15 @@ export class MemoryBudget {
 /** The service's two budgets, as configured. */
 export function createBudgets({ limits: { bodyBudgetBytes, readBudgetBytes }, retryAfterSeconds }: Config) {
   return {
-    bodies: new MemoryBudget(bodyBudgetBytes, `The service is reading as many request bodies as it may hold at once (BODY_BUDGET_BYTES=${bodyBudgetBytes}); retry shortly`, retryAfterSeconds),
-    answers: new MemoryBudget(readBudgetBytes, `The service is sending as many large answers as it may hold at once (READ_BUDGET_BYTES=${readBudgetBytes}); retry shortly, or ask for a smaller pageSize`, retryAfterSeconds),
+    bodies: new MemoryBudget(
+      bodyBudgetBytes,
+      `The service is reading as many request bodies as it may hold at once (BODY_BUDGET_BYTES=${bodyBudgetBytes}); retry shortly`,
+      retryAfterSeconds,
+    ),
+    answers: new MemoryBudget(
+      readBudgetBytes,
+      `The service is sending as many large answers as it may hold at once (READ_BUDGET_BYTES=${readBudgetBytes}); retry shortly, or ask for a smaller pageSize`,
+      retryAfterSeconds,
+    ),
   };
 }

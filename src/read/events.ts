@@ -91,7 +91,10 @@ export async function listEvents(engine: Engine, q: Scoped<ListQuery>, stats = n
   // connection), so the answer waits for the slower of the two rather than their sum (bench:query:
   // a month of one service). Its cost is bounded (the aggregates, and counts stopped at a limit) even
   // when the page turns out to know the total itself; message and metadata filters are not, and wait.
-  const early = engine.kind === 'server' && q.count === 'auto' && !q.q && !q.metadata && !Object.keys(q.metaEq).length ? countEvents(engine, q, where, params, stats, fallbacks) : null;
+  const early =
+    engine.kind === 'server' && q.count === 'auto' && !q.q && !q.metadata && !Object.keys(q.metaEq).length
+      ? countEvents(engine, q, where, params, stats, fallbacks)
+      : null;
   early?.catch(() => {}); // awaited below, or not needed
   const rows = scansInSlices(engine, q)
     ? await slicedRows(engine, q, rowWhere, rowParams, limit + 1, offset, stats)
@@ -100,7 +103,9 @@ export async function listEvents(engine: Engine, q: Scoped<ListQuery>, stats = n
   // A last page that holds everything from its start already knows the total: counting would scan
   // the same rows again (the slow case: a filter that matches little in a big range).
   const knownTotal = !hasMore && !q.cursor && (offset === 0 || rows.length > 0) && q.count !== 'none' && q.count !== 'estimate';
-  const total = knownTotal ? { value: offset + rows.length, exact: true, mode: 'exact' as const } : await (early ?? countEvents(engine, q, where, params, stats, fallbacks));
+  const total = knownTotal
+    ? { value: offset + rows.length, exact: true, mode: 'exact' as const }
+    : await (early ?? countEvents(engine, q, where, params, stats, fallbacks));
   const page = hasMore ? rows.slice(0, limit) : rows;
   const last = page.at(-1);
   return {
@@ -124,44 +129,69 @@ const scansInSlices = (engine: Engine, q: ListQuery) => engine.kind === 'embedde
 function spanOf(q: ListQuery): Span {
   const t = q.cursor?.t;
   if (!t) return { order: q.order, from: q.from, to: q.to };
-  return q.order === 'desc' ? { order: q.order, from: q.from, to: q.to && q.to < t ? q.to : t } : { order: q.order, from: q.from && q.from > t ? q.from : t, to: q.to };
+  return q.order === 'desc'
+    ? { order: q.order, from: q.from, to: q.to && q.to < t ? q.to : t }
+    : { order: q.order, from: q.from && q.from > t ? q.from : t, to: q.to };
 }
 
 /** `want` rows of the page after the first `skip` matches (offset pages), slice after slice. */
 async function slicedRows(engine: Engine, q: ListQuery, where: string[], params: unknown[], want: number, skip: number, stats: RangeStats) {
   const dir = q.order === 'asc' ? 'ASC' : 'DESC';
   const rows: EventRow[] = [];
-  await eachSlice(engine, spanOf(q), params.length + 2, async (slice, sliceParams) => {
-    const filter = `WHERE ${[...where, slice].join(' AND ')}`;
-    const taken = [...params, 0, 0, ...sliceParams];
-    if (skip > 0) {
-      // A slice that holds no more matches than are still to skip is counted, not read.
-      taken[params.length] = skip + 1;
-      const [c] = await engine.query<{ n: number }>(`SELECT count(*)::int AS n FROM (SELECT 1 FROM events ${filter} LIMIT $${params.length + 1} OFFSET $${params.length + 2}) s`, taken);
-      if ((c?.n ?? 0) <= skip) {
-        skip -= c?.n ?? 0;
-        return 'more';
+  await eachSlice(
+    engine,
+    spanOf(q),
+    params.length + 2,
+    async (slice, sliceParams) => {
+      const filter = `WHERE ${[...where, slice].join(' AND ')}`;
+      const taken = [...params, 0, 0, ...sliceParams];
+      if (skip > 0) {
+        // A slice that holds no more matches than are still to skip is counted, not read.
+        taken[params.length] = skip + 1;
+        const [c] = await engine.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM (SELECT 1 FROM events ${filter} LIMIT $${params.length + 1} OFFSET $${params.length + 2}) s`,
+          taken,
+        );
+        if ((c?.n ?? 0) <= skip) {
+          skip -= c?.n ?? 0;
+          return 'more';
+        }
       }
-    }
-    taken[params.length] = want - rows.length;
-    taken[params.length + 1] = skip;
-    rows.push(...(await engine.query<EventRow>(`SELECT ${COLUMNS} FROM events ${filter} ORDER BY time ${dir}, id ${dir} LIMIT $${params.length + 1} OFFSET $${params.length + 2}`, taken)));
-    skip = 0;
-    return rows.length >= want ? 'done' : 'more';
-  }, stats);
+      taken[params.length] = want - rows.length;
+      taken[params.length + 1] = skip;
+      rows.push(
+        ...(await engine.query<EventRow>(
+          `SELECT ${COLUMNS} FROM events ${filter} ORDER BY time ${dir}, id ${dir} LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
+          taken,
+        )),
+      );
+      skip = 0;
+      return rows.length >= want ? 'done' : 'more';
+    },
+    stats,
+  );
   return rows;
 }
 
 /** Matches counted up to `limit` + 1 (Infinity: all), slice after slice. Totals ignore the cursor. */
 async function slicedCount(engine: Engine, q: ListQuery, where: string[], params: unknown[], limit: number, stats: RangeStats) {
   let n = 0;
-  await eachSlice(engine, { order: q.order, from: q.from, to: q.to }, params.length, async (slice, sliceParams) => {
-    const filter = `WHERE ${[...where, slice].join(' AND ')}`;
-    const sql = limit === Infinity ? `SELECT count(*)::float8 AS n FROM events ${filter}` : `SELECT count(*)::int AS n FROM (SELECT 1 FROM events ${filter} LIMIT ${limit - n + 1}) s`;
-    const [r] = await engine.query<{ n: number }>(sql, [...params, ...sliceParams]);
-    n += r?.n ?? 0;
-    return n > limit ? 'done' : 'more';
-  }, stats);
+  await eachSlice(
+    engine,
+    { order: q.order, from: q.from, to: q.to },
+    params.length,
+    async (slice, sliceParams) => {
+      const filter = `WHERE ${[...where, slice].join(' AND ')}`;
+      const sql =
+        limit === Infinity
+          ? `SELECT count(*)::float8 AS n FROM events ${filter}`
+          : `SELECT count(*)::int AS n FROM (SELECT 1 FROM events ${filter} LIMIT ${limit - n + 1}) s`;
+      const [r] = await engine.query<{ n: number }>(sql, [...params, ...sliceParams]);
+      n += r?.n ?? 0;
+      return n > limit ? 'done' : 'more';
+    },
+    stats,
+  );
   return n;
 }
 

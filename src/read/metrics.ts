@@ -112,7 +112,13 @@ export async function businessMetrics(engine: Engine, history: ServiceHistory, n
  * a week of minutes was 10 million points, a 457 MB answer and 5.5 s of the main thread (ingestion
  * stalled with it), and a few thousand took the process past its memory.
  */
-function assertPoints(services: number, buckets: number, max: number, named: boolean, held = `${services.toLocaleString('en')} services x ${buckets.toLocaleString('en')} buckets hold`) {
+function assertPoints(
+  services: number,
+  buckets: number,
+  max: number,
+  named: boolean,
+  held = `${services.toLocaleString('en')} services x ${buckets.toLocaleString('en')} buckets hold`,
+) {
   if (services * buckets <= max) return;
   const message = `${held} more than ${max.toLocaleString('en')} points (SERIES_MAX_POINTS): name fewer services, use a wider bucket or a shorter range`;
   throw new ApiError('validation_failed', `The answer would be too large: ${message}`, { errors: [{ field: named ? 'bucket' : 'service', message }] });
@@ -161,7 +167,19 @@ export async function eventSeries(engine: Engine, q: Scoped<SeriesQuery>, maxPoi
 }
 
 /** GET /metrics/events and GET /health/business. */
-export function metricsRoutes({ config, reader: engine, state, answers, history }: { config: Config; reader: Engine; state: ServiceState; answers: MemoryBudget; history: ServiceHistory }) {
+export function metricsRoutes({
+  config,
+  reader: engine,
+  state,
+  answers,
+  history,
+}: {
+  config: Config;
+  reader: Engine;
+  state: ServiceState;
+  answers: MemoryBudget;
+  history: ServiceHistory;
+}) {
   const app = new Hono();
   const parse = queryParsers(config.limits);
   app.get('/metrics/events', async (c) => {

@@ -102,7 +102,12 @@ export function listQuerySchema(limits: Limits) {
           return JSON.stringify(v);
         })
         .optional(),
-      metaEq: z.record(z.string().regex(META_PARAM_RE, 'metadata.<key> filters take keys of letters, digits, _ and -, up to 5 levels'), z.string().max(1000).refine(storable, UNSTORABLE)).default({}),
+      metaEq: z
+        .record(
+          z.string().regex(META_PARAM_RE, 'metadata.<key> filters take keys of letters, digits, _ and -, up to 5 levels'),
+          z.string().max(1000).refine(storable, UNSTORABLE),
+        )
+        .default({}),
       count: z.enum(['auto', 'exact', 'estimate', 'none'], 'must be auto, exact, estimate or none').default('auto'),
     })
     .superRefine((q, ctx) => {
@@ -160,7 +165,11 @@ export function seriesQuerySchema(limits: Limits) {
       const from = Math.floor((q.from ? Date.parse(q.from) : to - 86_400_000) / width) * width;
       if (from >= to) ctx.addIssue({ code: 'custom', path: ['from'], message: 'must be before to' });
       else if ((to - from) / width > MAX_SERIES_BUCKETS) {
-        ctx.addIssue({ code: 'custom', path: ['bucket'], message: `the range holds more than ${MAX_SERIES_BUCKETS} buckets of ${q.bucket}: use a wider bucket or a shorter range` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['bucket'],
+          message: `the range holds more than ${MAX_SERIES_BUCKETS} buckets of ${q.bucket}: use a wider bucket or a shorter range`,
+        });
       }
       return { service: q.service ? [...new Set(q.service)].sort() : undefined, from, to, bucket: q.bucket };
     });

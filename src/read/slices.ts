@@ -86,12 +86,16 @@ export async function eachSlice(engine: Engine, span: Span, taken: number, visit
     if (span.order === 'desc') {
       const next = edge - width;
       last = next <= lo;
-      outcome = last ? await visit(first ? 'true' : `time < ${a}`, first ? [] : [iso(edge)]) : await visit(first ? `time >= ${a}` : `time >= ${a} AND time < ${b}`, first ? [iso(next)] : [iso(next), iso(edge)]);
+      outcome = last
+        ? await visit(first ? 'true' : `time < ${a}`, first ? [] : [iso(edge)])
+        : await visit(first ? `time >= ${a}` : `time >= ${a} AND time < ${b}`, first ? [iso(next)] : [iso(next), iso(edge)]);
       edge = next;
     } else {
       const next = edge + width;
       last = next > hi;
-      outcome = last ? await visit(first ? 'true' : `time >= ${a}`, first ? [] : [iso(edge)]) : await visit(first ? `time < ${a}` : `time >= ${a} AND time < ${b}`, first ? [iso(next)] : [iso(edge), iso(next)]);
+      outcome = last
+        ? await visit(first ? 'true' : `time >= ${a}`, first ? [] : [iso(edge)])
+        : await visit(first ? `time < ${a}` : `time >= ${a} AND time < ${b}`, first ? [iso(next)] : [iso(edge), iso(next)]);
       edge = next;
     }
     if (outcome === 'done' || last) return;

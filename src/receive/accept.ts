@@ -80,7 +80,12 @@ export function createAcceptor({ config, queue, batcher, state }: AcceptDeps) {
      * `types`, tried in order; else 415 saying `expected`), the client's wait preference, and, for
      * bodies that may hold many events (`room`), a 429 before reading one the queue cannot take.
      */
-    intake<K extends string>(c: Context, types: Record<K, RegExp>, expected: string, { room = true } = {}): { type: K; wait: boolean; scope: WriteScope | null } {
+    intake<K extends string>(
+      c: Context,
+      types: Record<K, RegExp>,
+      expected: string,
+      { room = true } = {},
+    ): { type: K; wait: boolean; scope: WriteScope | null } {
       this.assertOpen();
       const header = c.req.raw.headers.get('content-type') ?? '';
       let type: K | undefined;
@@ -98,7 +103,8 @@ export function createAcceptor({ config, queue, batcher, state }: AcceptDeps) {
 
     /** 503 while shutting down: the client should go to another instance. */
     assertOpen() {
-      if (state.draining) throw new ApiError('shutting_down', 'The service is shutting down; retry against another instance', { retryAfter: config.retryAfterSeconds });
+      if (state.draining)
+        throw new ApiError('shutting_down', 'The service is shutting down; retry against another instance', { retryAfter: config.retryAfterSeconds });
     },
 
     /**
@@ -169,7 +175,13 @@ export function createAcceptor({ config, queue, batcher, state }: AcceptDeps) {
       const outcome = wait ? await this.committed(from, from + records.length) : null;
       duplicates += outcome?.duplicates.length ?? 0;
       const refused = outcome?.rejected.map((r) => r.message) ?? [];
-      return { queued: records.length - (outcome ? outcome.duplicates.length + refused.length : 0), duplicates, refused, forbidden, committed: outcome !== null };
+      return {
+        queued: records.length - (outcome ? outcome.duplicates.length + refused.length : 0),
+        duplicates,
+        refused,
+        forbidden,
+        committed: outcome !== null,
+      };
     },
 
     /**

@@ -70,7 +70,8 @@ export class BodyReader {
 
 // The client closed the connection mid-body (or sent less than its Content-Length): nobody reads
 // this answer, but the log must not call a client's abort an internal error.
-const unreadable = (e: unknown) => (e instanceof ApiError ? e : new ApiError('invalid_body', `The request body could not be read to its end: ${(e as Error).message}`));
+const unreadable = (e: unknown) =>
+  e instanceof ApiError ? e : new ApiError('invalid_body', `The request body could not be read to its end: ${(e as Error).message}`);
 
 const tooLargeError = (max: number, limitName: string, encoding: string) =>
   new ApiError('payload_too_large', `Request body exceeds ${max} bytes (${limitName})${encoding === 'identity' ? '' : ' once decompressed'}`);

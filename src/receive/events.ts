@@ -55,7 +55,8 @@ export function batchItems(text: string, ndjson: boolean, max: number): Item[] {
     });
   } else {
     const body = parseJson(text);
-    if (!Array.isArray(body)) throw new ApiError('validation_failed', 'Body must be a JSON array of events', { errors: [{ field: '(body)', message: 'must be a JSON array' }] });
+    if (!Array.isArray(body))
+      throw new ApiError('validation_failed', 'Body must be a JSON array of events', { errors: [{ field: '(body)', message: 'must be a JSON array' }] });
     if (body.length > max) throw tooMany(body.length);
     items = body.map((value) => ({ value }));
   }
@@ -142,7 +143,10 @@ export function eventsReceiver({ config, state, accept, bodies }: EventsDeps) {
     const v = validateItems(items, scope);
     let { duplicates, rejected } = v;
     if (v.records.length === 0) {
-      throw new ApiError('validation_failed', 'No event in the batch is valid', { errors: v.errors.slice(0, MAX_ERRORS), extra: { accepted: 0, duplicates, rejected } });
+      throw new ApiError('validation_failed', 'No event in the batch is valid', {
+        errors: v.errors.slice(0, MAX_ERRORS),
+        extra: { accepted: 0, duplicates, rejected },
+      });
     }
     const from = accept.all(v.records);
     let accepted = v.records.length;
@@ -151,7 +155,8 @@ export function eventsReceiver({ config, state, accept, bodies }: EventsDeps) {
       duplicates += outcome.duplicates.length;
       accepted -= outcome.duplicates.length + outcome.rejected.length;
       rejected += outcome.rejected.length;
-      for (const r of outcome.rejected) v.errors.push({ index: v.indexOf[r.seq - from]!, field: '(database)', message: `refused by the database (kept in events_rejected): ${r.message}` });
+      for (const r of outcome.rejected)
+        v.errors.push({ index: v.indexOf[r.seq - from]!, field: '(database)', message: `refused by the database (kept in events_rejected): ${r.message}` });
     }
     const status = outcome ? 201 : 202;
     acknowledge(c, outcome !== null);

@@ -125,9 +125,12 @@ function fromJson(bytes: Uint8Array) {
   if (!Array.isArray(streams)) throw new ApiError('invalid_body', 'the body must be {"streams":[...]}');
   return streams.map((s, i) => {
     const st = s as { stream?: unknown; values?: unknown };
-    if (!st || typeof st.stream !== 'object' || st.stream === null || !Array.isArray(st.values)) throw new ApiError('invalid_body', `streams[${i}] must have "stream" (labels) and "values"`);
+    if (!st || typeof st.stream !== 'object' || st.stream === null || !Array.isArray(st.values))
+      throw new ApiError('invalid_body', `streams[${i}] must have "stream" (labels) and "values"`);
     const labels = Object.fromEntries(Object.entries(st.stream as Record<string, unknown>).map(([k, v]) => [k, labelValue(v, k, i)]));
-    const entries = (st.values as unknown[]).map((v) => (Array.isArray(v) ? { ts: v[0], line: v[1], meta: v[2] } : { ts: undefined, line: undefined, meta: undefined }));
+    const entries = (st.values as unknown[]).map((v) =>
+      Array.isArray(v) ? { ts: v[0], line: v[1], meta: v[2] } : { ts: undefined, line: undefined, meta: undefined },
+    );
     return { labels, entries };
   });
 }
@@ -146,7 +149,12 @@ function fromProtobuf(bytes: Uint8Array, max: number) {
   } catch (e) {
     throw new ApiError('invalid_body', `the body is not valid snappy-compressed data: ${(e as Error).message}`);
   }
-  let req: { streams?: { labels?: string; entries?: { timestamp?: { seconds?: string; nanos?: number }; line?: string; structuredMetadata?: { name?: string; value?: string }[] }[] }[] };
+  let req: {
+    streams?: {
+      labels?: string;
+      entries?: { timestamp?: { seconds?: string; nanos?: number }; line?: string; structuredMetadata?: { name?: string; value?: string }[] }[];
+    }[];
+  };
   try {
     req = PushRequest.toObject(PushRequest.decode(plain), { longs: String, defaults: false }) as typeof req;
   } catch (e) {
@@ -159,16 +167,26 @@ function fromProtobuf(bytes: Uint8Array, max: number) {
     } catch (e) {
       throw new ApiError('invalid_body', `streams[${i}]: ${(e as Error).message}`);
     }
-    const entries = (s.entries ?? []).map((e) => ({ ts: timestampNs(e.timestamp), line: e.line ?? '', meta: Object.fromEntries((e.structuredMetadata ?? []).map((p) => [p.name ?? '', p.value ?? ''])) }));
+    const entries = (s.entries ?? []).map((e) => ({
+      ts: timestampNs(e.timestamp),
+      line: e.line ?? '',
+      meta: Object.fromEntries((e.structuredMetadata ?? []).map((p) => [p.name ?? '', p.value ?? ''])),
+    }));
     return { labels, entries };
   });
 }
 
 /** A push's entries, decoded, mapped and fitted (the route, and the benchmark's decoding cost). */
-export function readLoki(bytes: Uint8Array, proto: boolean, fit: (m: Mapped, place: number) => Fitted | { error: string }, limits: { batchMaxEvents: number; batchMaxBytes: number }) {
+export function readLoki(
+  bytes: Uint8Array,
+  proto: boolean,
+  fit: (m: Mapped, place: number) => Fitted | { error: string },
+  limits: { batchMaxEvents: number; batchMaxBytes: number },
+) {
   const streams = proto ? fromProtobuf(bytes, limits.batchMaxBytes) : fromJson(bytes);
   const total = streams.reduce((n, s) => n + s.entries.length, 0);
-  if (total > limits.batchMaxEvents) throw new ApiError('payload_too_large', `A push holds at most ${limits.batchMaxEvents} entries (BATCH_MAX_EVENTS); this one has ${total}`);
+  if (total > limits.batchMaxEvents)
+    throw new ApiError('payload_too_large', `A push holds at most ${limits.batchMaxEvents} entries (BATCH_MAX_EVENTS); this one has ${total}`);
   const fitted: Fitted[] = [];
   const problems: string[] = [];
   let cut = 0;
@@ -203,7 +221,10 @@ export function lokiReceiver({ config, state, accept, bodies }: { config: Config
     const { type, wait, scope } = accept.intake(c, { protobuf: PROTOBUF, json: JSON_TYPE }, 'application/x-protobuf (snappy) or application/json');
     const proto = type === 'protobuf';
     // Snappy is the protobuf body's framing, not a Content-Encoding: some agents name it anyway.
-    const raw = proto && /snappy/i.test(c.req.header('content-encoding') ?? '') ? new Request(c.req.raw, { headers: { 'content-type': c.req.header('content-type')! } }) : c.req.raw;
+    const raw =
+      proto && /snappy/i.test(c.req.header('content-encoding') ?? '')
+        ? new Request(c.req.raw, { headers: { 'content-type': c.req.header('content-type')! } })
+        : c.req.raw;
     const { fitted, problems, total, cut } = readLoki(await bodies.bytes(raw, config.limits.batchMaxBytes, 'BATCH_MAX_BYTES'), proto, fit, config.limits);
     state.received += total;
     state.invalid += problems.length;

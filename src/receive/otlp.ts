@@ -89,7 +89,10 @@ function anyValue(v: unknown, path: string, depth = 0): unknown {
     return Number.isFinite(d) ? d : text(v.doubleValue, `${path}.doubleValue`); // "NaN", "Infinity" as text
   }
   if ('bytesValue' in v) return text(v.bytesValue, `${path}.bytesValue`);
-  if ('arrayValue' in v) return list(obj(v.arrayValue, `${path}.arrayValue`).values, `${path}.arrayValue.values`).map((x, i) => anyValue(x, `${path}.arrayValue.values[${i}]`, depth + 1));
+  if ('arrayValue' in v)
+    return list(obj(v.arrayValue, `${path}.arrayValue`).values, `${path}.arrayValue.values`).map((x, i) =>
+      anyValue(x, `${path}.arrayValue.values[${i}]`, depth + 1),
+    );
   if ('kvlistValue' in v) return attributes(obj(v.kvlistValue, `${path}.kvlistValue`).values, `${path}.kvlistValue.values`, depth + 1);
   return null; // an empty AnyValue
 }
@@ -153,7 +156,10 @@ function mapRequest(req: Obj, fit: (m: Mapped, place: number) => Fitted | { erro
     list(obj(rl, rp).scopeLogs, `${rp}.scopeLogs`).forEach((sl, j) => {
       const sp = `${rp}.scopeLogs[${j}]`;
       const s = obj(obj(sl, sp).scope, `${sp}.scope`);
-      const scope = s.name || s.version ? { name: text(s.name ?? '', `${sp}.scope.name`), ...(s.version ? { version: text(s.version, `${sp}.scope.version`) } : {}) } : undefined;
+      const scope =
+        s.name || s.version
+          ? { name: text(s.name ?? '', `${sp}.scope.name`), ...(s.version ? { version: text(s.version, `${sp}.scope.version`) } : {}) }
+          : undefined;
       const logRecords = list(obj(sl, sp).logRecords, `${sp}.logRecords`);
       records += logRecords.length;
       if (records > max) throw new ApiError('payload_too_large', `A request holds at most ${max} log records (BATCH_MAX_EVENTS)`);
@@ -198,7 +204,10 @@ function decode(bytes: Uint8Array, fromProtobuf: boolean): Obj {
   } catch (e) {
     if (e instanceof Bad) throw new ApiError('invalid_body', e.message);
     if (e instanceof RangeError && /stack/i.test(e.message)) throw new ApiError('invalid_body', 'the request is nested too deeply');
-    throw new ApiError('invalid_body', `the body is not a valid ${fromProtobuf ? 'protobuf ExportLogsServiceRequest' : 'OTLP/JSON request'}: ${(e as Error).message}`);
+    throw new ApiError(
+      'invalid_body',
+      `the body is not a valid ${fromProtobuf ? 'protobuf ExportLogsServiceRequest' : 'OTLP/JSON request'}: ${(e as Error).message}`,
+    );
   }
 }
 

@@ -66,8 +66,16 @@ interface Slot {
 
 export class Batcher {
   readonly stats: BatcherStats = {
-    written: 0, duplicates: 0, recovered: 0, rejected: 0, batches: 0, retriedBatches: 0,
-    failedAttempts: 0, lastError: null, lastWriteAt: null, lastBatchSize: 0,
+    written: 0,
+    duplicates: 0,
+    recovered: 0,
+    rejected: 0,
+    batches: 0,
+    retriedBatches: 0,
+    failedAttempts: 0,
+    lastError: null,
+    lastWriteAt: null,
+    lastBatchSize: 0,
   };
   breaker: BreakerState = 'closed';
   private breakerOpenUntil = 0;
@@ -192,9 +200,20 @@ export class Batcher {
         await this.faults.beforeWrite?.();
         await this.breakerGate();
         const attempt = ++this.attempts;
-        const crash = this.faults.databaseDown?.() ? 'database-down' : this.faults.crashOnAttempt?.attempt === attempt ? this.faults.crashOnAttempt.when : undefined;
+        const crash = this.faults.databaseDown?.()
+          ? 'database-down'
+          : this.faults.crashOnAttempt?.attempt === attempt
+            ? this.faults.crashOnAttempt.when
+            : undefined;
         const began = performance.now();
-        result = (await this.pool.run({ op: 'insert', start: batch.start, end: batch.end, count: batch.count, fault: crash, behind: this.inFlight[0] !== slot })) as InsertResult;
+        result = (await this.pool.run({
+          op: 'insert',
+          start: batch.start,
+          end: batch.end,
+          count: batch.count,
+          fault: crash,
+          behind: this.inFlight[0] !== slot,
+        })) as InsertResult;
         this.onBatch(batch.count, (performance.now() - began) / 1000);
         this.onSuccess();
         const stored = batch.count - result.rejected.length;

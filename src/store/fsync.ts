@@ -50,7 +50,10 @@ export function flushWal() {
   try {
     syncWal();
   } catch (e) {
-    throw Object.assign(new Error('the embedded engine could not sync its WAL to the disk (EIO): the last commit may not be durable'), { code: '58030', cause: e });
+    throw Object.assign(new Error('the embedded engine could not sync its WAL to the disk (EIO): the last commit may not be durable'), {
+      code: '58030',
+      cause: e,
+    });
   }
 }
 
@@ -142,7 +145,9 @@ export async function assertCommitsSync(commit: () => Promise<unknown>) {
   const before = syncs.wal;
   await commit();
   if (syncs.wal === before) {
-    throw new Error('the embedded engine committed without syncing its WAL to the disk (PGlite file system hooks not in effect): a 201 would not survive a power loss. Set EMBEDDED_FSYNC=off to run without that guarantee.');
+    throw new Error(
+      'the embedded engine committed without syncing its WAL to the disk (PGlite file system hooks not in effect): a 201 would not survive a power loss. Set EMBEDDED_FSYNC=off to run without that guarantee.',
+    );
   }
 }
 

@@ -31,7 +31,8 @@ export function splitArray(json: string): string[] {
   for (let i = 1; i < json.length - 1; i++) {
     const ch = json.charCodeAt(i);
     if (inString) {
-      if (ch === 92) i++; // backslash: skip the escaped character
+      if (ch === 92)
+        i++; // backslash: skip the escaped character
       else if (ch === 34) inString = false;
     } else if (ch === 34) inString = true;
     else if (ch === 123 || ch === 91) depth++;

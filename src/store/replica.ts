@@ -27,7 +27,14 @@ export interface ReadRouting {
 
 export function readRouting(primary: Engine, url: string, opts: { maxLagMs: number; poolMax: number; log: Logger }): ReadRouting {
   const replica = openServer(url, opts.poolMax);
-  const state: ReadStatus = { target: redactUrl(url), using: 'primary', lagMs: null, maxLagMs: opts.maxLagMs, reason: 'not checked yet', since: new Date().toISOString() };
+  const state: ReadStatus = {
+    target: redactUrl(url),
+    using: 'primary',
+    lagMs: null,
+    maxLagMs: opts.maxLagMs,
+    reason: 'not checked yet',
+    since: new Date().toISOString(),
+  };
   const use = (using: ReadStatus['using'], reason: string | null) => {
     if (state.using !== using) {
       if (using === 'primary') opts.log.warn('reads fall back to the primary', { replica: state.target, reason });

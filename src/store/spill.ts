@@ -66,7 +66,9 @@ async function replayFile(path: string, engine: Engine) {
 export async function replaySpills(dir: string, engine: Engine, log: Logger): Promise<number> {
   let files: string[];
   try {
-    files = readdirSync(dir).filter((f) => SPILL_FILE.test(f)).sort();
+    files = readdirSync(dir)
+      .filter((f) => SPILL_FILE.test(f))
+      .sort();
   } catch {
     return 0; // no spill directory: nothing was ever spilled
   }
@@ -82,7 +84,13 @@ export async function replaySpills(dir: string, engine: Engine, log: Logger): Pr
       const { records, result } = await replayFile(path, engine);
       unlinkSync(path); // still holding the lock: nobody else can have started on it
       total += records;
-      log.info('spilled events written', { file: f, events: records, new: result.inserted, alreadyStored: result.duplicates.length, rejected: result.rejected.length });
+      log.info('spilled events written', {
+        file: f,
+        events: records,
+        new: result.inserted,
+        alreadyStored: result.duplicates.length,
+        rejected: result.rejected.length,
+      });
     } finally {
       closeSync(fd);
     }

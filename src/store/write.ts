@@ -110,4 +110,3 @@ export async function insertRecords(engine: Engine, json: string, count: number,
     await insertRecords(engine, `[${records.slice(half).join(',')}]`, records.length - half, offset + half, result);
   }
 }
-

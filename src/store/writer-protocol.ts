@@ -19,12 +19,12 @@ export interface WriterData {
 export type WriterFault = 'crash-before-write' | 'crash-mid-copy' | 'crash-after-write' | 'stray-error-after-write' | 'freeze' | 'database-down';
 
 /** A statement of the main thread, run in the thread that owns the embedded database. */
-export type StatementTask = { op: 'query'; text: string; params: unknown[] } | { op: 'exec'; script: string; transaction: boolean } | { op: 'copy'; statement: string; chunks: string[] };
+export type StatementTask =
+  | { op: 'query'; text: string; params: unknown[] }
+  | { op: 'exec'; script: string; transaction: boolean }
+  | { op: 'copy'; statement: string; chunks: string[] };
 
-export type WriterTask =
-  | { op: 'insert'; start: number; end: number; count: number; fault?: WriterFault; behind?: boolean }
-  | StatementTask
-  | { op: 'close' };
+export type WriterTask = { op: 'insert'; start: number; end: number; count: number; fault?: WriterFault; behind?: boolean } | StatementTask | { op: 'close' };
 
 export type WriterPool = Piscina<WriterTask, unknown>;
 

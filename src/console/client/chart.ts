@@ -31,7 +31,19 @@ function options(data: Series, width: number, h: ChartHandlers): uPlot.Options {
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'), // the list shows UTC too
     axes: [axis, { ...axis, size: 50 }],
     // Stacked: the series are running sums, drawn tallest first so each lower layer covers the one above.
-    series: [{}, ...data.series.map((s, i) => ({ label: s.service, fill: colorOf(i), stroke: colorOf(i), width: 0, paths: uPlot.paths.bars!({ size: [0.85, 40] }), points: { show: false } })).reverse()],
+    series: [
+      {},
+      ...data.series
+        .map((s, i) => ({
+          label: s.service,
+          fill: colorOf(i),
+          stroke: colorOf(i),
+          width: 0,
+          paths: uPlot.paths.bars!({ size: [0.85, 40] }),
+          points: { show: false },
+        }))
+        .reverse(),
+    ],
     hooks: {
       setSelect: [
         (u) => {

@@ -30,10 +30,13 @@ export async function showHealth(el: HTMLElement): Promise<boolean> {
   let buffer: Buffer;
   let db: Database;
   try {
-    [buffer, db] = await Promise.all([getJson<Buffer>('/health/buffer'), getJson<Database>('/health/database').catch((e) => {
-      if (e instanceof HttpError && e.status === 503) return { connected: false, engine: '?' } as Database;
-      throw e;
-    })]);
+    [buffer, db] = await Promise.all([
+      getJson<Buffer>('/health/buffer'),
+      getJson<Database>('/health/database').catch((e) => {
+        if (e instanceof HttpError && e.status === 503) return { connected: false, engine: '?' } as Database;
+        throw e;
+      }),
+    ]);
   } catch (e) {
     if (e instanceof HttpError && (e.status === 401 || e.status === 403)) {
       el.hidden = true;
@@ -43,7 +46,11 @@ export async function showHealth(el: HTMLElement): Promise<boolean> {
   }
   const failing = (db.jobs ?? []).filter((j) => j.lastError);
   el.replaceChildren(
-    item('Queue', `${Math.round(buffer.utilization * 100)}% (${buffer.depth.toLocaleString('en')} of ${buffer.capacity.toLocaleString('en')})`, buffer.utilization > 0.8 || buffer.breaker !== 'closed'),
+    item(
+      'Queue',
+      `${Math.round(buffer.utilization * 100)}% (${buffer.depth.toLocaleString('en')} of ${buffer.capacity.toLocaleString('en')})`,
+      buffer.utilization > 0.8 || buffer.breaker !== 'closed',
+    ),
     item('Database', db.connected ? `${db.latencyMs} ms, ${db.engine}${db.edition ? `, ${db.edition}` : ''}` : 'not answering', !db.connected),
     item('Jobs', failing.length ? `failing: ${failing.map((j) => j.name).join(', ')}` : 'ok', failing.length > 0),
   );

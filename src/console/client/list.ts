@@ -20,7 +20,12 @@ export function eventRow(e: StoredEvent, onOpen: (e: StoredEvent) => void): HTML
   tr.dataset.id = e.id;
   tr.tabIndex = 0;
   const md = JSON.stringify(e.metadata);
-  tr.append(cell(rowTime(e.timestamp), 'time'), cell(e.service, 'service'), cell(e.message, 'message'), cell(md === '{}' ? '' : md.length > 160 ? `${md.slice(0, 160)}…` : md, 'meta'));
+  tr.append(
+    cell(rowTime(e.timestamp), 'time'),
+    cell(e.service, 'service'),
+    cell(e.message, 'message'),
+    cell(md === '{}' ? '' : md.length > 160 ? `${md.slice(0, 160)}…` : md, 'meta'),
+  );
   tr.addEventListener('click', () => onOpen(e));
   tr.addEventListener('keydown', (k) => {
     if (k.key === 'Enter' || k.key === ' ') {
@@ -49,10 +54,12 @@ export class EventList {
 
   /** Adds events at the end (older pages) or the top (live tail); an event already shown is skipped. */
   add(events: StoredEvent[], where: 'end' | 'top') {
-    const rows = events.filter((e) => !this.seen.has(e.id)).map((e) => {
-      this.seen.add(e.id);
-      return eventRow(e, this.onOpen);
-    });
+    const rows = events
+      .filter((e) => !this.seen.has(e.id))
+      .map((e) => {
+        this.seen.add(e.id);
+        return eventRow(e, this.onOpen);
+      });
     if (where === 'end') this.body.append(...rows);
     else this.body.prepend(...rows);
     while (this.body.rows.length > MAX_ROWS) {
@@ -68,7 +75,13 @@ export class EventList {
 export function showDetail(panel: HTMLElement, e: StoredEvent) {
   const fields = panel.querySelector('#fields')!;
   fields.replaceChildren();
-  for (const [k, v] of [['id', e.id], ['timestamp', e.timestamp], ['service', e.service], ['message', e.message], ['stored at', e.ingestedAt]] as const) {
+  for (const [k, v] of [
+    ['id', e.id],
+    ['timestamp', e.timestamp],
+    ['service', e.service],
+    ['message', e.message],
+    ['stored at', e.ingestedAt],
+  ] as const) {
     const dt = document.createElement('dt');
     dt.textContent = k;
     const dd = document.createElement('dd');

@@ -86,7 +86,10 @@ async function loadChart(gen: number) {
     return null;
   });
   if (!data || gen !== generation) return;
-  const note = filters.q || filters.meta.length ? 'counts of the services and time range (message and metadata filters apply to the list only)' : `per ${data.bucket === '1m' ? 'minute' : data.bucket === '1h' ? 'hour' : 'day'}`;
+  const note =
+    filters.q || filters.meta.length
+      ? 'counts of the services and time range (message and metadata filters apply to the list only)'
+      : `per ${data.bucket === '1m' ? 'minute' : data.bucket === '1h' ? 'hour' : 'day'}`;
   $('#volume-note').textContent = note;
   if (!data.series.length) return clearVolume($('#chart'), $('#totals'));
   drawVolume($('#chart'), $('#totals'), data, {
@@ -109,7 +112,10 @@ async function loadPage(gen: number) {
   $('#more').hidden = !page.pagination.has_more;
   const empty = $('#empty');
   empty.hidden = list.size > 0;
-  empty.textContent = filters.services.length || filters.q || filters.meta.length ? 'No event matches these filters in this time range.' : `No events in this time range. Send one: curl -X POST ${location.origin}/events -H 'content-type: application/json' -d '{"service":"hello","message":"first event"}'`;
+  empty.textContent =
+    filters.services.length || filters.q || filters.meta.length
+      ? 'No event matches these filters in this time range.'
+      : `No events in this time range. Send one: curl -X POST ${location.origin}/events -H 'content-type: application/json' -d '{"service":"hello","message":"first event"}'`;
 }
 
 async function refresh() {
@@ -137,12 +143,17 @@ function restartTail() {
   tail = null;
   $('#live-note').textContent = '';
   if (!filters.live) return;
-  tail = startTail(filters, () => newest, (page: EventPage, note: string) => {
-    if (page.events[0]) newest = page.events[0].timestamp;
-    list.add(page.events, 'top');
-    $('#empty').hidden = list.size > 0;
-    $('#live-note').textContent = note;
-  }, (e) => void handle(e));
+  tail = startTail(
+    filters,
+    () => newest,
+    (page: EventPage, note: string) => {
+      if (page.events[0]) newest = page.events[0].timestamp;
+      list.add(page.events, 'top');
+      $('#empty').hidden = list.size > 0;
+      $('#live-note').textContent = note;
+    },
+    (e) => void handle(e),
+  );
 }
 
 async function healthLoop() {
@@ -158,7 +169,9 @@ form.addEventListener('submit', (ev) => {
   ev.preventDefault();
   setFilters(readForm());
 });
-(form.elements.namedItem('range') as HTMLSelectElement).addEventListener('change', () => form.classList.toggle('is-custom', (form.elements.namedItem('range') as HTMLSelectElement).value === 'custom'));
+(form.elements.namedItem('range') as HTMLSelectElement).addEventListener('change', () =>
+  form.classList.toggle('is-custom', (form.elements.namedItem('range') as HTMLSelectElement).value === 'custom'),
+);
 $('#live').addEventListener('click', () => setFilters({ ...filters, live: !filters.live }));
 $('#more').addEventListener('click', () => void loadPage(generation).catch(handle));
 new IntersectionObserver((entries) => {
@@ -183,4 +196,3 @@ setInterval(() => {
 void loadServices().catch(() => {});
 void healthLoop();
 void refresh();
-
