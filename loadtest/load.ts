@@ -55,7 +55,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       'Connection: keep-alive',
       ...Object.entries(o.headers).map(([k, v]) => `${k}: ${v}`),
     ].join('\r\n');
-    return Buffer.concat([Buffer.from(head + '\r\n\r\n'), body]);
+    return Buffer.concat([Buffer.from(`${head}\r\n\r\n`), body]);
   });
   // Bodies are sent in turn, each until it is acknowledged: a refused one (429) is sent again, as a
   // client's retry would be. Distinct bodies let the benchmark count stored events exactly.

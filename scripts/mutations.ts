@@ -487,8 +487,8 @@ const MUTATIONS: Mutation[] = [
   {
     name: "a client's aborted body logged as an internal error",
     file: 'src/receive/body.ts',
-    find: 'const unreadable = (e: unknown) => (e instanceof ApiError ? e :',
-    replace: 'const unreadable = (e: unknown) => (e ? (e as ApiError) :',
+    find: '  e instanceof ApiError ? e : new ApiError(',
+    replace: '  e ? (e as ApiError) : new ApiError(',
     tests: ['test/shutdown.test.ts'],
     only: 'trickling',
   },

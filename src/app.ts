@@ -5,7 +5,6 @@ import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import { timeout } from 'hono/timeout';
-import type { Config } from './config';
 import { ApiError, errorHandler, respondError } from './errors';
 import { healthRoutes, type HealthDeps } from './observe/health';
 import type { Metrics } from './observe/prometheus';

@@ -194,7 +194,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}\nFix the variable(s) above or unset them to use the defaults (docs/configuration.md).`);
   }
   const e = parsed.data;
-  let apiKeys: ApiKey[] = [];
+  const apiKeys: ApiKey[] = [];
   try {
     if (e.API_KEYS) apiKeys.push(...parseApiKeys(e.API_KEYS, 'API_KEYS'));
     if (e.API_KEYS_FILE) apiKeys.push(...parseApiKeys(readFileSync(e.API_KEYS_FILE, 'utf8'), `API_KEYS_FILE ${e.API_KEYS_FILE}`));

@@ -13,5 +13,3 @@ declare module 'hono' {
     rateLimit: { limit: number; remaining: number; resetTime?: Date };
   }
 }
-
-export {};

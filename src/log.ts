@@ -29,7 +29,7 @@ let scheduled = false;
 function flush() {
   scheduled = false;
   if (!pending.length) return;
-  const text = pending.join('\n') + '\n';
+  const text = `${pending.join('\n')}\n`;
   pending = [];
   try {
     process.stdout.write(text);
@@ -89,7 +89,7 @@ export function createLogger(
 export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
-    return `${u.hostname}${u.port ? ':' + u.port : ''}${u.pathname}`;
+    return `${u.hostname}${u.port ? `:${u.port}` : ''}${u.pathname}`;
   } catch {
     return '(unparseable URL)';
   }

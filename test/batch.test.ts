@@ -55,7 +55,7 @@ describe.each(engines)('batches and acknowledgements [%s]', (kind) => {
   });
 
   test('NDJSON: each line is an event, a malformed line is reported by its index', async () => {
-    const lines = [JSON.stringify(ev('ndjson', 0)), '{"service": broken', '', JSON.stringify(ev('ndjson', 2))].join('\n') + '\n';
+    const lines = `${[JSON.stringify(ev('ndjson', 0)), '{"service": broken', '', JSON.stringify(ev('ndjson', 2))].join('\n')}\n`;
     const res = await batch(lines, { 'content-type': 'application/x-ndjson' }, '?wait=true');
     expect(res.status).toBe(201);
     const body = (await res.json()) as BatchReply;

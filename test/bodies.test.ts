@@ -88,7 +88,7 @@ describe('the body budget shared by every receiver [embedded]', () => {
   const enc = new TextEncoder();
   // NDJSON in two parts: ~55 KB of whole lines, then a last line. Two held bodies and a third pass
   // the 160 KB budget; a declared 90 KB is past the 4 KB read in one call (counted as it arrives).
-  const part = (service: string) => enc.encode(ndjson(service, 100, 540) + '\n');
+  const part = (service: string) => enc.encode(`${ndjson(service, 100, 540)}\n`);
   const tail = (service: string) => enc.encode(JSON.stringify({ service, message: 'last' }));
   const batch = async (body: string | Uint8Array | ReadableStream<Uint8Array>, headers: Record<string, string> = {}) =>
     svc.app.request('/events/batch', { method: 'POST', headers: { 'content-type': 'application/x-ndjson', ...headers }, body });

@@ -128,7 +128,7 @@ describe.each(engines)('ingest and query [%s]', (kind) => {
   });
 
   test('metadata nested deeper than 64 levels is a 400 naming it; 64 levels are stored; the database keeps working', async () => {
-    const nest = (levels: number) => JSON.parse('{"a":'.repeat(levels - 1) + '[]' + '}'.repeat(levels - 1)) as Record<string, unknown>;
+    const nest = (levels: number) => JSON.parse(`${'{"a":'.repeat(levels - 1)}[]${'}'.repeat(levels - 1)}`) as Record<string, unknown>;
     const deepest = await svc.app.request('/events?wait=true', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

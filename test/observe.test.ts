@@ -25,8 +25,8 @@ function sample(text: string, name: string, labels = ''): number {
 describe('observability [embedded]', () => {
   let target: Target;
   let svc: Awaited<ReturnType<typeof startService>>;
-  let open!: () => void;
-  let gate: Promise<void> = Promise.resolve();
+  let _open!: () => void;
+  const gate: Promise<void> = Promise.resolve();
   beforeAll(async () => {
     target = await newTarget('embedded');
     svc = await startService(target, { API_KEYS: `ops:admin:${KEY}`, CORS_ORIGINS: 'https://dash.example' }, { log, faults: { beforeWrite: () => gate } });

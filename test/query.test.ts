@@ -165,7 +165,7 @@ describe.each(engines)('query API [%s]', (kind) => {
     const key = await get(`metadata.${encodeURIComponent("x'--")}=1`);
     expect(key.status).toBe(400);
     expect(key.body.errors![0]!.field).toMatch(/^metadata\./);
-    const both = await get('page=2&cursor=' + (await get('service=walk&pageSize=1')).body.pagination.next_cursor);
+    const both = await get(`page=2&cursor=${(await get('service=walk&pageSize=1')).body.pagination.next_cursor}`);
     expect(both.body.errors!.map((e) => e.field)).toEqual(['page']);
   });
 

@@ -134,7 +134,7 @@ describe.each(engines)('agents send with their own clients [%s]', (kind) => {
       labels: { service_name: service, env: 'test' },
       batching: true,
       interval: 0.05,
-      onConnectionError: (e: unknown) => statuses.push(-1),
+      onConnectionError: (_e: unknown) => statuses.push(-1),
     });
     const logger = winston.createLogger({ transports: [transport] });
     for (let i = 0; i < 30; i++) logger.info(`line ${i}`, { labels: { shard: String(i % 3) } });

@@ -37,7 +37,10 @@ function functionLengths(file: string): { name: string; lines: number }[] {
   const out: { name: string; lines: number }[] = [];
   const walk = (node: unknown, name: string) => {
     if (!node || typeof node !== 'object') return;
-    if (Array.isArray(node)) return node.forEach((n) => walk(n, name));
+    if (Array.isArray(node)) {
+      for (const n of node) walk(n, name);
+      return;
+    }
     const n = node as Node & { span?: { start: number; end: number }; identifier?: { value?: string }; key?: { value?: string }; id?: { value?: string } };
     const label = n.identifier?.value ?? n.key?.value ?? (n.type === 'VariableDeclarator' ? n.id?.value : undefined) ?? name;
     if (/^(FunctionDeclaration|FunctionExpression|ArrowFunctionExpression|ClassMethod|MethodProperty)$/.test(n.type) && n.span) {

@@ -103,7 +103,7 @@ export function evaluateThresholds(thresholds: Record<string, (string | { thresh
     const { type, values } = registry.values(metric, filter);
     for (const t of list) {
       const expression = typeof t === 'string' ? t : t.threshold;
-      const m = /^\s*([\w()\.]+)\s*(<=|>=|===|==|!=|<|>)\s*(-?[\d.]+)\s*$/.exec(expression);
+      const m = /^\s*([\w().]+)\s*(<=|>=|===|==|!=|<|>)\s*(-?[\d.]+)\s*$/.exec(expression);
       if (!m) throw new Error(`threshold '${expression}' on ${key} is not '<aggregation> <op> <number>'`);
       // A metric that never got a sample: counters and trends give 0, rates NaN (as in k6).
       const value = aggregate(type, values, m[1]!, seconds);

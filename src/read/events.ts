@@ -51,7 +51,7 @@ export function toApiEvent(r: EventRow) {
 }
 
 /** LIKE pattern for a literal substring: %, _ and \ in the search text match themselves. */
-const likeSubstring = (s: string) => `%${s.replace(/[\\%_]/g, (c) => '\\' + c)}%`;
+const likeSubstring = (s: string) => `%${s.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 
 /** WHERE clause and parameters for the filters (not the cursor). */
 function filters(q: Scoped<ListQuery>) {

@@ -28,7 +28,7 @@ interface Row {
 const T = `(extract(epoch FROM bucket) * 1000)::float8 AS t`;
 
 /** 'YYYY-MM-DD HH:00', UTC: the MVP's eventsByHour label. */
-const hourLabel = (t: number) => new Date(t).toISOString().slice(0, 13).replace('T', ' ') + ':00';
+const hourLabel = (t: number) => `${new Date(t).toISOString().slice(0, 13).replace('T', ' ')}:00`;
 const iso = (t: number) => new Date(t).toISOString();
 
 /**
@@ -151,7 +151,10 @@ export async function eventSeries(engine: Engine, q: Scoped<SeriesQuery>, maxPoi
   assertPoints(counts.size, buckets, maxPoints, !!q.service);
   const times: number[] = [];
   const labels: string[] = []; // one string per bucket, shared by every service's points
-  for (let t = q.from; t < q.to; t += ms) times.push(t), labels.push(iso(t));
+  for (let t = q.from; t < q.to; t += ms) {
+    times.push(t);
+    labels.push(iso(t));
+  }
   const series = [...counts.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([service, m]) => {

@@ -2,7 +2,7 @@
 // Read (decompress, cap) -> parse -> validate each event -> queue (accept.ts) -> acknowledge:
 // 202 "queued" by default, or 201 "committed" once the database has committed it (?wait=true or
 // `Prefer: wait`), sharing a batch commit with every other waiting client.
-import { Hono, type Context } from 'hono';
+import { Hono } from 'hono';
 import type { Config } from '../config';
 import { ApiError, type FieldError } from '../errors';
 import { SECURITY_HEADERS } from '../protect/headers';
@@ -95,7 +95,10 @@ export function eventsReceiver({ config, state, accept, bodies }: EventsDeps) {
         return;
       }
       const key = ev.id + ev.time;
-      if (seen.has(key)) return void duplicates++; // the same event twice in one request: one row
+      if (seen.has(key)) {
+        duplicates++; // the same event twice in one request: one row
+        return;
+      }
       seen.add(key);
       records.push(ev.record);
       indexOf.push(index);

@@ -191,7 +191,7 @@ export function readLoki(
   const problems: string[] = [];
   let cut = 0;
   let place = 0;
-  streams.forEach((s, i) =>
+  streams.forEach((s, i) => {
     mapStream(s.labels, s.entries).forEach((m, j) => {
       const f = m instanceof Bad ? { error: m.message } : fit(m, place++);
       if ('error' in f) problems.push(`streams[${i}].values[${j}]: ${f.error}`);
@@ -199,8 +199,8 @@ export function readLoki(
         fitted.push(f);
         if (f.cut) cut++;
       }
-    }),
-  );
+    });
+  });
   return { fitted, problems, total, cut };
 }
 

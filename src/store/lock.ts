@@ -105,7 +105,7 @@ export function lockDataDir(dataDir: string): DataDirLock {
     previous,
     recordHolder() {
       if (released || !existsSync(join(dir, 'PG_VERSION'))) return;
-      writeFileSync(join(dir, HOLDER_FILE), JSON.stringify(me) + '\n', { mode: 0o600 });
+      writeFileSync(join(dir, HOLDER_FILE), `${JSON.stringify(me)}\n`, { mode: 0o600 });
     },
     release() {
       if (released) return;

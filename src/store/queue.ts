@@ -124,5 +124,5 @@ export function readBatch(bytes: Uint8Array, b: { start: number; end: number }):
   let text: string;
   if (at + n <= cap) text = decoder.decode(bytes.subarray(at, at + n));
   else text = decoder.decode(bytes.subarray(at, cap), { stream: true }) + decoder.decode(bytes.subarray(0, n - (cap - at)));
-  return '[' + text.slice(0, -1) + ']'; // drop the trailing separator
+  return `[${text.slice(0, -1)}]`; // drop the trailing separator
 }

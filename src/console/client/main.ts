@@ -82,7 +82,10 @@ async function loadChart(gen: number) {
   // Too many services to chart in this range is said where the chart would be; the list still loads.
   const data = await getJson<Series>(`/metrics/events?${q}`).catch((e: unknown) => {
     if (!(e instanceof HttpError && e.status === 400)) throw e;
-    if (gen === generation) ($('#volume-note').textContent = e.message), clearVolume($('#chart'), $('#totals'));
+    if (gen === generation) {
+      $('#volume-note').textContent = e.message;
+      clearVolume($('#chart'), $('#totals'));
+    }
     return null;
   });
   if (!data || gen !== generation) return;
