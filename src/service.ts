@@ -13,7 +13,7 @@ import { createMetrics } from './observe/prometheus';
 import { createLimits } from './protect/limits';
 import { createBudgets } from './protect/budget';
 import { BodyReader } from './receive/body';
-import { newState } from './state';
+import { newState, type ServiceState } from './state';
 import { Batcher, type Faults } from './store/batcher';
 import { detectDatabase, ensureSearchIndex, openServer, proxyEngine, type Engine } from './store/engine';
 import { migrate, migratedEdition, type Edition } from './store/migrate';
@@ -104,16 +104,11 @@ async function closeWriters(pool: Piscina, writers: number, jobsStopped: Promise
   if (!(await within(closed, waitedMs))) log.error('shutdown: a writer thread did not close; stopping without it', { waitedMs });
 }
 
-export function createService(config: Config, opts: ServiceOptions = {}) {
-  const log = opts.log ?? createLogger(config.logLevel);
-  const embedded = config.engine === 'embedded';
-  // The embedded database is one session in one thread: exactly one writer owns it.
-  const writers = embedded ? 1 : config.batch.writers;
-  if (embedded && config.batch.writers > 1) log.warn('WRITERS is ignored by the embedded engine (one writer owns the database)');
-
-  // Before anything can open the database: a second process on this DATA_DIR stops here (DataDirLocked).
-  const dirLock = embedded ? lockDataDir(config.dataDir) : null;
-  if (dirLock?.previous) {
+/** The embedded engine's DATA_DIR lock, taken before anything can open the database. */
+function takeDataDir(config: Config, log: Logger) {
+  // A second process on this DATA_DIR stops here (DataDirLocked).
+  const dirLock = lockDataDir(config.dataDir);
+  if (dirLock.previous) {
     const p = dirLock.previous;
     log.warn('DATA_DIR lock taken over from a process that did not stop cleanly (it is gone; the database recovers from its log)', {
       dataDir: config.dataDir,
@@ -122,6 +117,67 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
       since: p.startedAt,
     });
   }
+  return dirLock;
+}
+
+interface StartUp {
+  config: Config;
+  opts: ServiceOptions;
+  log: Logger;
+  engine: Engine;
+  state: ServiceState;
+  batcher: Batcher;
+  dirLock: ReturnType<typeof lockDataDir> | null;
+}
+
+/** Connects and migrates, retrying until the database answers; then the writers and the jobs start. Resolves with whether it started. */
+async function startUp({ config, opts, log, engine, state, batcher, dirLock }: StartUp, stopping: () => boolean): Promise<boolean> {
+  const embedded = config.engine === 'embedded';
+  log.info('starting', { engine: config.engine, target: embedded ? config.dataDir : redactUrl(config.databaseUrl!) });
+  for (let attempt = 0; !stopping(); attempt++) {
+    try {
+      const applied = await migrate(engine, log, undefined, { edition: opts.edition });
+      if (config.searchIndex === 'trgm') {
+        const failed = await ensureSearchIndex(engine);
+        if (failed) log.warn('SEARCH_INDEX=trgm: no trigram index (message search works, unindexed)', { err: failed });
+      }
+      // Events saved at an earlier shutdown go in before new ones.
+      await replaySpills(spillDir(config.dataDir), engine, log);
+      dirLock?.recordHolder(); // the database files exist now
+      const info = await detectDatabase(engine);
+      const edition = await migratedEdition(engine);
+      if (stopping()) return false; // stop() came while migrating: start nothing
+      state.database = {
+        ...info,
+        aggregates: edition === 'apache' ? 'rollup' : 'continuous',
+        compression: edition === 'community' && config.compressAfterDays > 0,
+        reorder: config.compressAfterDays > 0,
+      };
+      log.info('database ready', { migrationsApplied: applied, ...state.database });
+      state.ready = true;
+      state.startError = null;
+      batcher.start();
+      // Maintenance: policies follow the configuration; due jobs start running now.
+      state.jobs = createJobs({ engine, config, log, edition, backgroundWorkers: info.backgroundWorkers });
+      await state.jobs.start();
+      return true;
+    } catch (err) {
+      state.startError = `Database not ready: ${(err as Error).message}`;
+      log.error('database not ready; retrying', { attempt: attempt + 1, err });
+      await Bun.sleep(Math.min(10_000, 250 * 2 ** Math.min(attempt, 6)));
+    }
+  }
+  return false;
+}
+
+export function createService(config: Config, opts: ServiceOptions = {}) {
+  const log = opts.log ?? createLogger(config.logLevel);
+  const embedded = config.engine === 'embedded';
+  // The embedded database is one session in one thread: exactly one writer owns it.
+  const writers = embedded ? 1 : config.batch.writers;
+  if (embedded && config.batch.writers > 1) log.warn('WRITERS is ignored by the embedded engine (one writer owns the database)');
+
+  const dirLock = embedded ? takeDataDir(config, log) : null;
   const queue = new EventQueue(config.queue.maxEvents, config.queue.maxBytes);
   const pool = writerPool(config, queue, writers, log);
   const engine: Engine = embedded ? proxyEngine(pool) : openServer(config.databaseUrl!, config.dbPoolMax);
@@ -169,43 +225,7 @@ export function createService(config: Config, opts: ServiceOptions = {}) {
 
   // Connect and migrate, retrying until the database answers; /health says 503 meanwhile, and events
   // posted meanwhile wait in the queue (bounded as always).
-  const ready = (async () => {
-    log.info('starting', { engine: config.engine, target: embedded ? config.dataDir : redactUrl(config.databaseUrl!) });
-    for (let attempt = 0; !stopping; attempt++) {
-      try {
-        const applied = await migrate(engine, log, undefined, { edition: opts.edition });
-        if (config.searchIndex === 'trgm') {
-          const failed = await ensureSearchIndex(engine);
-          if (failed) log.warn('SEARCH_INDEX=trgm: no trigram index (message search works, unindexed)', { err: failed });
-        }
-        // Events saved at an earlier shutdown go in before new ones.
-        await replaySpills(spillDir(config.dataDir), engine, log);
-        dirLock?.recordHolder(); // the database files exist now
-        const info = await detectDatabase(engine);
-        const edition = await migratedEdition(engine);
-        if (stopping) return false; // stop() came while migrating: start nothing
-        state.database = {
-          ...info,
-          aggregates: edition === 'apache' ? 'rollup' : 'continuous',
-          compression: edition === 'community' && config.compressAfterDays > 0,
-          reorder: config.compressAfterDays > 0,
-        };
-        log.info('database ready', { migrationsApplied: applied, ...state.database });
-        state.ready = true;
-        state.startError = null;
-        batcher.start();
-        // Maintenance: policies follow the configuration; due jobs start running now.
-        state.jobs = createJobs({ engine, config, log, edition, backgroundWorkers: info.backgroundWorkers });
-        await state.jobs.start();
-        return true;
-      } catch (err) {
-        state.startError = `Database not ready: ${(err as Error).message}`;
-        log.error('database not ready; retrying', { attempt: attempt + 1, err });
-        await Bun.sleep(Math.min(10_000, 250 * 2 ** Math.min(attempt, 6)));
-      }
-    }
-    return false;
-  })();
+  const ready = startUp({ config, opts, log, engine, state, batcher, dirLock }, () => stopping);
 
   /**
    * Graceful stop: refuse new events (503), write everything queued (for at most `drainMs`, by

@@ -436,6 +436,19 @@ describe.each(paths.map((p) => [p.name, p] as const))('retention [%s]', (_name, 
       let svc = await startService(target, { ...AGES, RETENTION_DAYS: '120', AGGREGATE_MINUTE_RETENTION_DAYS: '121' }, { edition: path.edition });
       await store(svc, [...burst('ret-ancient', ancient, 4, 30), ...burst('ret-old', old, 3, 1), ...burst('ret-new', now - HOUR, 2, 10)]);
       await svc.state.jobs!.runAll();
+      // RETENTION_DAYS=120 is what retention applied: events 100 days old are still there.
+      const kept120 = await svc.engine.query<{ service: string; n: number }>(`SELECT service, count(*)::float8 AS n FROM events GROUP BY 1 ORDER BY 1`);
+      expect(kept120).toEqual([
+        { service: 'ret-ancient', n: 4 },
+        { service: 'ret-new', n: 2 },
+        { service: 'ret-old', n: 3 },
+      ]);
+      if (svc.state.database!.aggregates === 'continuous') {
+        const [policy] = await svc.engine.query<{ drop_after: string }>(
+          `SELECT config->>'drop_after' AS drop_after FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention' AND hypertable_name = 'events'`,
+        );
+        expect(policy!.drop_after).toBe('120 days');
+      }
       const history = async (s: Svc) =>
         Object.fromEntries(await Promise.all(VIEWS.map(async ([v]) => [v, (await aggregateRows(s, v, 'ret-%')).map((r) => [r.service, r.n])])));
       const before = await history(svc);
@@ -555,6 +568,32 @@ describe('Apache rollup tables and continuous aggregates [embedded]', () => {
     }
     expect(answers[1]).toEqual(answers[0]);
     expect((answers[0] as { business: { totalEvents: number } }).business.totalEvents).toBe(15);
+  });
+});
+
+describe.each(paths.map((p) => [p.name, p] as const))("eventsLastHour's window [%s]", (_name, path) => {
+  test('counts the current minute and the 59 before it, not the 61st', async () => {
+    const target = await newTarget(path.kind, { fresh: !!path.edition });
+    const svc = await startService(target, AGES, { edition: path.edition });
+    try {
+      // Well inside a minute, so that the one the events were placed in is the one the answer counts.
+      while (Date.now() % MIN < 1000 || Date.now() % MIN > 45_000) await Bun.sleep(200);
+      const minute = Math.floor(Date.now() / MIN) * MIN;
+      const at = (t: number, id: number) => ({ id: uuid(900 + id), service: 'last-hour', message: 'm', timestamp: new Date(t).toISOString() });
+      await store(svc, [
+        at(Date.now(), 1), // the current minute
+        at(minute - 59 * MIN + 1000, 2), // the first of the 60 minutes
+        at(minute - 59 * MIN - 1, 3), // the 61st minute's last millisecond
+        at(minute - 60 * MIN + 30_000, 4), // the 61st minute
+      ]);
+      await svc.state.jobs!.runAll(); // the Apache edition's rollup tables count what the last rollup saw
+      const body = (await (await svc.app.request('/health/business')).json()) as { eventsLastHour: number; generatedAt: string };
+      expect(Math.floor(Date.parse(body.generatedAt) / MIN) * MIN).toBe(minute);
+      expect(body.eventsLastHour).toBe(2);
+    } finally {
+      await svc.stop();
+      await target.destroy();
+    }
   });
 });
 

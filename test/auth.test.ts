@@ -24,6 +24,24 @@ describe('API key configuration', () => {
     expect(keys[1]!.digest.toString('hex')).toBe(hashed);
   });
 
+  test('a key with two scopes holds both; services= is parsed from its own field, the secret keeping its colons', () => {
+    const [both, scoped, digest] = parseApiKeys(
+      `pipeline:ingest+query:${SECRETS.ingest},team:ingest:se:cr:et-0123456789abc:services=ns:checkout|billing-*,hashed:query:sha256:${hashed}:services=a`,
+      'API_KEYS',
+    );
+    expect(both!.scopes).toEqual(['ingest', 'query']);
+    expect(both!.services).toBeNull();
+    expect(scoped!.digest.equals(createHash('sha256').update('se:cr:et-0123456789abc').digest())).toBe(true);
+    expect(scoped!.services!.patterns).toEqual(['ns:checkout', 'billing-*']);
+    expect(['ns:checkout', 'billing-eu', 'billing', 'ns:checkoutx'].map((s) => scoped!.services!.test(s))).toEqual([true, true, false, false]);
+    expect(digest!.digest.toString('hex')).toBe(hashed);
+    expect(() => parseApiKeys(`x:query:${SECRETS.query}:services=a|b c`, 'API_KEYS')).toThrow(
+      "services= takes service names or patterns with * (letters, digits, . _ : - *), separated by |; 'b c' is not one",
+    );
+    // admin keys see every service, whatever their entry says
+    expect(parseApiKeys(`root:admin:${SECRETS.admin}:services=a`, 'API_KEYS')[0]!.services).toBeNull();
+  });
+
   test('malformed entries fail naming the entry, never echoing the secret', () => {
     for (const bad of ['x:ingest:short', 'x:write:a-long-enough-secret-123', ':ingest:a-long-enough-secret-123', 'x:ingest:sha256:nothex']) {
       let msg = '';

@@ -242,3 +242,32 @@ describe('the budget of large answers being sent [embedded]', () => {
     expect(Object.keys(whole.eventsByService).length).toBe(3001);
   });
 });
+
+describe('decompression bounded while it runs', () => {
+  test.each(['gzip', 'deflate', 'zstd'] as const)('a %s bomb is refused after the cap: at most the cap (and one chunk) is ever held', async (encoding) => {
+    const { BodyReader } = await import('../src/receive/body');
+    const { MemoryBudget } = await import('../src/protect/budget');
+    // 256 MiB of zeros, a few hundred KB compressed; the cap is 1 MiB.
+    const zeros = new Uint8Array(256 * 1024 * 1024);
+    const body =
+      encoding === 'gzip' ? Bun.gzipSync(zeros) : encoding === 'deflate' ? (await import('node:zlib')).deflateSync(zeros) : Bun.zstdCompressSync(zeros);
+    const header = encoding === 'deflate' ? 'deflate' : encoding;
+    const budget = new MemoryBudget(1024 * 1024 * 1024, 'busy', 1);
+    let peak = 0;
+    const take = budget.take.bind(budget);
+    budget.take = (n: number) => {
+      take(n);
+      peak = Math.max(peak, budget.held);
+    };
+    const reader = new BodyReader(budget);
+    const req = new Request('http://x/', { method: 'POST', headers: { 'content-encoding': header }, body });
+    const cap = 1024 * 1024;
+    const err = await reader.bytes(req, cap, 'BATCH_MAX_BYTES').then(
+      () => null,
+      (e: Error) => e,
+    );
+    expect(err?.message).toBe(`Request body exceeds ${cap} bytes (BATCH_MAX_BYTES) once decompressed`);
+    expect(peak).toBeLessThanOrEqual(cap + 1024 * 1024); // the cap plus at most one decompressed chunk
+    expect(budget.held).toBe(0); // and all of it given back
+  });
+});

@@ -139,6 +139,22 @@ describe('observability [embedded]', () => {
     expect(((await res.json()) as { events: { message: string }[] }).events[0]!.message).toBe('<script>alert(1)</script>');
   });
 
+  test('the fast 202 of POST /events carries the same browser-safety headers as every JSON answer', async () => {
+    const res = await postEvent(svc.app, { service: 'xss', message: 'fast path' }, auth);
+    expect(res.status).toBe(202);
+    expect({
+      type: res.headers.get('content-type'),
+      nosniff: res.headers.get('x-content-type-options'),
+      csp: res.headers.get('content-security-policy'),
+      cache: res.headers.get('cache-control'),
+    }).toEqual({
+      type: expect.stringContaining('application/json'),
+      nosniff: 'nosniff',
+      csp: expect.stringContaining("default-src 'none'"),
+      cache: 'no-store',
+    });
+  });
+
   test('an absurdly long URL is 414, still with a request id', async () => {
     const res = await svc.app.request(`/events?q=${'x'.repeat(9000)}`, { headers: auth });
     expect(res.status).toBe(414);

@@ -55,6 +55,10 @@ describe.each(engines)('query API [%s]', (kind) => {
       { service: 'fb', message: 'coupon 50%_off applied', metadata: { user: 'u1' } },
       { service: 'fc', message: 'coupon 50 off applied', metadata: { user: 'u2' } },
       { service: 'fc', message: 'failed login', metadata: { user: 'u1', tags: ['a', 'b'] } },
+      // Values that a substring or case-blind match would take for u1.
+      { service: 'fe', message: 'equality', metadata: { user: 'u10' } },
+      { service: 'fe', message: 'equality', metadata: { user: 'U1' } },
+      { service: 'fe', message: 'equality', metadata: { user: 'xu1' } },
     ].map((e, n) => ({ ...e, timestamp: new Date(BASE + 3_600_000 + n * 60_000).toISOString() }));
     await store(filtered);
   });
@@ -108,6 +112,10 @@ describe.each(engines)('query API [%s]', (kind) => {
     expect(await total(`metadata=${encodeURIComponent('{"tier":{"level":2}}')}`)).toBe(2);
     expect(await total(`metadata=${encodeURIComponent('{"tags":["b"]}')}`)).toBe(1);
     expect(await total('metadata.user=u2')).toBe(2);
+    // metadata.<key>=value is equality: not u10, U1 or xu1.
+    expect(await total('metadata.user=u1')).toBe(4);
+    expect(await total('metadata.user=u10')).toBe(1);
+    expect(await total('metadata.user=U1')).toBe(1);
     expect(await total('metadata.tier.level=2')).toBe(2);
     expect(await total('q=FAILED')).toBe(3);
     expect(await total(`q=${encodeURIComponent('50%_off')}`)).toBe(1); // % and _ are literal

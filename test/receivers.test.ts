@@ -92,7 +92,13 @@ describe.each(engines)('agents send with their own clients [%s]', (kind) => {
           context: trace.setSpanContext(ROOT_CONTEXT, spanContext),
         });
       }
-      logger.emit({ body: { kind: 'structured', items: [1, 2] }, severityText: 'WARN', severityNumber: 13, timestamp: [base, 999_999_999] });
+      logger.emit({
+        body: { kind: 'structured', items: [1, 2] },
+        severityText: 'WARN',
+        severityNumber: 13,
+        timestamp: [base, 999_999_999],
+        eventName: 'order.structured',
+      });
       await provider.forceFlush();
       await provider.shutdown();
       await until(() => svc.queue.depth === 0);
@@ -118,7 +124,9 @@ describe.each(engines)('agents send with their own clients [%s]', (kind) => {
       expect(got.map((e) => e.message).slice(0, 50)).toEqual(Array.from({ length: 50 }, (_, i) => `order ${i} placed`));
       const structured = got[50]!;
       expect(JSON.parse(structured.message)).toEqual({ kind: 'structured', items: [1, 2] });
-      expect(structured.metadata).toMatchObject({ severity_text: 'WARN', severity_number: 13 });
+      // OTLP's eventName (the SDK's emit({ eventName })) is metadata.event_name; records without one have none.
+      expect(structured.metadata).toMatchObject({ severity_text: 'WARN', severity_number: 13, event_name: 'order.structured' });
+      expect(first.metadata).not.toHaveProperty('event_name');
     },
   );
 

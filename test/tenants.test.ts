@@ -117,6 +117,14 @@ describe.each(engines)('keys that see only their own services [%s]', (kind) => {
     expect((await as(ADMIN, `/events/${uuid(10)}`)).status).toBe(200);
   });
 
+  test('a key with two scopes (ingest+query) holds both, and no more', async () => {
+    expect((await as(A, '/metrics')).status).toBe(403);
+    expect((await as(A, '/health/database')).status).toBe(403);
+    expect((await as(A, `/events/${uuid(1)}`)).status).toBe(200);
+    // Past the scope check to validation (the ingest scope was used in beforeAll): 400, not 403.
+    expect((await post(A, '/events', { service: 'checkout' })).status).toBe(400);
+  });
+
   test("/metrics/events and /health/business count only the key's services", async () => {
     const range = `from=${new Date(T0 - 3_600_000).toISOString()}&to=${new Date(T0 + 3_600_000).toISOString()}&bucket=1h`;
     const series = async (key: string, extra = '') =>

@@ -46,6 +46,14 @@ describe('event records', () => {
       metadata: { a: [1, { b: null }] },
     });
   });
+  test('a service holds only letters, digits and . _ : - (the characters between Z and a, a backslash among them, are refused)', () => {
+    for (const bad of ['x\\', 'a[b', 'a]b', 'a^b', 'a`b', 'a b', 'a/b', 'a%b', 'a*b', 'é']) {
+      const r = validate({ service: bad, message: 'm' });
+      expect({ bad, fields: Array.isArray(r) ? r.map((e) => e.field) : r.record }).toEqual({ bad, fields: ['service'] });
+    }
+    for (const good of ['Az09', 'a.b_c:d-e', 'Z', 'a'])
+      expect({ good, ok: !Array.isArray(validate({ service: good, message: 'm' })) }).toEqual({ good, ok: true });
+  });
   test('control characters are refused except tab, newline and carriage return', () => {
     for (const bad of ['a\u0001b', 'bell\u0007', 'back\bspace', 'form\ffeed', 'esc\u001b[31m', 'nul\u0000']) {
       const r = validate({ service: 's', message: bad, metadata: { k: 'ok' } });

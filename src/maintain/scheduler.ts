@@ -215,6 +215,29 @@ function applyDecisions(jobs: Job[], runs: DatabaseRuns[], log: Logger) {
   }
 }
 
+/** Every WATCH_MS, reads the database's runs of its policies and applies takeover.ts (never blocked by a long job). */
+function policyWatch(engine: Engine, log: Logger, jobs: () => Job[]) {
+  let watchedAt = 0;
+  let watching = false;
+  return {
+    async due(now: number) {
+      const ids = jobs()
+        .filter((j) => j.watch)
+        .map((j) => j.dbJobId!);
+      if (!ids.length || watching || now - watchedAt < WATCH_MS) return;
+      watching = true;
+      watchedAt = now;
+      try {
+        applyDecisions(jobs(), await databaseRuns(engine, ids), log);
+      } catch (err) {
+        log.warn('policy watch: timescaledb_information.job_stats unreadable; tried again in 5 s', { err });
+      } finally {
+        watching = false;
+      }
+    },
+  };
+}
+
 export type Jobs = ReturnType<typeof createJobs>;
 
 export function createJobs(deps: JobsDeps) {
@@ -230,23 +253,7 @@ export function createJobs(deps: JobsDeps) {
   const setupStatus = newStatus('setup', 'service', config.aggregateRefreshMs);
   let setUp = false;
   const lease = createLease(engine, log);
-  let watchedAt = 0;
-  let watching = false;
-
-  /** Reads the database's runs of its policies and applies takeover.ts (never blocked by a long job). */
-  async function watch() {
-    const ids = jobs.filter((j) => j.watch).map((j) => j.dbJobId!);
-    if (!ids.length || watching) return;
-    watching = true;
-    watchedAt = Date.now();
-    try {
-      applyDecisions(jobs, await databaseRuns(engine, ids), log);
-    } catch (err) {
-      log.warn('policy watch: timescaledb_information.job_stats unreadable; tried again in 5 s', { err });
-    } finally {
-      watching = false;
-    }
-  }
+  const watch = policyWatch(engine, log, () => jobs);
 
   /** Runs `pick`ed jobs in order, one at a time, after whatever is running now. */
   function runSerial(pick: (j: Job) => boolean): Promise<void> {
@@ -292,7 +299,7 @@ export function createJobs(deps: JobsDeps) {
   function tick() {
     if (stopped || !lease.held()) return;
     const now = Date.now();
-    if (setUp && now - watchedAt >= WATCH_MS) void watch();
+    if (setUp) void watch.due(now);
     if (busy) return;
     if (!setUp) {
       if (Date.parse(setupStatus.nextRunAt!) <= now) {

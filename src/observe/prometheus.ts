@@ -78,15 +78,18 @@ function requestHistogram(registry: Registry, name: string, help: string, bounds
   };
 }
 
-export function createMetrics(
-  queue: EventQueue,
-  batcher: Batcher,
-  state: ServiceState,
-  limits: Limits,
-  budgets: Record<'bodies' | 'answers', MemoryBudget>,
-  reads: ReadRouting | null = null,
-): Metrics {
-  const registry = new Registry();
+/** What the metrics read their figures from, at scrape time. */
+interface Sources {
+  queue: EventQueue;
+  batcher: Batcher;
+  state: ServiceState;
+  limits: Limits;
+  budgets: Record<'bodies' | 'answers', MemoryBudget>;
+  reads: ReadRouting | null;
+}
+
+/** The running totals, as counters. */
+function counters(registry: Registry, { batcher, state, limits, budgets }: Sources) {
   const fallbackSeen = new Map<string, number>();
   const s = batcher.stats;
   totalCounter(registry, 'aurore_events_received_total', 'Events received in POST bodies, valid or not', () => state.received);
@@ -126,7 +129,10 @@ export function createMetrics(
     'Requests refused with 503 overloaded: bodies being read held BODY_BUDGET_BYTES, or answers being sent READ_BUDGET_BYTES',
     () => budgets.bodies.refused + budgets.answers.refused,
   );
+}
 
+/** Queues, budgets and states, as gauges. */
+function gauges(registry: Registry, { queue, batcher, state, limits, budgets, reads }: Sources) {
   // With HTTP_PROCESSES > 1 the processes' figures are merged: sums for queues and counters, the
   // worst for states (`aggregator`).
   const gauge = (name: string, help: string, read: () => number, aggregator: Aggregator = 'sum') =>
@@ -176,7 +182,10 @@ export function createMetrics(
       'max',
     );
   }
+}
 
+/** Each maintenance job's last success, failure and who runs it. */
+function jobGauges(registry: Registry, state: ServiceState) {
   // Maintenance jobs, for alerts such as "no successful rollup for 10 minutes".
   const jobGauge = (name: string, help: string, value: (j: JobStatus) => number | null) =>
     new Gauge({
@@ -204,6 +213,21 @@ export function createMetrics(
     "1 while the service runs a TimescaleDB policy because the database's own scheduler fails or does not run it (server engine)",
     (j) => (state.database?.engine === 'server' && j.reason ? 1 : 0),
   );
+}
+
+export function createMetrics(
+  queue: EventQueue,
+  batcher: Batcher,
+  state: ServiceState,
+  limits: Limits,
+  budgets: Record<'bodies' | 'answers', MemoryBudget>,
+  reads: ReadRouting | null = null,
+): Metrics {
+  const registry = new Registry();
+  const sources: Sources = { queue, batcher, state, limits, budgets, reads };
+  counters(registry, sources);
+  gauges(registry, sources);
+  jobGauges(registry, state);
 
   const batchSize = new Histogram({
     name: 'aurore_batch_size_events',

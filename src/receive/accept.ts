@@ -55,6 +55,47 @@ export function acknowledge(c: Context, committed: boolean) {
   if (committed) c.header('Preference-Applied', 'wait');
 }
 
+/** The body's type: the first of `types` its Content-Type matches, else 415 saying `expected`. */
+function bodyType<K extends string>(c: Context, types: Record<K, RegExp>, expected: string): K {
+  const header = c.req.raw.headers.get('content-type') ?? '';
+  for (const k in types) if (types[k].test(header)) return k;
+  throw new ApiError('unsupported_media_type', `Content-Type must be ${expected}`);
+}
+
+/** A protocol request's records to queue (the same event twice in it is one row), and those for services the key may not write. */
+function admissible(items: readonly { id: string; time: string; service: string; record: string }[], scope: WriteScope | null) {
+  const seen = new Set<string>();
+  const records: string[] = [];
+  const forbidden: string[] = [];
+  for (const it of items) {
+    if (scope && !scope.services.test(it.service)) {
+      forbidden.push(outOfScope(scope, it.service));
+      continue;
+    }
+    const key = it.id + it.time;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    records.push(it.record);
+  }
+  return { records, forbidden };
+}
+
+/**
+ * The commit outcome of sequence range [from, to), or null when WAIT_TIMEOUT_MS passes first (the
+ * events stay queued). A REQUEST_TIMEOUT_MS shorter than that ends the wait as 503 request_timeout
+ * (the events still stay queued): POST /events has no timeout middleware, which would put a timer
+ * on every single event, waiting or not.
+ */
+async function waitForCommit(config: Config, batcher: Batcher, from: number, to: number): Promise<CommitOutcome | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const cut = config.requestTimeoutMs < config.waitTimeoutMs;
+  const timeout = new Promise<null>((res) => (timer = setTimeout(() => res(null), cut ? config.requestTimeoutMs : config.waitTimeoutMs)));
+  const outcome = await Promise.race([batcher.waitFor(from, to), timeout]);
+  clearTimeout(timer);
+  if (!outcome && cut) throw new ApiError('request_timeout', `The request took longer than ${config.requestTimeoutMs} ms (REQUEST_TIMEOUT_MS)`);
+  return outcome;
+}
+
 export function createAcceptor({ config, queue, batcher, state }: AcceptDeps) {
   /** Seconds until there is likely room: half the queue at the current drain rate, within 1..60. */
   function retryAfter() {
@@ -87,15 +128,7 @@ export function createAcceptor({ config, queue, batcher, state }: AcceptDeps) {
       { room = true } = {},
     ): { type: K; wait: boolean; scope: WriteScope | null } {
       this.assertOpen();
-      const header = c.req.raw.headers.get('content-type') ?? '';
-      let type: K | undefined;
-      for (const k in types) {
-        if (types[k].test(header)) {
-          type = k;
-          break;
-        }
-      }
-      if (type === undefined) throw new ApiError('unsupported_media_type', `Content-Type must be ${expected}`);
+      const type = bodyType(c, types, expected);
       const wait = wantsWait(c);
       if (room) this.assertRoom(c.req.raw);
       return { type, wait, scope: writeScope(c) };
@@ -156,19 +189,7 @@ export function createAcceptor({ config, queue, batcher, state }: AcceptDeps) {
      * those for services the key may not write (refused, the others stored).
      */
     async submit(items: readonly { id: string; time: string; service: string; record: string }[], wait: boolean, scope: WriteScope | null) {
-      const seen = new Set<string>();
-      const records: string[] = [];
-      const forbidden: string[] = [];
-      for (const it of items) {
-        if (scope && !scope.services.test(it.service)) {
-          forbidden.push(outOfScope(scope, it.service));
-          continue;
-        }
-        const key = it.id + it.time;
-        if (seen.has(key)) continue;
-        seen.add(key);
-        records.push(it.record);
-      }
+      const { records, forbidden } = admissible(items, scope);
       let duplicates = items.length - records.length - forbidden.length;
       if (!records.length) return { queued: 0, duplicates, refused: [] as string[], forbidden, committed: false };
       const from = this.all(records);
@@ -184,20 +205,7 @@ export function createAcceptor({ config, queue, batcher, state }: AcceptDeps) {
       };
     },
 
-    /**
-     * The commit outcome of sequence range [from, to), or null when WAIT_TIMEOUT_MS passes first (the
-     * events stay queued). A REQUEST_TIMEOUT_MS shorter than that ends the wait as 503 request_timeout
-     * (the events still stay queued): POST /events has no timeout middleware, which would put a timer
-     * on every single event, waiting or not.
-     */
-    async committed(from: number, to: number): Promise<CommitOutcome | null> {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const cut = config.requestTimeoutMs < config.waitTimeoutMs;
-      const timeout = new Promise<null>((res) => (timer = setTimeout(() => res(null), cut ? config.requestTimeoutMs : config.waitTimeoutMs)));
-      const outcome = await Promise.race([batcher.waitFor(from, to), timeout]);
-      clearTimeout(timer);
-      if (!outcome && cut) throw new ApiError('request_timeout', `The request took longer than ${config.requestTimeoutMs} ms (REQUEST_TIMEOUT_MS)`);
-      return outcome;
-    },
+    /** The commit outcome of [from, to) (waitForCommit). */
+    committed: (from: number, to: number) => waitForCommit(config, batcher, from, to),
   };
 }
