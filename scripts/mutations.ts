@@ -737,6 +737,14 @@ const MUTATIONS: Mutation[] = [
     tests: ['test/aggregates.test.ts'],
     only: "eventsLastHour's window",
   },
+  {
+    name: "a key of service names read the pattern way (its totals past 10,000 the planner's guess)",
+    file: 'src/read/scope.ts',
+    find: "  if (scope.patterns.every((p) => !p.includes('*'))) return",
+    replace: "  if (scope.patterns.every((p) => p.includes('*'))) return",
+    tests: ['test/tenants.test.ts'],
+    only: 'past 10,000',
+  },
 ];
 
 const ROOT = new URL('..', import.meta.url).pathname;

@@ -42,8 +42,20 @@ describe('API key configuration', () => {
     expect(parseApiKeys(`root:admin:${SECRETS.admin}:services=a`, 'API_KEYS')[0]!.services).toBeNull();
   });
 
+  test('a secret of exactly 16 characters is enough; # lines and blank lines are not entries', () => {
+    const keys = parseApiKeys(`# the collector\n\ncollector:ingest:sixteen-chars-ok\n  # indented comment\nops:admin:${SECRETS.admin}`, 'API_KEYS_FILE');
+    expect(keys.map((k) => k.name)).toEqual(['collector', 'ops']);
+  });
+
   test('malformed entries fail naming the entry, never echoing the secret', () => {
-    for (const bad of ['x:ingest:short', 'x:write:a-long-enough-secret-123', ':ingest:a-long-enough-secret-123', 'x:ingest:sha256:nothex']) {
+    for (const bad of [
+      'x:ingest:short',
+      'x:ingest:fifteen-chars-1',
+      'x:write:a-long-enough-secret-123',
+      ':ingest:a-long-enough-secret-123',
+      'bad name:ingest:a-long-enough-secret-123',
+      'x:ingest:sha256:nothex',
+    ]) {
       let msg = '';
       try {
         loadConfig({ API_KEYS: bad });

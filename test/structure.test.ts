@@ -131,6 +131,7 @@ describe('documentation', () => {
     'README.md',
     'BENCHMARKS.md',
     'CHANGELOG.md',
+    'TESTING.md',
     'loadtest/README.md',
     ...readdirSync(join(ROOT, 'docs'))
       .filter((f) => f.endsWith('.md'))

@@ -119,6 +119,7 @@ describe('who runs a policy (takeover.ts)', () => {
       reason: 'the database has not started it again for 121 s (its period: 60 s)',
     });
     expect(decide(byDatabase, runs({ last_run: new Date(NOW - 119_000).toISOString() }), NOW)).toEqual({ action: 'keep' });
+    expect(decide(byDatabase, runs({ last_run: new Date(NOW - 120_000).toISOString() }), NOW)).toEqual({ action: 'keep' }); // exactly two periods: not more
   });
 
   test('a policy that never ran counts from when the service started watching it', () => {
@@ -137,6 +138,7 @@ describe('who runs a policy (takeover.ts)', () => {
     const byService: Watched = { runBy: 'service', takenOverAt: NOW - 5_000, watchedSince: NOW - DAY };
     expect(decide(byService, runs({ last_success: new Date(NOW - 1_000).toISOString() }), NOW)).toEqual({ action: 'hand back' });
     expect(decide(byService, runs({ last_success: new Date(NOW - 6_000).toISOString() }), NOW)).toEqual({ action: 'keep' });
+    expect(decide(byService, runs({ last_success: new Date(NOW - 5_000).toISOString() }), NOW)).toEqual({ action: 'keep' }); // at the takeover: not after it
     expect(decide(byService, runs({ last_success: null }), NOW)).toEqual({ action: 'keep' });
   });
 });

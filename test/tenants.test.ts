@@ -140,4 +140,19 @@ describe.each(engines)('keys that see only their own services [%s]', (kind) => {
     expect(Object.keys((await business(A)).eventsByService).sort()).toEqual(['billing-eu', 'billing-us', 'checkout']);
     expect((await business(ADMIN)).totalEvents).toBe(7);
   });
+
+  // Last: it adds 12,000 events. A key of service names (no pattern) keeps the totals from the
+  // aggregates (a pattern key gets the planner's estimate past 10,000): the count itself, not a guess.
+  test("past 10,000 matches, a key of names gets its services' total from the aggregates", async () => {
+    await svc.engine.query(
+      `INSERT INTO events (id, time, service, message)
+       SELECT gen_random_uuid(), $1::text::timestamptz + g * interval '1 second', 'search', 'bulk' FROM generate_series(1, 12000) g`,
+      [new Date(T0 - 2 * 86_400_000).toISOString()],
+    );
+    await svc.state.jobs!.runAll(); // the aggregates count them
+    const p = (await json<Page>(B, '/events?pageSize=1')).pagination;
+    const [truth] = await svc.engine.query<{ n: number }>(`SELECT count(*)::int AS n FROM events WHERE service = 'search'`);
+    expect(truth!.n).toBeGreaterThan(12_000);
+    expect(p.total).toBe(truth!.n);
+  });
 });
