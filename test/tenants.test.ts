@@ -126,6 +126,7 @@ describe.each(engines)('keys that see only their own services [%s]', (kind) => {
   });
 
   test("/metrics/events and /health/business count only the key's services", async () => {
+    await svc.state.jobs!.runAll(); // the Apache edition's rollup tables count what the last rollup saw
     const range = `from=${new Date(T0 - 3_600_000).toISOString()}&to=${new Date(T0 + 3_600_000).toISOString()}&bucket=1h`;
     const series = async (key: string, extra = '') =>
       Object.fromEntries(
