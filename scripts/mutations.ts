@@ -113,7 +113,7 @@ const MUTATIONS: Mutation[] = [
   },
   {
     name: 'totals from the aggregates always called exact',
-    file: 'sql/007_count_events.sql',
+    file: 'sql/009_count_events_public.sql',
     find: '  exact := aurore_aggregates_exact(services, m1, m2);',
     replace: '  exact := true;',
     tests: ['test/totals.test.ts'],
