@@ -4,9 +4,9 @@
 // embedded engine) against each mutant in a scratch copy, and lists the mutants no test noticed. For
 // the modules a change touches, on their fast tests; a survivor is a hole or an equivalent mutant
 // (one that cannot change behaviour), and the list says which it is only to someone who reads it.
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { scratch } from './scratch';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const args = process.argv.slice(2);
@@ -62,20 +62,9 @@ function mutants(source: string): Mutant[] {
   return out;
 }
 
-function scratch(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'aurore-mutate-'));
-  const files = Bun.spawnSync(['git', 'ls-files', '-co', '--exclude-standard'], { cwd: ROOT }).stdout.toString().split('\n').filter(Boolean);
-  for (const f of files) {
-    mkdirSync(dirname(join(dir, f)), { recursive: true });
-    cpSync(join(ROOT, f), join(dir, f));
-  }
-  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
-  return dir;
-}
-
 const original = readFileSync(join(ROOT, file), 'utf8');
 const all = mutants(original);
-const dir = scratch();
+const dir = scratch(ROOT, 'aurore-mutate-');
 const results: { m: Mutant; killed: boolean }[] = [];
 try {
   for (const [i, m] of all.entries()) {

@@ -2,9 +2,10 @@
 // deliberate way, in a scratch copy of the tree, and runs only the tests named for it. A test suite
 // that still passes on the broken code has a hole: the check fails naming the breakage that survived.
 // A breakage whose text no longer matches the code fails too: update it along with the code.
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { scratch } from './scratch';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 
 interface Mutation {
   name: string;
@@ -763,18 +764,6 @@ if (process.argv.includes('--check')) {
   process.exit(stale.length ? 1 : 0);
 }
 
-/** A scratch copy of the tracked tree (node_modules linked, not copied). */
-function scratch(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'aurore-mutations-'));
-  const files = Bun.spawnSync(['git', 'ls-files', '-co', '--exclude-standard'], { cwd: ROOT }).stdout.toString().split('\n').filter(Boolean);
-  for (const f of files) {
-    mkdirSync(dirname(join(dir, f)), { recursive: true });
-    cpSync(join(ROOT, f), join(dir, f));
-  }
-  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
-  return dir;
-}
-
 type Outcome = 'killed' | 'killed (timed out)' | 'SURVIVED' | 'NO LONGER APPLIES' | 'skipped (no TEST_DATABASE_URL)';
 const serverUrl = process.env.TEST_DATABASE_URL || '';
 
@@ -826,7 +815,7 @@ const selected = MUTATIONS.filter((x) => x.name.includes(process.env.MUTATIONS_O
 // A breakage's tests then share the CPU with another's: slower each, never kinder to a breakage
 // (load can make a test fail, not make a broken one pass), and CI stays within its time on 2 cores.
 const jobs = Math.max(1, Number(process.env.MUTATION_JOBS) || Math.min(2, availableParallelism()));
-const dirs = Array.from({ length: Math.min(jobs, selected.length) }, scratch);
+const dirs = Array.from({ length: Math.min(jobs, selected.length) }, () => scratch(ROOT, 'aurore-mutations-'));
 const results: Awaited<ReturnType<typeof breakAndTest>>[] = [];
 let next = 0;
 try {
