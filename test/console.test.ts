@@ -240,18 +240,26 @@ describe.skipIf(!present)('the console in Chromium [embedded]', () => {
 
 describe.skipIf(!present)('the console with API keys [embedded]', () => {
   const KEYS = { ingest: 'ingest-key-0123456789abcd', query: 'query-key-0123456789abcd', admin: 'admin-key-0123456789abcd' };
+  const TEAM = 'team-key-0123456789abcdef'; // query, limited to the service 'keyed'
   let target: Target;
   let svc: Svc;
   let server: ReturnType<typeof Bun.serve>;
   let browser: Browser;
   beforeAll(async () => {
     target = await newTarget('embedded');
-    svc = await startService(target, { API_KEYS: `agent:ingest:${KEYS.ingest},grafana:query:${KEYS.query},ops:admin:${KEYS.admin}` });
+    svc = await startService(target, {
+      API_KEYS: `agent:ingest:${KEYS.ingest},grafana:query:${KEYS.query},ops:admin:${KEYS.admin},team:query:${TEAM}:services=keyed`,
+    });
     server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: svc.app.fetch });
     await svc.app.request('/events?wait=true', {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${KEYS.ingest}` },
       body: JSON.stringify({ service: 'keyed', message: 'behind a key' }),
+    });
+    await svc.app.request('/events?wait=true', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${KEYS.ingest}` },
+      body: JSON.stringify({ service: 'other-team', message: 'not for the team key' }),
     });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
   });
@@ -275,7 +283,7 @@ describe.skipIf(!present)('the console with API keys [embedded]', () => {
     await page.waitForFunction(() => (globalThis as any).document.querySelector('#notice')?.textContent?.includes("lacks the 'query' scope"));
     await giveKey(page, KEYS.query);
     await page.waitForSelector('#list tbody tr');
-    expect(await page.$eval('#list tbody tr td.message', (td) => td.textContent)).toBe('behind a key');
+    await page.waitForFunction(() => (globalThis as any).document.querySelectorAll('#list tbody tr').length === 2);
     expect(await page.isHidden('#health')).toBe(true); // a query key may not see it
     await giveKey(page, KEYS.admin);
     await page.waitForSelector('#health:not([hidden])');
@@ -289,6 +297,18 @@ describe.skipIf(!present)('the console with API keys [embedded]', () => {
     await page.click('#key-form button[value=forget]');
     // the dialog's close event comes a task later
     await page.waitForFunction(() => (globalThis as any).sessionStorage.getItem('aurore.apiKey') === null, null, { timeout: 5000 });
+  });
+
+  test("a key limited to a service sees only that service's events and totals, as its API calls do", async () => {
+    const { page, problems } = await open(browser, `http://127.0.0.1:${server.port}/?range=24h`);
+    await page.waitForSelector('#key-dialog[open]');
+    await giveKey(page, TEAM);
+    await page.waitForSelector('#list tbody tr');
+    await page.waitForSelector('#totals li');
+    expect(await page.$$eval('#list tbody tr td.service', (tds) => tds.map((td) => td.textContent))).toEqual(['keyed']);
+    expect(await page.$$eval('#totals li .name', (names) => names.map((n) => n.textContent))).toEqual(['keyed']);
+    // Only the first calls, before the key was given, were refused.
+    expect(problems.every((p) => p.includes('401'))).toBe(true);
   });
 });
 
