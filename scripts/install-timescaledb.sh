@@ -72,8 +72,10 @@ if [ "$EDITION" = community ]; then
   ./bootstrap -DREGRESS_CHECKS=OFF -DTAP_CHECKS=OFF -DWARNINGS_AS_ERRORS=OFF -DPG_CONFIG="$PG_CONFIG" \
     >"$WORK/bootstrap.log" 2>&1 || { tail -30 "$WORK/bootstrap.log"; exit 1; }
   log "building ($(nproc) jobs, about 10 minutes on 2 cores; progress every 100 files)"
-  make -C build -j"$(nproc)" 2>&1 | tee "$WORK/build.log" | awk '/Building C object/ { if (++n % 100 == 0) printf "[install-timescaledb] %d files compiled\n", n; fflush() }'
-  [ "${PIPESTATUS[0]}" = 0 ] || { tail -30 "$WORK/build.log"; exit 1; }
+  # pipefail: a failed make fails the pipeline, and the end of its log is shown (not only the exit)
+  if ! make -C build -j"$(nproc)" 2>&1 | tee "$WORK/build.log" | awk '/Building C object/ { if (++n % 100 == 0) printf "[install-timescaledb] %d files compiled\n", n; fflush() }'; then
+    tail -30 "$WORK/build.log"; exit 1
+  fi
   $SUDO make -C build install >"$WORK/install.log" 2>&1 || { tail -30 "$WORK/install.log"; exit 1; }
   cd /; rm -rf "$WORK"
   log "installed: $LIBDIR/timescaledb-tsl-$TS_VERSION.so"
