@@ -552,6 +552,15 @@ const MUTATIONS: Mutation[] = [
     server: true,
   },
   {
+    name: 'a refresh refused for a concurrent one (55P03) is not waited out: "late events" fails whenever the database refreshes the same aggregate',
+    file: 'src/maintain/policies.ts',
+    find: 'const REFRESH_TRIES = 6;',
+    replace: 'const REFRESH_TRIES = 1;',
+    tests: ['test/takeover.test.ts'],
+    only: 'concurrent refresh',
+    server: true,
+  },
+  {
     name: 'a takeover counted from the last run without its period (a policy is taken over whenever it has run once)',
     file: 'src/maintain/takeover.ts',
     find: '  if (waited > OVERDUE_PERIODS * periodMs) {',

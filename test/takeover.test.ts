@@ -5,7 +5,8 @@ import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { decide, notRunReason, type Watched } from '../src/maintain/takeover';
 import type { DatabaseRuns } from '../src/maintain/policies';
 import { openServer } from '../src/store/engine';
-import { countRows, engines, logLines, postEvent, privateCluster, serverEdition, serverTarget, startService, until } from './harness';
+import postgres from 'postgres';
+import { countRows, engines, logLines, newTarget, postEvent, privateCluster, serverEdition, serverTarget, startService, until } from './harness';
 
 setDefaultTimeout(120_000);
 
@@ -76,6 +77,55 @@ describe.skipIf(!engines.includes('server') || serverEdition === 'apache')("the 
     const said = logLines.slice(before).filter((l) => l.includes("the database's scheduler is not running a policy") && l.includes('"retention events"'));
     expect(said).toHaveLength(1);
     expect(said[0]).toContain('"reason"');
+  });
+});
+
+// Where the database's scheduler runs its policies, its refresh and the service's "late events" meet
+// now and then: TimescaleDB refuses the second at once (55P03, "due to a concurrent refresh").
+describe.skipIf(!engines.includes('server') || serverEdition === 'apache')('a concurrent refresh [server, Community]', () => {
+  test('"late events" waits out a refresh of the same aggregate in another session, then refreshes: the job succeeds and says it waited', async () => {
+    const target = await newTarget('server');
+    cleanups.push(() => target.destroy());
+    const svc = await startService(target);
+    cleanups.push(() => svc.stop());
+    const old = new Date(Date.now() - 10 * DAY).toISOString();
+    expect((await postEvent(svc.app, { service: 'concurrent-old', message: 'late', timestamp: old }, { prefer: 'wait' })).status).toBe(201);
+
+    // Another session's refresh of events_per_day, held after it registered its window (TimescaleDB
+    // registers it in a first transaction, then waits for the materialized table's lock).
+    const url = target.env.DATABASE_URL!;
+    const sql = postgres(url, { max: 3, onnotice: () => {} });
+    cleanups.push(() => sql.end({ timeout: 1 }));
+    const holder = await sql.reserve();
+    const [mat] = await holder<{ t: string }[]>`
+      SELECT format('%I.%I', materialization_hypertable_schema, materialization_hypertable_name) AS t
+      FROM timescaledb_information.continuous_aggregates WHERE view_name = 'events_per_day'`;
+    await holder`BEGIN`;
+    await holder.unsafe(`LOCK TABLE ${mat!.t} IN ACCESS EXCLUSIVE MODE`);
+    const other = sql.unsafe(`CALL refresh_continuous_aggregate('analytics.events_per_day', now() - interval '30 days', now() - interval '1 day')`);
+    const sessions = () => sql<{ state: string; wait: string | null; query: string }[]>`
+      SELECT state, wait_event_type AS wait, left(query, 80) AS query FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`;
+    let seen: unknown[] = [];
+    await until(
+      async () => (seen = await sessions()).some((a: any) => a.wait === 'Lock' && a.query.includes('refresh_continuous_aggregate')),
+      10_000,
+      () => `the other session's refresh to wait for the lock (sessions: ${JSON.stringify(seen)})`,
+    );
+    const released = Bun.sleep(1500).then(async () => {
+      await holder`COMMIT`;
+      holder.release();
+    });
+
+    await svc.state.jobs!.runAll();
+    await released;
+    await other;
+    const late = (await svc.state.jobs!.status()).find((j) => j.name === 'late events')!;
+    expect({ lastError: late.lastError, lastResult: late.lastResult }).toEqual({
+      lastError: null,
+      lastResult: expect.stringMatching(/^refreshed .+ \(after waiting out \d+ concurrent refreshes\)$/),
+    });
+    const [day] = await svc.engine.query<{ n: number }>(`SELECT coalesce(sum(events), 0)::int AS n FROM ${mat!.t} WHERE service = 'concurrent-old'`);
+    expect(day!.n).toBe(1);
   });
 });
 

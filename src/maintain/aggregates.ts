@@ -6,6 +6,7 @@
 //   from an ingested_at watermark (aurore_refresh_rollups in sql/003_aggregates.apache.sql).
 import type { Config } from '../config';
 import type { Engine } from '../store/engine';
+import { whenRefreshFree } from './policies';
 
 // The per-minute refresh policy covers the last 3 hours (start_offset in aurore_set_policies); the
 // "late events" job takes every row older than 2 hours. The hour of overlap is refreshed twice, which
@@ -53,10 +54,13 @@ async function refreshLevels(engine: Engine, first: string) {
      WHERE v.a < v.b ORDER BY v.level`,
     [first],
   );
+  let waited = 0;
   for (const x of windows) {
     // Not parameters: refresh refuses to run inside the implicit transaction of a prepared statement.
-    await engine.exec(`CALL refresh_continuous_aggregate('analytics.${x.view}', '${x.a}'::timestamptz, '${x.b}'::timestamptz)`, { transaction: false });
+    const call = `CALL refresh_continuous_aggregate('analytics.${x.view}', '${x.a}'::timestamptz, '${x.b}'::timestamptz)`;
+    waited += await whenRefreshFree(() => engine.exec(call, { transaction: false }));
   }
+  return waited;
 }
 
 /**
@@ -98,8 +102,8 @@ export function lateEvents(engine: Engine, config: Config) {
     const w = await lateRange(engine, config.retention.rawDays);
     let did = 'nothing late';
     if (w.first && w.last) {
-      await refreshLevels(engine, w.first);
-      did = `refreshed ${w.first} .. ${w.last}`;
+      const waited = await refreshLevels(engine, w.first);
+      did = `refreshed ${w.first} .. ${w.last}${waited ? ` (after waiting out ${waited} concurrent refreshes)` : ''}`;
     }
     await engine.query(
       `INSERT INTO aurore_watermarks (job, ingested_before) VALUES ('late', $1::text::timestamptz)

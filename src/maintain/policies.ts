@@ -44,9 +44,32 @@ export async function listPolicies(engine: Engine): Promise<Policy[]> {
 /** Runs one policy now, in the service. */
 export function runPolicy(engine: Engine, jobId: number) {
   return async (): Promise<string> => {
-    await engine.exec(`CALL run_job(${Number(jobId)})`, { transaction: false });
-    return 'ran';
+    const waited = await whenRefreshFree(() => engine.exec(`CALL run_job(${Number(jobId)})`, { transaction: false }));
+    return waited ? `ran (after ${waited} concurrent refresh${waited > 1 ? 'es' : ''})` : 'ran';
   };
+}
+
+/** SQLSTATE of "could not refresh continuous aggregate ... due to a concurrent refresh" (TimescaleDB 2.2x). */
+const CONCURRENT_REFRESH = '55P03';
+const REFRESH_TRIES = 6;
+
+/**
+ * Runs a refresh (a policy's or the service's own), waiting out another one on an overlapping window:
+ * TimescaleDB refuses the second at once (55P03) rather than queue it. Where the database's
+ * scheduler runs its policies, its run and the service's "late events" overlap now and then; the
+ * job then failed, and the late rows waited a whole AGGREGATE_REFRESH_SECONDS. Waits 0.25 s, 0.5 s,
+ * ... (about 8 s in all), then lets the error through. Returns how many refusals it waited out.
+ */
+export async function whenRefreshFree(refresh: () => Promise<unknown>): Promise<number> {
+  for (let i = 0; ; i++) {
+    try {
+      await refresh();
+      return i;
+    } catch (err) {
+      if ((err as { code?: string }).code !== CONCURRENT_REFRESH || i + 1 >= REFRESH_TRIES) throw err;
+      await Bun.sleep(250 * 2 ** i);
+    }
+  }
 }
 
 /** What TimescaleDB's background workers last did with one policy (its own runs only: run_job from a session is not counted). */

@@ -81,7 +81,9 @@ export function openServer(url: string, max: number): Engine {
       done.catch(() => {}); // awaited below; an error while writing must not go unhandled meanwhile
       for (const chunk of chunks) {
         // Each chunk on the socket before the next is asked for (a crash test dies between two).
-        await new Promise<void>((resolve) => stream.write(chunk, () => resolve()));
+        // Raced with the outcome: a socket that dies under a write never calls that write back, and
+        // the batch then hung with the database down (no error, no breaker, a full queue).
+        await Promise.race([new Promise<void>((resolve) => stream.write(chunk, () => resolve())), done]);
       }
       stream.end();
       await done;
