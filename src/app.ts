@@ -11,7 +11,7 @@ import type { Metrics } from './observe/prometheus';
 import { requestContext } from './observe/requests';
 import { consoleRoutes } from './console/routes';
 import { openApiDocument } from './openapi';
-import { guardRoutes } from './protect/access';
+import { guardRoutes, LOKI_GET_PATHS, LOKI_POST_PATHS } from './protect/access';
 import type { Limits } from './protect/limits';
 import { eventRoutes } from './read/events';
 import { serviceHistory } from './read/history';
@@ -21,6 +21,7 @@ import type { BodyReader } from './receive/body';
 import type { MemoryBudget } from './protect/budget';
 import { eventsReceiver } from './receive/events';
 import { lokiErrors, lokiReceiver } from './receive/loki';
+import { lokiQueryErrors, lokiQueryRoutes } from './read/loki/routes';
 import { otlpErrors, otlpReceiver } from './receive/otlp';
 
 /** What the routes need: the pipeline's parts (as the health routes report them), metrics and limits. */
@@ -36,7 +37,7 @@ export function createApp(deps: AppDeps) {
   const app = new Hono();
 
   // One handler; the agents' protocols answer errors in their own shape (OTLP Status, Loki text).
-  app.onError(errorHandler(log, [otlpErrors, lokiErrors]));
+  app.onError(errorHandler(log, [otlpErrors, lokiErrors, lokiQueryErrors]));
   app.use(requestContext(config, log, metrics));
   if (config.corsOrigins.length) {
     app.use(
@@ -57,7 +58,8 @@ export function createApp(deps: AppDeps) {
     () => new HTTPException(503, { message: `The request took longer than ${config.requestTimeoutMs} ms (REQUEST_TIMEOUT_MS)` }),
   );
   app.on('POST', ['/events/batch', '/v1/logs', '/loki/api/v1/push'], requestTimeout);
-  app.on('GET', ['/events', '/events/*', '/metrics/events', '/health/business', '/health/database', '/health/detailed'], requestTimeout);
+  app.on('GET', ['/events', '/events/*', '/metrics/events', '/health/business', '/health/database', '/health/detailed', ...LOKI_GET_PATHS], requestTimeout);
+  app.on('POST', [...LOKI_POST_PATHS], requestTimeout);
   app.notFound((c) => respondError(c, new ApiError('not_found', `No route for ${c.req.method} ${c.req.path}`)));
   guardRoutes(app, config, limits);
 
@@ -72,6 +74,7 @@ export function createApp(deps: AppDeps) {
   const history = serviceHistory(deps.reader, config.aggregateRefreshMs, () => state.jobs?.finishedRuns() ?? 0);
   app.route('/', eventRoutes(deps));
   app.route('/', metricsRoutes({ ...deps, history }));
+  app.route('/', lokiQueryRoutes(deps));
   // observe
   app.route('/', healthRoutes({ ...deps, history }));
   app.get('/metrics', async (c) => c.body(await metrics.render(deps.peers), 200, { 'Content-Type': metrics.registry.contentType }));

@@ -131,6 +131,9 @@ export const envSchema = z.object({
 
   // Points (services x buckets) in one GET /metrics/events answer: ~50 bytes of JSON each.
   SERIES_MAX_POINTS: int(200_000, 1, 10_000_000),
+  // Events one LogQL metric query may read from the raw rows (the Loki query API; volumes by service
+  // come from the aggregates instead): past it, 400 naming it. About a second of reading here.
+  LOKI_QUERY_MAX_EVENTS: int(1_000_000, 1, 100_000_000),
   DEFAULT_QUERY_LIMIT: int(100, 1, 10_000),
   MAX_QUERY_LIMIT: int(1_000, 1, 10_000),
 
@@ -278,6 +281,7 @@ function settings(e: z.output<typeof envSchema>, env: Record<string, string | un
       defaultQueryLimit: e.DEFAULT_QUERY_LIMIT,
       maxQueryLimit: e.MAX_QUERY_LIMIT,
       seriesMaxPoints: e.SERIES_MAX_POINTS,
+      lokiQueryMaxEvents: e.LOKI_QUERY_MAX_EVENTS,
     },
     searchIndex: e.SEARCH_INDEX,
     embeddedFsync: e.EMBEDDED_FSYNC === 'on',

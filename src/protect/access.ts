@@ -14,9 +14,31 @@ export interface RouteAccess {
   budget: Budget | null;
 }
 
+/** Every route of the query API (read/loki/routes.ts): guarded below with the `query` scope; app.ts bounds them by REQUEST_TIMEOUT_MS. */
+export const LOKI_GET_PATHS = [
+  '/loki/api/v1/query_range',
+  '/loki/api/v1/query',
+  '/loki/api/v1/labels',
+  '/loki/api/v1/label/:name/values',
+  '/loki/api/v1/series',
+  '/loki/api/v1/index/stats',
+  '/loki/api/v1/index/volume',
+  '/loki/api/v1/index/volume_range',
+  '/loki/api/v1/detected_labels',
+  '/loki/api/v1/detected_fields',
+  '/loki/api/v1/detected_field/:name/values',
+  '/loki/api/v1/patterns',
+  '/loki/api/v1/status/buildinfo',
+  '/loki/api/v1/format_query',
+] as const;
+export const LOKI_POST_PATHS = ['/loki/api/v1/query_range', '/loki/api/v1/query', '/loki/api/v1/series'] as const;
+
 export const ACCESS: readonly RouteAccess[] = [
   { method: 'POST', paths: ['/events', '/events/batch', '/v1/logs', '/loki/api/v1/push'], scope: 'ingest', budget: 'ingest' },
   { method: 'GET', paths: ['/events', '/events/:id', '/metrics/events', '/health/business'], scope: 'query', budget: 'query' },
+  // The Loki query API (Grafana's Loki data source, logcli): what GET /events may read, in LogQL.
+  { method: 'GET', paths: LOKI_GET_PATHS, scope: 'query', budget: 'query' },
+  { method: 'POST', paths: LOKI_POST_PATHS, scope: 'query', budget: 'query' },
   { method: 'GET', paths: ['/health/buffer', '/health/database', '/health/detailed', '/metrics'], scope: 'admin', budget: 'health' },
   { method: 'GET', paths: ['/health', '/health/live', '/health/ready'], scope: null, budget: 'health' },
   // The pages hold no data: they ask for a key and call the routes above with it.

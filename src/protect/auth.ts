@@ -1,4 +1,4 @@
-// Access: API keys with scopes, sent as `Authorization: Bearer <key>`. The keys themselves are parsed
+// Access: API keys with scopes, sent as `Authorization: Bearer <key>` (or as a basic-auth password). The keys themselves are parsed
 // with the configuration (config.ts keeps only their SHA-256 digests); this file checks a presented
 // key against every digest in constant time and enforces a route's scope. Keys never reach a log:
 // only the key's name.
@@ -16,6 +16,21 @@ export function findKey(keys: readonly ApiKey[], presented: string): ApiKey | un
 }
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
+const BASIC = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i;
+
+/**
+ * The key a request presents: `Authorization: Bearer <key>`, or basic auth with the key as the
+ * password and any user name (what Grafana's data sources and logcli send with a password set).
+ */
+function presented(header: string): string | undefined {
+  const bearer = BEARER.exec(header);
+  if (bearer) return bearer[1];
+  const basic = BASIC.exec(header);
+  if (!basic) return undefined;
+  const pair = Buffer.from(basic[1]!, 'base64').toString('utf8');
+  const colon = pair.indexOf(':');
+  return colon >= 0 && colon < pair.length - 1 ? pair.slice(colon + 1) : undefined;
+}
 
 /**
  * Requires a key with `scope` (admin keys hold every scope). With no keys configured the service is in
@@ -24,11 +39,14 @@ const BEARER = /^Bearer\s+(\S+)\s*$/i;
 export function requireScope(keys: readonly ApiKey[], scope: Scope): MiddlewareHandler {
   return async (c, next) => {
     if (keys.length === 0) return next();
-    const m = BEARER.exec(c.req.header('authorization') ?? '');
-    const key = m ? findKey(keys, m[1]!) : undefined;
+    const secret = presented(c.req.header('authorization') ?? '');
+    const key = secret ? findKey(keys, secret) : undefined;
     if (!key) {
       c.header('WWW-Authenticate', 'Bearer realm="aurore-events"');
-      throw new ApiError('unauthorized', m ? 'The API key is not valid' : 'Send an API key: Authorization: Bearer <key>');
+      throw new ApiError(
+        'unauthorized',
+        secret ? 'The API key is not valid' : 'Send an API key: Authorization: Bearer <key> (or basic auth with the key as the password)',
+      );
     }
     if (!key.scopes.includes(scope) && !key.scopes.includes('admin')) {
       throw new ApiError('forbidden', `The API key '${key.name}' lacks the '${scope}' scope`);

@@ -205,7 +205,7 @@ export function readLoki(
 }
 
 export const lokiErrors: WireErrors = {
-  prefix: '/loki/',
+  prefix: '/loki/api/v1/push',
   render(c, e) {
     const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8' };
     if (e.opts.retryAfter !== undefined) headers['retry-after'] = String(e.opts.retryAfter);
