@@ -323,6 +323,64 @@ function healthPaths(): Paths {
 }
 
 /** Each operation's security and 401/403 answers, from the access table. */
+/** The Loki query API (docs/grafana.md): Loki 3.x's own reference describes each answer; here, what each route takes. */
+function lokiQueryPaths(): Paths {
+  const p = (name: string, description: string, required = false) => ({ name, in: 'query', required, schema: str, description });
+  const range = [
+    p('start', 'ns, s or RFC 3339 (default: end - since)'),
+    p('end', 'ns, s or RFC 3339 (default: now)'),
+    p('since', 'a duration (default 1h; 6h for lookups)'),
+  ];
+  const loki = (summary: string, parameters: unknown[], methods: ('get' | 'post')[] = ['get']) => {
+    const op = {
+      summary,
+      tags: ['loki'],
+      parameters,
+      responses: {
+        '200': { description: '{"status":"success","data":...} as Loki 3.x answers' },
+        '400': { description: '{"status":"error","errorType":"bad_data","error":"..."}' },
+      },
+    };
+    return Object.fromEntries(methods.map((m) => [m, op]));
+  };
+  const logql = p('query', 'LogQL (docs/grafana.md: what is supported)', true);
+  const selector = p('query', 'a stream selector');
+  return {
+    '/loki/api/v1/query_range': loki(
+      'LogQL over a time range: streams for a log query, a matrix for a metric query',
+      [logql, ...range, p('step', 's or a duration'), p('limit', 'entries (default 100, at most 5000)'), p('direction', 'backward (default) or forward')],
+      ['get', 'post'],
+    ),
+    '/loki/api/v1/query': loki('An instant metric query: a vector or a scalar', [logql, p('time', 'ns, s or RFC 3339 (default: now)')], ['get', 'post']),
+    '/loki/api/v1/labels': loki('Stream label names', [...range, selector]),
+    '/loki/api/v1/label/{name}/values': loki("One label's values", [{ name: 'name', in: 'path', required: true, schema: str }, ...range, selector]),
+    '/loki/api/v1/series': loki('Stream label sets of selectors', [p('match[]', 'a stream selector (repeatable)', true), ...range], ['get', 'post']),
+    '/loki/api/v1/index/stats': loki('Streams, entries and bytes of a selector', [{ ...selector, required: true }, ...range]),
+    '/loki/api/v1/index/volume': loki('Bytes per series of the target labels', [
+      { ...selector, required: true },
+      ...range,
+      p('targetLabels', 'comma-separated'),
+      p('limit', 'series'),
+    ]),
+    '/loki/api/v1/index/volume_range': loki('Bytes per series of the target labels, per step', [
+      { ...selector, required: true },
+      ...range,
+      p('step', 's'),
+      p('targetLabels', 'comma-separated'),
+    ]),
+    '/loki/api/v1/detected_labels': loki('Stream labels with their cardinality', [...range, selector]),
+    '/loki/api/v1/detected_fields': loki('Structured metadata and JSON fields of the entries', [{ ...selector, required: true }, ...range]),
+    '/loki/api/v1/detected_field/{name}/values': loki("One detected field's values", [
+      { name: 'name', in: 'path', required: true, schema: str },
+      { ...selector, required: true },
+      ...range,
+    ]),
+    '/loki/api/v1/patterns': loki('Log patterns (none are detected: always empty)', [selector, ...range]),
+    '/loki/api/v1/status/buildinfo': loki('The Loki version this API answers as', []),
+    '/loki/api/v1/format_query': loki('The query, checked and trimmed', [logql]),
+  };
+}
+
 function secure(paths: Paths, keys: boolean): Paths {
   for (const [path, ops] of Object.entries(paths)) {
     for (const [method, op] of Object.entries(ops)) {
@@ -357,6 +415,6 @@ export function openApiDocument(config: Config) {
     },
     components: components(config),
     security: keys ? [{ bearer: [] }] : [],
-    paths: secure(merge(ingestPaths(config), agentPaths(config), queryPaths(config), metricsPaths(config), healthPaths()), keys),
+    paths: secure(merge(ingestPaths(config), agentPaths(config), queryPaths(config), lokiQueryPaths(), metricsPaths(config), healthPaths()), keys),
   };
 }

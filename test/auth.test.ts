@@ -121,6 +121,23 @@ describe('scopes [embedded]', () => {
     'GET /events/{id}': 'query',
     'GET /metrics/events': 'query',
     'GET /health/business': 'query',
+    'GET /loki/api/v1/query_range': 'query',
+    'POST /loki/api/v1/query_range': 'query',
+    'GET /loki/api/v1/query': 'query',
+    'POST /loki/api/v1/query': 'query',
+    'GET /loki/api/v1/labels': 'query',
+    'GET /loki/api/v1/label/{name}/values': 'query',
+    'GET /loki/api/v1/series': 'query',
+    'POST /loki/api/v1/series': 'query',
+    'GET /loki/api/v1/index/stats': 'query',
+    'GET /loki/api/v1/index/volume': 'query',
+    'GET /loki/api/v1/index/volume_range': 'query',
+    'GET /loki/api/v1/detected_labels': 'query',
+    'GET /loki/api/v1/detected_fields': 'query',
+    'GET /loki/api/v1/detected_field/{name}/values': 'query',
+    'GET /loki/api/v1/patterns': 'query',
+    'GET /loki/api/v1/status/buildinfo': 'query',
+    'GET /loki/api/v1/format_query': 'query',
     'GET /health/buffer': 'admin',
     'GET /health/database': 'admin',
     'GET /health/detailed': 'admin',
@@ -165,6 +182,17 @@ describe('scopes [embedded]', () => {
     expect(await wrong.json()).toMatchObject({ statusCode: 403, error: 'forbidden', message: "The API key 'collector' lacks the 'query' scope" });
     const notAdmin = await call('GET', '/metrics', SECRETS.query);
     expect(await notAdmin.json()).toMatchObject({ statusCode: 403, error: 'forbidden', message: "The API key 'dashboards' lacks the 'admin' scope" });
+  });
+
+  // Grafana's data sources and logcli send a password as basic auth: the key is the password.
+  test('a key sent as the basic-auth password (any user name) is the key; a wrong one is 401', async () => {
+    const basic = (user: string, pass: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}` });
+    const labels = (h: Record<string, string>) => svc.app.request('/loki/api/v1/labels', { headers: h });
+    expect((await labels(basic('grafana', SECRETS.query))).status).toBe(200);
+    expect((await labels(basic('', SECRETS.query))).status).toBe(200);
+    expect((await labels(basic('grafana', SECRETS.ingest))).status).toBe(403);
+    expect((await labels(basic('grafana', 'not-a-real-key-at-all'))).status).toBe(401);
+    expect((await labels(basic(SECRETS.query, ''))).status).toBe(401); // the key as the user name is not the password
   });
 
   test('no secret ever appears in a log line, though every request is logged with its key name', async () => {

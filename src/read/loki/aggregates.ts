@@ -6,7 +6,7 @@
 // events at the edges themselves are counted from the raw rows (a bucket holds [b, b + width), a
 // window (t - R, t]). Any other query returns null and is read from the raw rows.
 import type { Grouping, MetricQuery } from './ast';
-import type { EvalContext, Series } from './metric';
+import type { EvalContext, Series } from './values';
 import { compile } from './regex';
 import { scopeSql, type Where } from './sql';
 

@@ -10,7 +10,12 @@ import type { LogQuery } from './ast';
 import { eachEntry } from './logs';
 import { type Entry, labelName, RESOURCE_LABELS } from './model';
 import { scopeSql, usIso, type Where } from './sql';
-import type { LookupArgs } from './routes';
+
+export interface LookupArgs {
+  win: { startUs: bigint; endUs: bigint };
+  selector?: LogQuery;
+  selectors?: LogQuery[];
+}
 
 const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 

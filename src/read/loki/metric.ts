@@ -4,29 +4,13 @@
 // (aggregates.ts answers those from the continuous aggregates). A sum over an additive range
 // aggregation is counted straight into its groups: a per-event label (a trace id in the structured
 // metadata) would otherwise make one series per event before the sum.
-import type { ServiceScope } from '../../config';
-import type { Engine } from '../../store/engine';
 import type { BinOp, Grouping, MetricQuery, VectorOp } from './ast';
 import { fromAggregates } from './aggregates';
+import type { EvalContext, Series, Value } from './values';
 import { eachEntry } from './logs';
 import type { Entry } from './model';
 import { LogqlError, parseBytes, parseDuration } from './parse';
 import { labelOf } from './pipeline';
-
-export interface Series {
-  labels: Record<string, string>;
-  values: (number | undefined)[];
-}
-export type Value = { kind: 'vector'; series: Series[] } | { kind: 'scalar'; value: number };
-
-export interface EvalContext {
-  engine: Engine;
-  scope: ServiceScope | null;
-  /** The evaluation times, ms. */
-  steps: number[];
-  /** Most rows one query may read (beyond: 400 naming it). */
-  maxRows: number;
-}
 
 export const labelsKey = (labels: Record<string, string>) => JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 
@@ -163,7 +147,7 @@ function vectorAgg(m: Extract<MetricQuery, { kind: 'vector_agg' }>, inner: Serie
       const groups = new Map<string, number[]>();
       inner.forEach((s, j) => {
         if (s.values[i] === undefined) return;
-        const key = labelsKey(group(s.labels, m.grouping));
+        const key = labelsKey(group(s.labels, m.grouping ?? { without: false, labels: [] }));
         groups.set(key, [...(groups.get(key) ?? []), j]);
       });
       for (const idx of groups.values()) {

@@ -318,14 +318,58 @@ class Reader {
     return { kind: 'vector_agg', op, grouping: this.grouping(n.getChild('Grouping')), k, inner: this.metric(this.only(n, 'MetricExpr')) };
   }
 
+  /**
+   * A chain of binary operations. The grammar (an editor's) nests chains without PromQL's precedence
+   * ("a * 2 + 1" comes as a * (2 + 1)): the chain is flattened (an operand in parentheses stays one)
+   * and rebuilt with it: ^ (right to left), then * / %, + -, comparisons.
+   */
   binary(n: SyntaxNode): MetricQuery {
-    const [l, op, mod, r] = this.children(n);
-    if (!l || !op || !mod || !r) return this.unsupported(n);
+    const operands: MetricQuery[] = [];
+    const ops: { op: BinOp; bool: boolean }[] = [];
+    this.flatten(n, operands, ops);
+    return climb(operands, ops);
+  }
+
+  /** A BinOpExpr's operands and operators in order, into chains unparenthesized on either side. */
+  flatten(x: SyntaxNode, operands: MetricQuery[], ops: { op: BinOp; bool: boolean }[]) {
+    const [l, op, mod, r] = this.children(x);
+    if (!l || !op || !mod || !r) this.unsupported(x);
+    const side = (e: SyntaxNode) => {
+      const inner = e.getChild('MetricExpr')?.firstChild;
+      if (inner?.name === 'BinOpExpr') this.flatten(inner, operands, ops);
+      else operands.push(this.metric(e));
+    };
+    side(l);
+    ops.push(this.operator(op, mod));
+    side(r);
+  }
+
+  operator(op: SyntaxNode, mod: SyntaxNode): { op: BinOp; bool: boolean } {
     const modText = this.src(mod).trim();
     if (modText && modText !== 'bool') throw new LogqlError(`vector matching (${modText}) is not supported`);
     const ops: BinOp[] = ['+', '-', '*', '/', '%', '^', '==', '!=', '>', '>=', '<', '<='];
     const o = this.src(op) as BinOp;
     if (!ops.includes(o)) throw new LogqlError(`the operator ${this.src(op)} is not supported`);
-    return { kind: 'binary', op: o, bool: modText === 'bool', left: this.metric(l), right: this.metric(r) };
+    return { op: o, bool: modText === 'bool' };
   }
+}
+
+const PRECEDENCE: Record<BinOp, number> = { '^': 4, '*': 3, '/': 3, '%': 3, '+': 2, '-': 2, '==': 1, '!=': 1, '>': 1, '>=': 1, '<': 1, '<=': 1 };
+
+/** Operands and the operators between them, as one tree by precedence (^ binds right to left, the others left to right). */
+function climb(operands: MetricQuery[], ops: { op: BinOp; bool: boolean }[]): MetricQuery {
+  let at = 0;
+  const next = (): MetricQuery => operands[at]!;
+  const parse = (min: number): MetricQuery => {
+    let left = next();
+    while (at < ops.length && PRECEDENCE[ops[at]!.op] >= min) {
+      const { op, bool } = ops[at]!;
+      at++;
+      const p = PRECEDENCE[op];
+      const right = parse(op === '^' ? p : p + 1);
+      left = { kind: 'binary', op, bool, left, right };
+    }
+    return left;
+  };
+  return parse(0);
 }

@@ -14,9 +14,10 @@ import { readScope } from '../scope';
 import { sendJson } from '../send';
 import type { LogQuery } from './ast';
 import { eachEntry, logStreams } from './logs';
-import { evaluate, type Value } from './metric';
+import { evaluate } from './metric';
+import type { Value } from './values';
 import { parseDuration, parseQuery } from './parse';
-import { labelValues, labelNames, seriesOf, volume, detectedFields } from './lookups';
+import { detectedFields, labelNames, labelValues, type LookupArgs, seriesOf, volume } from './lookups';
 
 export const LOKI_VERSION = '3.5.0';
 /** Loki's own limits: points per series of a range query, and entries per query. */
@@ -251,12 +252,6 @@ export function lokiQueryRoutes(deps: LokiDeps) {
   return app;
 }
 
-export interface LookupArgs {
-  win: { startUs: bigint; endUs: bigint };
-  selector?: LogQuery;
-  selectors?: LogQuery[];
-}
-
 /** Range and selector of the lookup routes (labels, values, series, stats, volume, fields): Loki's default range is 6 hours. */
 async function lookupArgs(c: Context, series = false, required = false): Promise<LookupArgs> {
   const p = await params(c);
@@ -268,10 +263,13 @@ async function lookupArgs(c: Context, series = false, required = false): Promise
     return q.log;
   };
   if (series) {
-    const all = new URL(c.req.url).searchParams.getAll('match[]');
-    const form = c.req.method === 'POST' ? Object.values(await c.req.parseBody({ all: true }).catch(() => ({}))).flat() : [];
+    // Grafana sends match[]; logcli sends match.
+    const search = new URL(c.req.url).searchParams;
+    const all = [...search.getAll('match[]'), ...search.getAll('match')];
+    const body: Record<string, unknown> = c.req.method === 'POST' ? await c.req.parseBody({ all: true }).catch(() => ({})) : {};
+    const form = [body['match[]'], body.match].flat();
     const list = [...all, ...(form.filter((x) => typeof x === 'string') as string[])];
-    if (!list.length) throw bad('match[] is required');
+    if (!list.length) throw bad('match[] (or match) is required: a stream selector');
     return { win, selectors: list.map(asLog) };
   }
   const text = p.query;
