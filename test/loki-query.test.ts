@@ -243,7 +243,9 @@ describe.each(engines)('the Loki query API [%s]', (kind) => {
     const failed = [0, 20, 30, 40, 50, 60, 70, 80].map((i) => `payment failed order=${i} took=${i * 10}ms`).sort();
     expect(await lines('{service_name="checkout"} != "payment ok" != "order=10 "')).toEqual(failed);
     expect(await lines('{service_name="checkout"} |= "payment ok" or "order=10 " != "payment ok" ')).toEqual(['payment failed order=10 took=100ms']);
-    expect(await lines('{service_name=~"check"}')).toEqual([]); // anchored: "check" is not "checkout"
+    expect(await lines('{service_name=~"check"}')).toEqual([]);
+    expect((await lines('{service_name=~"check.*|billing", service_name!="billing"} |= "order=1 "')).length).toBe(1);
+    expect((await lines('{service_name=~"check.*|billing", service_name!~"bill.*"} |= "order=1 "')).length).toBe(1); // anchored: "check" is not "checkout"
     expect((await lines('{service_name=~"check.*"} |~ "order=8[0-9] "')).length).toBe(10); // a line regex matches anywhere
     expect((await lines('{service_name=~"check.*"} !~ "order=[0-8]?[0-9] "')).length).toBe(0);
     expect(await lines('{service_name="json-svc"} | json | __error__="" | status >= 500 | line_format "{{.path}} {{.user_tier}}"')).toEqual(['/pay gold']);

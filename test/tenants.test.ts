@@ -142,6 +142,36 @@ describe.each(engines)('keys that see only their own services [%s]', (kind) => {
     expect((await business(ADMIN)).totalEvents).toBe(7);
   });
 
+  // Grafana's Loki data source with a team's key: the same scope on every route of the query API.
+  test("the Loki query API sees only the key's services: log and metric queries, label values, series, volume, fields", async () => {
+    const ns = (ms: number) => `${BigInt(ms) * 1_000_000n}`;
+    const range = `start=${ns(T0 - 3_600_000)}&end=${ns(T0 + 3_600_000)}`;
+    const lines = async (key: string, q: string) => {
+      const body = await json<{ data: { result: { values: string[][] }[] } }>(key, `/loki/api/v1/query_range?query=${encodeURIComponent(q)}&${range}&limit=100`);
+      return body.data.result.flatMap((s) => s.values.map((v) => v[1])).sort();
+    };
+    expect(await lines(B, '{service_name=~".+"} |= "needle"')).toEqual(['needle in search']);
+    expect(await lines(B, '{service_name="checkout"}')).toEqual([]);
+    expect(await lines(B, '{service_name=~"check.*|search"} |= "planted"')).toEqual([]);
+    expect(await lines(A, '{service_name=~".+"} |= "needle"')).toEqual(['needle in billing']);
+    expect(await lines(ADMIN, '{service_name=~".+"} |= "needle"')).toEqual(['needle in billing', 'needle in search']);
+    const volume = async (key: string, q: string) => {
+      const body = await json<{ data: { result: { metric: Record<string, string> }[] } }>(key, `/loki/api/v1/query_range?query=${encodeURIComponent(q)}&${range}&step=3600`);
+      return body.data.result.map((s) => s.metric.service_name).sort();
+    };
+    // from the aggregates (a service volume), and from the raw rows (a line filter)
+    expect(await volume(B, 'sum by (service_name) (count_over_time({service_name=~".+"}[1h]))')).toEqual(['search']);
+    expect(await volume(B, 'sum by (service_name) (count_over_time({service_name=~".+"} |= "" [1h]))')).toEqual(['search']);
+    expect(await volume(A, 'sum by (service_name) (count_over_time({service_name=~".+"}[1h]))')).toEqual(['billing-eu', 'billing-us', 'checkout']);
+    expect((await json<{ data: string[] }>(B, `/loki/api/v1/label/service_name/values?${range}`)).data).toEqual(['search']);
+    const series = await json<{ data: Record<string, string>[] }>(B, `/loki/api/v1/series?match[]=${encodeURIComponent('{service_name=~".+"}')}&${range}`);
+    expect(series.data.map((s) => s.service_name)).toEqual(['search']);
+    const vol = await json<{ data: { result: { metric: Record<string, string> }[] } }>(B, `/loki/api/v1/index/volume?query=${encodeURIComponent('{service_name=~".+"}')}&${range}`);
+    expect(vol.data.result.map((r) => r.metric.service_name)).toEqual(['search']);
+    const fields = await json<{ fields: unknown[] }>(B, `/loki/api/v1/detected_fields?query=${encodeURIComponent('{service_name="checkout"}')}&${range}`);
+    expect(fields.fields).toEqual([]);
+  });
+
   // Last: it adds 12,000 events. A key of service names (no pattern) keeps the totals from the
   // aggregates (a pattern key gets the planner's estimate past 10,000): the count itself, not a guess.
   test("past 10,000 matches, a key of names gets its services' total from the aggregates", async () => {
