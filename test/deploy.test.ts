@@ -24,7 +24,7 @@ describe('docker-compose.yml', () => {
   const s = compose.services;
 
   test('has the database, the service, optional redis and a k6 loadtest profile', () => {
-    expect(Object.keys(s).sort()).toEqual(['app', 'app-b', 'k6', 'redis', 'timescaledb', 'timescaledb-replica']);
+    expect(Object.keys(s).sort()).toEqual(['app', 'app-b', 'grafana', 'k6', 'redis', 'timescaledb', 'timescaledb-replica']);
     expect(s.redis!.profiles).toEqual(['redis', 'scale']);
     expect(s.k6!.profiles).toEqual(['loadtest']);
   });
@@ -55,6 +55,21 @@ describe('docker-compose.yml', () => {
     expect(s.app!.environment!.DATABASE_URL).toMatch(/^postgres:\/\/aurore:.*@timescaledb:5432\/aurore$/);
     expect(s.app!.ports).toEqual(['127.0.0.1:3000:3000']);
     expect(s.app!.build).toBe('.');
+  });
+
+  test('the grafana profile: this service as a Loki data source (the key as basic-auth password), TimescaleDB as PostgreSQL, a dashboard whose LogQL the service parses', async () => {
+    expect(s.grafana!.profiles).toEqual(['grafana']);
+    expect(s.grafana!.ports).toEqual(['127.0.0.1:3002:3000']);
+    for (const v of s.grafana!.volumes!) expect(existsSync(`${root}${v.split(':')[0]!.slice(2)}`)).toBe(true);
+    const ds = Bun.YAML.parse(read('scripts/compose/grafana/datasources.yaml')) as { datasources: { type: string; url: string; basicAuth?: boolean; user?: string }[] };
+    const loki = ds.datasources.find((d) => d.type === 'loki')!;
+    expect(loki).toMatchObject({ url: 'http://app:3000', basicAuth: true });
+    expect(ds.datasources.find((d) => d.type === 'grafana-postgresql-datasource')!.url).toBe('timescaledb:5432');
+    const { parseQuery } = await import('../src/read/loki/parse');
+    const board = JSON.parse(read('scripts/compose/grafana/dashboards/aurore-events.json')) as { panels: { targets: { expr?: string }[] }[] };
+    const exprs = board.panels.flatMap((p) => p.targets.map((t) => t.expr)).filter((e): e is string => !!e);
+    expect(exprs.length).toBe(3);
+    for (const e of exprs) expect(() => parseQuery(e.replaceAll('$__interval', '1m'))).not.toThrow();
   });
 
   test('k6 runs a script that exists, against the service inside the network', () => {

@@ -181,6 +181,15 @@ const READ_PATHS = [
   '/docs/x',
 ];
 
+// LogQL for the Loki query API: pieces put together at random, then some characters changed.
+const LOGQL = {
+  selectors: ['{service_name="fuzz"}', '{service_name=~".+"}', '{service_name!~"a|b", env="x"}', '{k8s_pod_name=~"(?i)x.*"}', '{a=~"[[:alpha:]]"}', '{a=~"(a)\\1"}', '{}'],
+  stages: ['|= "m"', '!= "x" or "y"', '|~ "a+b*"', '!~ "\\bm\\b"', '| json', '| logfmt', '| regexp "(?P<x>\\w+)"', '| pattern "<a> <_>"', '| a > 5s', '| a >= 1KB', '| a = "x" or b != "y"', '| line_format "{{.a}}"', '| label_format b=a', '| drop a', '| keep a', '| decolorize', '| __error__=""'],
+  wraps: ['count_over_time(%[1m])', 'count_over_time(%[99y] offset 99y)', 'sum(count_over_time(%[100000y]))', 'rate(%[5m])', 'bytes_rate(%[1h])', 'sum by (service_name) (count_over_time(%[1m]))', 'topk(2, rate(%[1m]))', 'avg_over_time(% | unwrap a [1m])', 'absent_over_time(%[1m])', 'sum(rate(%[1m])) > bool 1', '%', 'vector(1) + %', '2 ^ 3 * %'],
+};
+const LOKI_PATHS = ['/loki/api/v1/query_range', '/loki/api/v1/query', '/loki/api/v1/labels', '/loki/api/v1/label/service_name/values', '/loki/api/v1/series', '/loki/api/v1/index/volume', '/loki/api/v1/index/stats', '/loki/api/v1/detected_fields', '/loki/api/v1/format_query'];
+const LOKI_KEYS = ['start', 'end', 'step', 'limit', 'direction', 'time', 'since', 'match[]', 'targetLabels'];
+
 describe('random hostile requests [embedded]', () => {
   let target: Target;
   let svc: Awaited<ReturnType<typeof startService>>;
@@ -247,7 +256,25 @@ describe('random hostile requests [embedded]', () => {
     for (let i = 0; i < REQUESTS && failures.length < 5; i++) {
       let res: Response;
       let what: string;
-      if (next() < 0.75) {
+      const logql = () => {
+        let q = pick(LOGQL.selectors);
+        for (let n = Math.floor(next() * 4); n > 0; n--) q += ` ${pick(LOGQL.stages)}`;
+        if (next() < 0.5) q = pick(LOGQL.wraps).replace('%', q);
+        for (let n = next() < 0.3 ? 1 + Math.floor(next() * 3) : 0; n > 0; n--) {
+          const at = Math.floor(next() * q.length);
+          q = q.slice(0, at) + pick(['', '(', ')', '"', '{', '|', '[', '\\', '\u0000', 'é']) + q.slice(at + 1);
+        }
+        return q;
+      };
+      const roll = next();
+      if (roll < 0.15) {
+        const qs = [['query', logql()], ...Array.from({ length: Math.floor(next() * 4) }, () => [pick(LOKI_KEYS), pick([...QUERY_VALUES, '1700000000', '1700000000000000000', '15s', 'forward', '99999'])])]
+          .map(([k, v]) => `${encodeURIComponent(k!)}=${encodeURIComponent(v!.toWellFormed())}`)
+          .join('&');
+        const url = `${pick(LOKI_PATHS)}?${qs}`;
+        res = await svc.app.request(url, { headers: next() < 0.5 ? { 'x-loki-response-encoding-flags': 'categorize-labels' } : {} });
+        what = `GET ${url.slice(0, 300)}`;
+      } else if (roll < 0.75) {
         const [path, type, body] = pick(writes)();
         const url = path + (next() < 0.2 ? '?wait=true' : '');
         res = await svc.app.request(url, { method: 'POST', headers: { 'content-type': type }, body });

@@ -43,6 +43,7 @@ export async function fromAggregates(m: Extract<MetricQuery, { kind: 'range' }>,
   const { steps } = ctx;
   const stepMs = steps.length > 1 ? steps[1]! - steps[0]! : 0;
   const first = steps[0]! - m.rangeMs;
+  if (first < 0) return null; // a window reaching before 1970: the raw rows answer it
   const level = LEVELS.find((l) => m.rangeMs % l.ms === 0 && stepMs % l.ms === 0 && first % l.ms === 0);
   if (!level) return null;
   const last = steps[steps.length - 1]!;

@@ -44,7 +44,7 @@ function sampleValue(m: Extract<MetricQuery, { kind: 'range' }>, e: Entry): numb
 
 /** Reads the samples of a range aggregation; `into`: the grouping of a sum pushed down into it. */
 async function samples(m: Extract<MetricQuery, { kind: 'range' }>, ctx: EvalContext, into?: Grouping): Promise<Map<string, Samples>> {
-  const first = ctx.steps[0]! - m.rangeMs - m.offsetMs;
+  const first = Math.max(ctx.steps[0]! - m.rangeMs - m.offsetMs, -1); // nothing is stored before 1970
   const last = ctx.steps[ctx.steps.length - 1]! - m.offsetMs;
   const out = new Map<string, Samples>();
   let rows = 0;

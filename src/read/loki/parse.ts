@@ -34,6 +34,8 @@ export const QUERY_MAX_CHARS = 16 * 1024;
 const DURATION_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7, w: 6.048e8, y: 3.1536e10 };
 
 /** A Prometheus or Go duration ("5m", "1h30m", "1.5s", "250ms") in milliseconds. */
+const MAX_SPAN_MS = 100 * DURATION_UNITS.y!;
+
 export function parseDuration(text: string): number {
   const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d|w|y)/gy;
   let total = 0;
@@ -289,8 +291,10 @@ class Reader {
     const log = this.logExpr(r);
     const rangeMs = parseDuration(this.src(this.only(this.only(r, 'Range'), 'Duration')));
     if (rangeMs <= 0) throw new LogqlError('a range must be positive');
+    if (rangeMs > MAX_SPAN_MS) throw new LogqlError('a range longer than 100 years');
     const off = r.getChild('OffsetExpr');
     const offsetMs = off ? parseDuration(this.src(this.only(off, 'Duration'))) : 0;
+    if (offsetMs > MAX_SPAN_MS) throw new LogqlError('an offset longer than 100 years');
     const uw = r.getChild('UnwrapExpr');
     const unwrapOps = supported.slice(5);
     if (uw?.getChild('LabelFilter')) this.unsupported(uw);

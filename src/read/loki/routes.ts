@@ -49,6 +49,8 @@ export const lokiQueryErrors: WireErrors = {
 
 const bad = (message: string) => new ApiError('validation_failed', message);
 
+const MAX_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
 /** A Loki timestamp: nanoseconds (or seconds, up to 10 digits), float seconds, or RFC 3339. In ms. */
 export function parseTime(value: string | undefined, name: string, fallback: number): number {
   if (value === undefined || value === '') return fallback;
@@ -103,7 +105,9 @@ function directionOf(p: Record<string, string>): 'forward' | 'backward' {
 export function rangeOf(p: Record<string, string>, now = Date.now()) {
   const end = parseTime(p.end, 'end', now);
   const since = p.since ? parseStep(p.since, HOUR_MS) : HOUR_MS;
-  const start = parseTime(p.start, 'start', end - since);
+  // Before 1970 nothing is stored; past year 9999 no timestamp is valid.
+  const start = Math.max(parseTime(p.start, 'start', end - since), 0);
+  if (!(end <= MAX_TIME_MS)) throw bad('end is past the year 9999');
   if (end < start) throw bad('the end timestamp must not be before the start time');
   return { start, end };
 }
@@ -198,6 +202,7 @@ export function lokiQueryRoutes(deps: LokiDeps) {
     const p = await params(c);
     const q = query(p);
     const t = parseTime(p.time, 'time', Date.now());
+    if (!(t >= 0 && t <= MAX_TIME_MS)) throw bad('time must be between 1970 and the year 9999');
     limitOf(p);
     directionOf(p);
     if (q.kind === 'log') throw bad('log queries are not supported as an instant query type, please change your query to a range query type');
