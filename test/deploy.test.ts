@@ -61,7 +61,9 @@ describe('docker-compose.yml', () => {
     expect(s.grafana!.profiles).toEqual(['grafana']);
     expect(s.grafana!.ports).toEqual(['127.0.0.1:3002:3000']);
     for (const v of s.grafana!.volumes!) expect(existsSync(`${root}${v.split(':')[0]!.slice(2)}`)).toBe(true);
-    const ds = Bun.YAML.parse(read('scripts/compose/grafana/datasources.yaml')) as { datasources: { type: string; url: string; basicAuth?: boolean; user?: string }[] };
+    const ds = Bun.YAML.parse(read('scripts/compose/grafana/datasources.yaml')) as {
+      datasources: { type: string; url: string; basicAuth?: boolean; user?: string }[];
+    };
     const loki = ds.datasources.find((d) => d.type === 'loki')!;
     expect(loki).toMatchObject({ url: 'http://app:3000', basicAuth: true });
     expect(ds.datasources.find((d) => d.type === 'grafana-postgresql-datasource')!.url).toBe('timescaledb:5432');

@@ -183,11 +183,61 @@ const READ_PATHS = [
 
 // LogQL for the Loki query API: pieces put together at random, then some characters changed.
 const LOGQL = {
-  selectors: ['{service_name="fuzz"}', '{service_name=~".+"}', '{service_name!~"a|b", env="x"}', '{k8s_pod_name=~"(?i)x.*"}', '{a=~"[[:alpha:]]"}', '{a=~"(a)\\1"}', '{}'],
-  stages: ['|= "m"', '!= "x" or "y"', '|~ "a+b*"', '!~ "\\bm\\b"', '| json', '| logfmt', '| regexp "(?P<x>\\w+)"', '| pattern "<a> <_>"', '| a > 5s', '| a >= 1KB', '| a = "x" or b != "y"', '| line_format "{{.a}}"', '| label_format b=a', '| drop a', '| keep a', '| decolorize', '| __error__=""'],
-  wraps: ['count_over_time(%[1m])', 'count_over_time(%[99y] offset 99y)', 'sum(count_over_time(%[100000y]))', 'rate(%[5m])', 'bytes_rate(%[1h])', 'sum by (service_name) (count_over_time(%[1m]))', 'topk(2, rate(%[1m]))', 'avg_over_time(% | unwrap a [1m])', 'absent_over_time(%[1m])', 'sum(rate(%[1m])) > bool 1', '%', 'vector(1) + %', '2 ^ 3 * %'],
+  selectors: [
+    '{service_name="fuzz"}',
+    '{service_name=~".+"}',
+    '{service_name!~"a|b", env="x"}',
+    '{k8s_pod_name=~"(?i)x.*"}',
+    '{a=~"[[:alpha:]]"}',
+    '{a=~"(a)\\1"}',
+    '{}',
+  ],
+  stages: [
+    '|= "m"',
+    '!= "x" or "y"',
+    '|~ "a+b*"',
+    '!~ "\\bm\\b"',
+    '| json',
+    '| logfmt',
+    '| regexp "(?P<x>\\w+)"',
+    '| pattern "<a> <_>"',
+    '| a > 5s',
+    '| a >= 1KB',
+    '| a = "x" or b != "y"',
+    '| line_format "{{.a}}"',
+    '| label_format b=a',
+    '| drop a',
+    '| keep a',
+    '| decolorize',
+    '| __error__=""',
+  ],
+  wraps: [
+    'count_over_time(%[1m])',
+    'count_over_time(%[99y] offset 99y)',
+    'sum(count_over_time(%[100000y]))',
+    'rate(%[5m])',
+    'bytes_rate(%[1h])',
+    'sum by (service_name) (count_over_time(%[1m]))',
+    'topk(2, rate(%[1m]))',
+    'avg_over_time(% | unwrap a [1m])',
+    'absent_over_time(%[1m])',
+    'sum(rate(%[1m])) > bool 1',
+    '%',
+    'vector(1) + %',
+    '2 ^ 3 * %',
+  ],
 };
-const LOKI_PATHS = ['/loki/api/v1/query_range', '/loki/api/v1/query', '/loki/api/v1/labels', '/loki/api/v1/label/service_name/values', '/loki/api/v1/series', '/loki/api/v1/index/volume', '/loki/api/v1/index/stats', '/loki/api/v1/detected_fields', '/loki/api/v1/format_query'];
+const LOKI_PATHS = [
+  '/loki/api/v1/query_range',
+  '/loki/api/v1/query',
+  '/loki/api/v1/labels',
+  '/loki/api/v1/label/service_name/values',
+  '/loki/api/v1/series',
+  '/loki/api/v1/index/volume',
+  '/loki/api/v1/index/stats',
+  '/loki/api/v1/detected_fields',
+  '/loki/api/v1/format_query',
+];
 const LOKI_KEYS = ['start', 'end', 'step', 'limit', 'direction', 'time', 'since', 'match[]', 'targetLabels'];
 
 describe('random hostile requests [embedded]', () => {
@@ -268,7 +318,13 @@ describe('random hostile requests [embedded]', () => {
       };
       const roll = next();
       if (roll < 0.15) {
-        const qs = [['query', logql()], ...Array.from({ length: Math.floor(next() * 4) }, () => [pick(LOKI_KEYS), pick([...QUERY_VALUES, '1700000000', '1700000000000000000', '15s', 'forward', '99999'])])]
+        const qs = [
+          ['query', logql()],
+          ...Array.from({ length: Math.floor(next() * 4) }, () => [
+            pick(LOKI_KEYS),
+            pick([...QUERY_VALUES, '1700000000', '1700000000000000000', '15s', 'forward', '99999']),
+          ]),
+        ]
           .map(([k, v]) => `${encodeURIComponent(k!)}=${encodeURIComponent(v!.toWellFormed())}`)
           .join('&');
         const url = `${pick(LOKI_PATHS)}?${qs}`;

@@ -147,7 +147,10 @@ describe.each(engines)('keys that see only their own services [%s]', (kind) => {
     const ns = (ms: number) => `${BigInt(ms) * 1_000_000n}`;
     const range = `start=${ns(T0 - 3_600_000)}&end=${ns(T0 + 3_600_000)}`;
     const lines = async (key: string, q: string) => {
-      const body = await json<{ data: { result: { values: string[][] }[] } }>(key, `/loki/api/v1/query_range?query=${encodeURIComponent(q)}&${range}&limit=100`);
+      const body = await json<{ data: { result: { values: string[][] }[] } }>(
+        key,
+        `/loki/api/v1/query_range?query=${encodeURIComponent(q)}&${range}&limit=100`,
+      );
       return body.data.result.flatMap((s) => s.values.map((v) => v[1])).sort();
     };
     expect(await lines(B, '{service_name=~".+"} |= "needle"')).toEqual(['needle in search']);
@@ -156,7 +159,10 @@ describe.each(engines)('keys that see only their own services [%s]', (kind) => {
     expect(await lines(A, '{service_name=~".+"} |= "needle"')).toEqual(['needle in billing']);
     expect(await lines(ADMIN, '{service_name=~".+"} |= "needle"')).toEqual(['needle in billing', 'needle in search']);
     const volume = async (key: string, q: string) => {
-      const body = await json<{ data: { result: { metric: Record<string, string> }[] } }>(key, `/loki/api/v1/query_range?query=${encodeURIComponent(q)}&${range}&step=3600`);
+      const body = await json<{ data: { result: { metric: Record<string, string> }[] } }>(
+        key,
+        `/loki/api/v1/query_range?query=${encodeURIComponent(q)}&${range}&step=3600`,
+      );
       return body.data.result.map((s) => s.metric.service_name).sort();
     };
     // from the aggregates (a service volume), and from the raw rows (a line filter)
@@ -166,7 +172,10 @@ describe.each(engines)('keys that see only their own services [%s]', (kind) => {
     expect((await json<{ data: string[] }>(B, `/loki/api/v1/label/service_name/values?${range}`)).data).toEqual(['search']);
     const series = await json<{ data: Record<string, string>[] }>(B, `/loki/api/v1/series?match[]=${encodeURIComponent('{service_name=~".+"}')}&${range}`);
     expect(series.data.map((s) => s.service_name)).toEqual(['search']);
-    const vol = await json<{ data: { result: { metric: Record<string, string> }[] } }>(B, `/loki/api/v1/index/volume?query=${encodeURIComponent('{service_name=~".+"}')}&${range}`);
+    const vol = await json<{ data: { result: { metric: Record<string, string> }[] } }>(
+      B,
+      `/loki/api/v1/index/volume?query=${encodeURIComponent('{service_name=~".+"}')}&${range}`,
+    );
     expect(vol.data.result.map((r) => r.metric.service_name)).toEqual(['search']);
     const fields = await json<{ fields: unknown[] }>(B, `/loki/api/v1/detected_fields?query=${encodeURIComponent('{service_name="checkout"}')}&${range}`);
     expect(fields.fields).toEqual([]);
