@@ -12,6 +12,12 @@
 //   series24h_1m: GET /metrics/events, one service, the last 24 hours by minute
 //   total_month_1svc / total_month_all: GET /events totals (count=auto) over a ragged month, one
 //             service or all of them, from the aggregates; then each checked against count=exact
+//   logql_volume_30d: the Loki query API, sum by (service_name) (count_over_time({service_name=~".+"}[1h]))
+//             over the 30 days, step 1h (from the aggregates), as a Grafana panel asks it
+//   logql_needle_1h: {service_name="svc-N"} |= "Payment failed", limit 100, over one hour
+//   explore_opening: Grafana Explore's first view of one service, one request after another: labels,
+//             service_name values, the volume histogram (by level, 1m steps over the hour), the first
+//             1,000 lines
 //   console_first_view: the web console in Chromium (when /usr/bin/chromium exists): from navigation
 //             to the list and the chart drawn, five loads
 // The events end at the current hour, so "the last 24 hours" holds data. Before measuring, it waits
@@ -129,15 +135,35 @@ try {
   const iso = (t: number) => new Date(t).toISOString();
   const service = () => `svc-${rand(50)}`;
 
+  const get = async (url: string) => {
+    const res = await fetch(url);
+    return { res, body: (await res.json()) as never };
+  };
+  /** Explore's opening requests for one service and hour, in order; the answer of the last (the lines) is returned. */
+  async function exploreOpening(path: string) {
+    const [, , svcName, hour] = path.split('/');
+    const from = Number(hour);
+    const range = `start=${BigInt(from) * 1_000_000n}&end=${BigInt(from + 3_600_000) * 1_000_000n}`;
+    const sel = encodeURIComponent(`{service_name="${svcName}"}`);
+    for (const u of [
+      `/loki/api/v1/labels?${range}`,
+      `/loki/api/v1/label/service_name/values?${range}`,
+      `/loki/api/v1/query_range?query=${encodeURIComponent(`sum by (level, detected_level) (count_over_time({service_name="${svcName}"} | drop __error__ [1m]))`)}&${range}&step=60000ms`,
+    ]) {
+      const r = await get(`${base}${u}`);
+      if (r.res.status !== 200) return r;
+    }
+    return get(`${base}/loki/api/v1/query_range?query=${sel}&${range}&limit=1000&direction=backward`);
+  }
+
   /** Times REQUESTS requests (after five warm-ups); `make` gives the path and query after the base URL. */
   async function measure(name: string, make: () => string, count: (body: never) => number = (b: { events: unknown[] }) => b.events.length) {
     const times: number[] = [];
     let rows = 0;
     for (let i = 0; i < REQUESTS + 5; i++) {
-      const url = `${base}${make()}`;
+      const path = make();
       const t = performance.now();
-      const res = await fetch(url);
-      const body = (await res.json()) as never;
+      const { res, body } = path.startsWith('/__sequence__/') ? await exploreOpening(path) : await get(`${base}${path}`);
       const ms = performance.now() - t;
       if (res.status !== 200) throw new Error(`${name}: ${res.status} ${JSON.stringify(body)}`);
       if (i >= 5) {
@@ -214,6 +240,29 @@ try {
     ),
   );
 
+  // The Loki query API, as Grafana asks (nanosecond times, step in ms).
+  const ns = (t: number) => `${BigInt(t) * 1_000_000n}`;
+  const logql = (q: string, from: number, to: number, extra = '') =>
+    `/loki/api/v1/query_range?query=${encodeURIComponent(q)}&start=${ns(from)}&end=${ns(to)}${extra}`;
+  const points = (b: { data: { result: { values: unknown[] }[] } }) => b.data.result.reduce((n, s) => n + s.values.length, 0);
+  results.push(
+    await measure(
+      'logql_volume_30d',
+      () => logql('sum by (service_name) (count_over_time({service_name=~".+"}[1h]))', END - SPAN_MS + 3_600_000, END, '&step=3600000ms'),
+      points,
+    ),
+  );
+  results.push(
+    await measure(
+      'logql_needle_1h',
+      () => {
+        const h = hourStart();
+        return logql(`{service_name="${service()}"} |= "Payment failed"`, h, h + 3_600_000, '&limit=100&direction=backward');
+      },
+      points,
+    ),
+  );
+  results.push(await measure('explore_opening', () => `/__sequence__/${service()}/${hourStart()}`, points));
   // Totals over a month (ragged at both ends), one service and all of them: from the aggregates.
   const month = () => `from=${iso(END - SPAN_MS + rand(3_600_000))}&to=${iso(END - rand(3_600_000))}`;
   type Page = { pagination: { total: number; total_is_exact: boolean } };

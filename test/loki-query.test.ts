@@ -215,6 +215,35 @@ describe.each(engines)('the Loki query API [%s]', (kind) => {
     expect(raw.body.data).toMatchObject({ resultType: 'matrix', result: want });
   });
 
+  // Queries the aggregates must not answer (they know only counts per service) give what the raw rows give.
+  test('on bucket edges, only service volumes come from the aggregates: bytes, other groupings, other labels, negations and regexes answer as the raw rows do', async () => {
+    const range = (q: string) => get(grafanaRange(q, T + 30 * MIN, T + 90 * MIN, 30 * MIN));
+    const cases = [
+      'sum by (service_name) (bytes_over_time({service_name="checkout"}[30m]))',
+      'sum by (level) (count_over_time({service_name="checkout"}[30m]))',
+      'sum without (service_name) (count_over_time({service_name="checkout"}[30m]))',
+      'sum by (service_name) (count_over_time({service_name="checkout", env="prod"}[30m]))',
+      'sum by (service_name) (count_over_time({service_name=~"check.*|billing", service_name!="checkout"}[30m]))',
+      'sum by (service_name) (count_over_time({service_name=~"check"}[30m]))',
+      'sum by (service_name) (rate({service_name=~"(?i)CHECKOUT"}[30m]))',
+    ];
+    const answers: Record<string, unknown> = {};
+    for (const q of cases) {
+      const fast = await range(q);
+      const raw = await range(q.replace(/\}\[30m\]/, '} |= "" [30m]'));
+      expect({ q, fast: fast.body.data?.result }).toEqual({ q, fast: raw.body.data?.result });
+      answers[q] = fast.body.data.result.map((r: any) => [r.metric, r.values.length]);
+    }
+    expect(answers[cases[1]!]).toEqual([
+      [{ level: 'error' }, 3],
+      [{ level: 'info' }, 3],
+    ]);
+    expect(answers[cases[3]!]).toEqual([]);
+    expect(answers[cases[4]!]).toEqual([[{ service_name: 'billing' }, 3]]);
+    expect(answers[cases[5]!]).toEqual([]);
+    expect(answers[cases[6]!]).toEqual([[{ service_name: 'checkout' }, 3]]);
+  });
+
   test('the dashboard panel sum by (service_name) (count_over_time({service_name=~".+"}[1h])) over a day: every service, each hour', async () => {
     const end = T + 2 * HOUR;
     const r = await get(grafanaRange('sum by (service_name) (count_over_time({service_name=~".+"}[1h]))', end - 24 * HOUR, end, HOUR));
@@ -273,6 +302,86 @@ describe.each(engines)('the Loki query API [%s]', (kind) => {
     expect(await v('10 - 2 - 3 * 2 ^ 2')).toMatchObject({ resultType: 'scalar', result: [at / 1000, '-4'] });
   });
 
+  // Each operator and function of the metric evaluation (src/read/loki/metric.ts), on numbers known from the data.
+  test('comparisons filter (or with bool answer 0/1) between vectors and scalars, both ways round; scalar comparisons need bool', async () => {
+    const at = T + 90 * MIN;
+    const v = async (q: string) => (await get(grafanaInstant(q, at))).body;
+    const n = 'sum(count_over_time({service_name="checkout"}[2h]))'; // 90
+    const value = async (q: string) => (await v(q)).data.result.map((r: any) => r.value[1]);
+    for (const [op, yes, no] of [
+      ['==', 90, 89],
+      ['!=', 89, 90],
+      ['>', 89, 90],
+      ['>=', 90, 91],
+      ['<', 91, 90],
+      ['<=', 90, 89],
+    ] as const) {
+      expect({ op, yes: await value(`${n} ${op} ${yes}`), no: await value(`${n} ${op} ${no}`) }).toEqual({ op, yes: ['90'], no: [] });
+      expect({ op, bool: await value(`${n} ${op} bool ${no}`) }).toEqual({ op, bool: ['0'] });
+    }
+    expect(await value(`100 > ${n}`)).toEqual(['90']); // scalar first: the vector's value is kept
+    expect(await value(`2 * ${n}`)).toEqual(['180']);
+    expect((await v('1 > bool 2')).data.result[1]).toBe('0');
+    expect((await v('1 > 2')).errorType).toBe('bad_data');
+  });
+
+  test('topk and bottomk pick per step; max and other aggregations of raw series are not summed first; a nested sum sums', async () => {
+    const at = T + 90 * MIN;
+    const v = async (q: string) => (await get(grafanaInstant(q, at))).body.data.result;
+    const both = 'sum by (service_name) (count_over_time({service_name=~"checkout|json-svc"}[2h]))';
+    expect((await v(`topk(1, ${both})`)).map((r: any) => [r.metric.service_name, r.value[1]])).toEqual([['checkout', '90']]);
+    expect((await v(`bottomk(1, ${both})`)).map((r: any) => [r.metric.service_name, r.value[1]])).toEqual([['json-svc', '3']]);
+    const failed = 'count_over_time({service_name="checkout"} |= "failed" [2h])'; // 9 series (one user each), 1 apiece
+    expect((await v(`max(${failed})`)).map((r: any) => r.value[1])).toEqual(['1']);
+    expect((await v(`count(${failed})`)).map((r: any) => r.value[1])).toEqual(['9']);
+    const top = await v(`topk(1, ${failed})`);
+    expect(top.map((r: any) => r.value[1])).toEqual(['1']);
+    expect(top[0].metric.user_id).toMatch(/^u\d+$/);
+    expect((await v('sum(sum by (service_name) (count_over_time({service_name=~"checkout|billing"}[2h])))')).map((r: any) => r.value[1])).toEqual(['180']);
+  });
+
+  test('unwrap: max, min, sum, avg, first and last over the window, durations in seconds; a line without the label is skipped, not the end', async () => {
+    const at = T + 90 * MIN;
+    // billing took i ms (ok) or i * 10 ms (failed, every tenth); json-svc lines have no took
+    const w = (fn: string) => `${fn}({service_name=~"billing|json-svc"} | logfmt | keep service_name, took | unwrap duration(took) [2h])`;
+    const v = async (q: string) => (await get(grafanaInstant(q, at))).body.data.result.map((r: any) => [r.metric, Number(r.value[1])]);
+    const ok = Array.from({ length: 90 }, (_, i) => (i % 10 === 0 ? i * 10 : i) / 1000);
+    expect(await v(w('max_over_time'))).toEqual([[{ service_name: 'billing' }, 0.8]]);
+    expect(await v(w('min_over_time'))).toEqual([[{ service_name: 'billing' }, 0]]);
+    expect(await v(w('first_over_time'))).toEqual([[{ service_name: 'billing' }, 0]]);
+    expect(await v(w('last_over_time'))).toEqual([[{ service_name: 'billing' }, 0.089]]);
+    const [[, sum]] = await v(w('sum_over_time'));
+    expect(sum).toBeCloseTo(
+      ok.reduce((a, b) => a + b, 0),
+      9,
+    );
+    const [[, avg]] = await v(w('avg_over_time'));
+    expect(avg).toBeCloseTo(ok.reduce((a, b) => a + b, 0) / 90, 9);
+  });
+
+  test('absent_over_time is 1, with the equality matchers as labels, only where nothing matched', async () => {
+    const at = T + 61 * MIN;
+    const v = async (q: string) => (await get(grafanaInstant(q, at))).body.data.result;
+    expect(await v('absent_over_time({service_name="nope", env=~".+"}[5m])')).toEqual([{ metric: { service_name: 'nope' }, value: [at / 1000, '1'] }]);
+    expect(await v('absent_over_time({service_name="checkout"}[5m])')).toEqual([]);
+    const r = await get(grafanaRange('absent_over_time({service_name="checkout"} |= "order=75 " [10m])', T + 70 * MIN, T + 90 * MIN, 10 * MIN));
+    expect(r.body.data.result[0].values).toEqual([
+      [(T + 70 * MIN) / 1000, '1'],
+      [(T + 90 * MIN) / 1000, '1'],
+    ]);
+  });
+
+  test('vector op vector matches equal label sets, and a step where one side has no sample has none', async () => {
+    const all = 'sum by (service_name) (count_over_time({service_name="checkout"}[20m]))';
+    const one = 'sum by (service_name) (count_over_time({service_name="checkout"} |= "order=75 " [20m]))';
+    const r = await get(grafanaRange(`${all} / ${one}`, T + 30 * MIN, T + 90 * MIN, 30 * MIN));
+    expect(r.body.data.result).toEqual([{ metric: { service_name: 'checkout' }, values: [[(T + 90 * MIN) / 1000, '20']] }]);
+    const other = await get(
+      grafanaRange(`${all} / sum by (service_name) (count_over_time({service_name="billing"}[20m]))`, T + 30 * MIN, T + 90 * MIN, 30 * MIN),
+    );
+    expect(other.body.data.result).toEqual([]);
+  });
+
   test("the label browser's calls: labels, label values (service_name from the aggregates), series with match[] (Grafana) and match (logcli)", async () => {
     const range = goQuery([
       ['start', ns(T)],
@@ -328,5 +437,41 @@ describe.each(engines)('the Loki query API [%s]', (kind) => {
       expect({ url, status: r.status, status2: r.body.status, type: r.body.errorType }).toEqual({ url, status: 400, status2: 'error', type: 'bad_data' });
       expect(r.body.error).toMatch(why);
     }
+  });
+});
+
+describe('a metric query over LOKI_QUERY_MAX_EVENTS raw events [embedded]', () => {
+  let target: Target;
+  let svc: Svc;
+  beforeAll(async () => {
+    target = await newTarget('embedded');
+    svc = await startService(target, { LOKI_QUERY_MAX_EVENTS: '10' });
+    const now = Date.now();
+    const events = Array.from({ length: 11 }, (_, i) => ({ service: 'many', message: `m ${i}`, timestamp: new Date(now - (i + 1) * 1000).toISOString() }));
+    expect(
+      (await svc.app.request('/events/batch?wait=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) }))
+        .status,
+    ).toBe(201);
+  });
+  afterAll(async () => {
+    await svc?.stop();
+    await target?.destroy();
+  });
+
+  test('is a 400 naming the setting; at the limit it is answered', async () => {
+    const at = Date.now();
+    const q = (sel: string) =>
+      svc.app.request(
+        `/loki/api/v1/query?${goQuery([
+          ['query', `sum(count_over_time(${sel} [1m]))`],
+          ['time', ns(at)],
+        ])}`,
+      );
+    const over = await q('{service_name="many"} |= "m"');
+    expect(over.status).toBe(400);
+    expect(((await over.json()) as { error: string }).error).toContain('LOKI_QUERY_MAX_EVENTS');
+    const at10 = await q('{service_name="many"} != "m 10"');
+    expect(at10.status).toBe(200);
+    expect(((await at10.json()) as any).data.result[0].value[1]).toBe('10');
   });
 });
