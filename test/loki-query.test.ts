@@ -88,6 +88,15 @@ describe.each(engines)('the Loki query API [%s]', (kind) => {
       timestamp: new Date(T + 6 * MIN).toISOString(),
     });
     events.push({ service: 'json-svc', message: 'not json at all', timestamp: new Date(T + 7 * MIN).toISOString() });
+    // For the pipeline's stages: nulls, arrays and bytes in JSON, colours, a quoted logfmt value.
+    events.push({
+      service: 'stages',
+      message: JSON.stringify({ status: null, tags: ['a'], size: '2KB', n: 1 }),
+      timestamp: new Date(T + 8 * MIN).toISOString(),
+    });
+    // an agent's coloured line, as stored: ESC as its control picture (receive/fit.ts)
+    events.push({ service: 'stages', message: '\u241b[31mred\u241b[0m text', timestamp: new Date(T + 9 * MIN).toISOString() });
+    events.push({ service: 'stages', message: 'level=warn msg="quoted \\"value\\" here" code=7', timestamp: new Date(T + 10 * MIN).toISOString() });
     const res = await svc.app.request('/events/batch?wait=true', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -255,7 +264,8 @@ describe.each(engines)('the Loki query API [%s]', (kind) => {
     ]);
     expect(bySvc.billing).toEqual(bySvc.checkout);
     expect(bySvc['json-svc']).toEqual([[(T + HOUR) / 1000, '3']]);
-    expect(Object.keys(bySvc).sort()).toEqual(['billing', 'checkout', 'json-svc']); // otel-app and winston-app are newer than T + 2h
+    expect(bySvc.stages).toEqual([[(T + HOUR) / 1000, '3']]);
+    expect(Object.keys(bySvc).sort()).toEqual(['billing', 'checkout', 'json-svc', 'stages']); // otel-app and winston-app are newer than T + 2h
   });
 
   test('the alert rule rate({service_name="checkout"} |= "payment failed" [5m]) > 0, summed, fires with the failed payments of the window', async () => {
@@ -289,6 +299,46 @@ describe.each(engines)('the Loki query API [%s]', (kind) => {
     expect(kept.body.data.result.map((s: any) => s.stream)).toEqual([{ service_name: 'checkout', level: 'error' }]);
     const dropped = await get(grafanaRange('{service_name="checkout"} |= "order=0 " | drop user_id, detected_level', T, T + 2 * HOUR, 1000, 5));
     expect(dropped.body.data.result.map((s: any) => s.stream)).toEqual([{ service_name: 'checkout', level: 'error' }]);
+  });
+
+  // Each stage of the log pipeline (src/read/loki/pipeline.ts) with Loki's semantics.
+  test('pipeline stages: label-filter regexes anchored, json expressions, regexp, pattern, number/duration/bytes comparisons, and/or, label_format, drop by value, decolorize, quoted logfmt', async () => {
+    const lines = async (q: string) =>
+      (await get(grafanaRange(q, T, T + 2 * HOUR, 1000, 100))).body.data.result.flatMap((s: any) => s.values.map((v: unknown[]) => v[1])).sort();
+    const count = async (q: string) => (await lines(q)).length;
+    const billing = '{service_name="billing"} | logfmt';
+    expect(await lines(`${billing} | order=~"8" | line_format "{{.order}}"`)).toEqual(['8']); // the whole value, not a part
+    expect(await count(`${billing} | order!~"8.*"`)).toBe(79);
+    for (const [f, n] of [
+      ['order == 5', 1],
+      ['order != 5', 89],
+      ['order >= 88', 2],
+      ['order > 88', 1],
+      ['order < 2', 2],
+      ['order <= 1', 2],
+      ['took > 800ms', 0],
+      ['took >= 800ms', 1],
+    ] as const)
+      expect({ f, n: await count(`${billing} | ${f}`) }).toEqual({ f, n });
+    expect(await count(`${billing} | order >= 10 and order < 12`)).toBe(2);
+    expect(await count(`${billing} | order >= 10, order < 12`)).toBe(2);
+    expect(await count(`${billing} | order < 1 or order > 88`)).toBe(2);
+    expect(await lines('{service_name="json-svc"} | json tier="user.tier", p="path", u="user" | tier="gold" | line_format "{{.p}} {{.u}}"')).toEqual([
+      '/pay {"tier":"gold"}',
+    ]);
+    expect(await lines('{service_name="stages"} | json | __error__="" | size > 1KiB | line_format "[{{.status}}] [{{.tags}}] {{.n}}"')).toEqual(['[] [] 1']);
+    expect(await count('{service_name="stages"} | json | __error__="" | size > 3KB')).toBe(0);
+    expect(await lines('{service_name="billing"} | regexp `order=(?P<o>\\d+) took=(?P<t>\\d+)ms` | t > 700 | line_format "{{.o}}"')).toEqual(['80']);
+    expect(await count('{service_name="billing"} | pattern "payment <status> order=<o> <_>" | status="failed"')).toBe(9);
+    expect(await lines('{service_name="billing"} | pattern "<_> order=80 took=<t>" | t!="" | line_format "{{.t}}"')).toEqual(['800ms']); // the last capture runs to the end
+    expect(await lines(`${billing} | order=3 | label_format x="{{.order}}-{{.took}}", o=order | line_format "{{.x}} {{.o}}[{{.order}}]"`)).toEqual([
+      '3-3ms 3[]',
+    ]);
+    const dropped = await get(grafanaRange('{service_name="checkout"} |= "order=1" | drop level="info"', T, T + 2 * HOUR, 1000, 100));
+    const levels = dropped.body.data.result.map((s: any) => s.stream.level ?? null);
+    expect([...new Set(levels)].sort()).toEqual(['error', null]);
+    expect(await lines('{service_name="stages"} |= "red" | decolorize')).toEqual(['red text']);
+    expect(await lines('{service_name="stages"} | logfmt | code="7" | line_format "{{.msg}}"')).toEqual(['quoted "value" here']);
   });
 
   test('topk, avg, arithmetic with scalars, and comparisons with bool', async () => {
@@ -388,7 +438,14 @@ describe.each(engines)('the Loki query API [%s]', (kind) => {
       ['end', ns(Date.now() + MIN)],
     ]);
     expect((await get(`/loki/api/v1/labels?${range}`)).body.data).toEqual(['env', 'k8s_namespace_name', 'level', 'service_name']);
-    expect((await get(`/loki/api/v1/label/service_name/values?${range}`)).body.data).toEqual(['billing', 'checkout', 'json-svc', 'otel-app', 'winston-app']);
+    expect((await get(`/loki/api/v1/label/service_name/values?${range}`)).body.data).toEqual([
+      'billing',
+      'checkout',
+      'json-svc',
+      'otel-app',
+      'stages',
+      'winston-app',
+    ]);
     expect((await get(`/loki/api/v1/label/level/values?${range}`)).body.data).toEqual(['error', 'info']);
     const series = await get(
       `/loki/api/v1/series?${goQuery([
@@ -420,6 +477,8 @@ describe.each(engines)('the Loki query API [%s]', (kind) => {
       [grafanaRange('{service_name="x"}', T, T + HOUR, 1000, 5001), /max entries limit/],
       ['/loki/api/v1/query_range?query=%7Bservice_name%3D%22x%22%7D&start=yesterday', /invalid start/],
       [grafanaInstant('{service_name="x"}', T), /not supported as an instant query/],
+      [grafanaRange('{service_name="x"} | regexp "x+"', T, T + HOUR, MIN), /named group/],
+      [grafanaRange('{service_name="x"} | pattern "<_> x"', T, T + HOUR, MIN), /named capture/],
       [grafanaRange('quantile_over_time(0.9, {service_name="x"} | unwrap took [1m])', T, T + HOUR, MIN), /not supported/],
       [grafanaRange('{service_name="x"} | line_format "{{ .a | upper }}"', T, T + HOUR, MIN), /only \{\{\.label\}\}/],
       ['/loki/api/v1/query_range', /query is required/],

@@ -201,8 +201,10 @@ function labelFormat(items: { name: string; from?: string; template?: string }[]
   };
 }
 
-// ANSI escape sequences (colours), as Loki's decolorize removes them.
-const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*[A-Za-z]`, 'g');
+// ANSI escape sequences (colours), as Loki's decolorize removes them. A stored line never holds ESC
+// itself: the receivers store an agent's control characters as their Unicode pictures (ESC as U+241B,
+// receive/fit.ts), so the sequences are found behind either.
+const ANSI = new RegExp(`[${String.fromCharCode(27)}\u241b]\\[[0-9;]*[A-Za-z]`, 'g');
 
 function step(s: Stage): Step {
   switch (s.kind) {
