@@ -126,6 +126,7 @@ export function compile(source: string, anchored: boolean): Compiled {
       const rep = /^\{(\d+)(,(\d*))?\}/.exec(source.slice(i));
       if (rep) {
         if (Number(rep[1]) > 255 || Number(rep[3] || 0) > 255) refuse(source, 'a repetition count over 255');
+        if (source[i + rep[0].length] === '+') refuse(source, 'a possessive quantifier');
         js += rep[0];
         pg += rep[0];
         i += rep[0].length;
@@ -134,8 +135,12 @@ export function compile(source: string, anchored: boolean): Compiled {
         pg += '\\{';
         i++;
       }
-    } else if ((ch === '+' || ch === '*' || ch === '?' || ch === '}') && source[i + 1] === '+') {
+    } else if ((ch === '+' || ch === '*' || ch === '?') && source[i + 1] === '+') {
       refuse(source, 'a possessive quantifier');
+    } else if (ch === '}') {
+      js += '\\}'; // a literal brace (a repetition's is consumed with it); JavaScript's u flag refuses it bare
+      pg += '\\}';
+      i++;
     } else {
       js += ch === '/' ? '\\/' : ch;
       pg += ch;
