@@ -97,6 +97,7 @@ describe.each(engines)('the Loki query API [%s]', (kind) => {
     // an agent's coloured line, as stored: ESC as its control picture (receive/fit.ts)
     events.push({ service: 'stages', message: '\u241b[31mred\u241b[0m text', timestamp: new Date(T + 9 * MIN).toISOString() });
     events.push({ service: 'stages', message: 'level=warn msg="quoted \\"value\\" here" code=7', timestamp: new Date(T + 10 * MIN).toISOString() });
+    events.push({ service: 'stages', message: '42', timestamp: new Date(T + 11 * MIN).toISOString() }); // JSON, but not an object
     const res = await svc.app.request('/events/batch?wait=true', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -264,7 +265,7 @@ describe.each(engines)('the Loki query API [%s]', (kind) => {
     ]);
     expect(bySvc.billing).toEqual(bySvc.checkout);
     expect(bySvc['json-svc']).toEqual([[(T + HOUR) / 1000, '3']]);
-    expect(bySvc.stages).toEqual([[(T + HOUR) / 1000, '3']]);
+    expect(bySvc.stages).toEqual([[(T + HOUR) / 1000, '4']]);
     expect(Object.keys(bySvc).sort()).toEqual(['billing', 'checkout', 'json-svc', 'stages']); // otel-app and winston-app are newer than T + 2h
   });
 
@@ -338,6 +339,16 @@ describe.each(engines)('the Loki query API [%s]', (kind) => {
     const levels = dropped.body.data.result.map((s: any) => s.stream.level ?? null);
     expect([...new Set(levels)].sort()).toEqual(['error', null]);
     expect(await lines('{service_name="stages"} |= "red" | decolorize')).toEqual(['red text']);
+    expect(await lines('{service_name="stages"} | json | __error__="JSONParserErr" | line_format "{{__line__}}"')).toEqual([
+      '42',
+      'level=warn msg="quoted \\"value\\" here" code=7',
+      'red text'.replace('red', '\u241b[31mred\u241b[0m'),
+    ]);
+    expect(await lines('{service_name="json-svc"} | json p0="path[0]", none="nope" | __error__="" | line_format "[{{.p0}}][{{.none}}]"')).toEqual([
+      '[][]',
+      '[][]',
+    ]);
+    expect(await count('{service_name="billing"} | logfmt |= "order=8."')).toBe(0); // after a parser: still a substring, not a regex
     expect(await lines('{service_name="stages"} | logfmt | code="7" | line_format "{{.msg}}"')).toEqual(['quoted "value" here']);
   });
 
