@@ -205,6 +205,11 @@ describe.each(engines)('the Loki query API [%s]', (kind) => {
     });
   });
 
+  test('the raw read includes an event exactly at the last step', async () => {
+    const r = await get(grafanaRange('sum(count_over_time({service_name="checkout"} |= "" [30m]))', T + 60 * MIN, T + 60 * MIN, MIN));
+    expect(r.body.data.result[0].values).toEqual([[(T + 60 * MIN) / 1000, '30']]); // minutes 31..60, the 60th exactly at the end
+  });
+
   test('count_over_time windows are (t - range, t]: an event exactly at t counts, one exactly at t - range does not; the aggregates agree with the raw rows', async () => {
     // T + 30 min and T + 60 min hold an event exactly on the edge; the others are 1.234 s past the minute.
     const expected = (t: number) => {
@@ -249,6 +254,15 @@ describe.each(engines)('the Loki query API [%s]', (kind) => {
       [{ level: 'info' }, 3],
     ]);
     expect(answers[cases[3]!]).toEqual([]);
+    // bytes: the lines' UTF-8 bytes in (T, T + 30 min]: minutes 0 (1.234 s past T) to 30 (exactly at the end)
+    let bytes = 0;
+    for (let i = 0; i <= 30; i++) bytes += Buffer.byteLength(i % 10 === 0 ? `payment failed order=${i} took=${i * 10}ms` : `payment ok order=${i} took=${i}ms`);
+    const b = await range(cases[0]!);
+    expect(b.body.data.result[0].values[0]).toEqual([(T + 30 * MIN) / 1000, String(bytes)]);
+    // without (service_name): every other label kept, service_name gone
+    const without = (await range(cases[2]!)).body.data.result.map((r: any) => r.metric);
+    expect(without.length).toBeGreaterThan(1);
+    expect(without.every((m: any) => m.service_name === undefined && m.user_id !== undefined)).toBe(true);
     expect(answers[cases[4]!]).toEqual([[{ service_name: 'billing' }, 3]]);
     expect(answers[cases[5]!]).toEqual([]);
     expect(answers[cases[6]!]).toEqual([[{ service_name: 'checkout' }, 3]]);
@@ -401,6 +415,16 @@ describe.each(engines)('the Loki query API [%s]', (kind) => {
     expect((await v('sum(sum by (service_name) (count_over_time({service_name=~"checkout|billing"}[2h])))')).map((r: any) => r.value[1])).toEqual(['180']);
   });
 
+  test('sort and sort_desc order an instant vector by value; unwrap bytes() and plain numbers, a line without the label skipped', async () => {
+    const at = T + 90 * MIN;
+    const v = async (q: string) => (await get(grafanaInstant(q, at))).body.data.result.map((r: any) => r.value[1]);
+    const both = 'sum by (service_name) (count_over_time({service_name=~"checkout|json-svc"}[2h]))';
+    expect(await v(`sort(${both})`)).toEqual(['3', '90']);
+    expect(await v(`sort_desc(${both})`)).toEqual(['90', '3']);
+    expect(await v('max(max_over_time({service_name="stages"} | json | __error__="" | unwrap bytes(size) [2h]))')).toEqual(['2000']);
+    expect(await v('min(min_over_time({service_name=~"stages|json-svc"} | json | keep service_name, n | unwrap n [2h]))')).toEqual(['1']);
+  });
+
   test('unwrap: max, min, sum, avg, first and last over the window, durations in seconds; a line without the label is skipped, not the end', async () => {
     const at = T + 90 * MIN;
     // billing took i ms (ok) or i * 10 ms (failed, every tenth); json-svc lines have no took
@@ -421,6 +445,9 @@ describe.each(engines)('the Loki query API [%s]', (kind) => {
   });
 
   test('absent_over_time is 1, with the equality matchers as labels, only where nothing matched', async () => {
+    const edge = (t: number) => get(grafanaInstant('absent_over_time({service_name="checkout"} |= "order=60 " [1m])', t));
+    expect((await edge(T + 60 * MIN)).body.data.result).toEqual([]); // the event is exactly at t: in the window
+    expect((await edge(T + 61 * MIN)).body.data.result).toHaveLength(1); // exactly at t - range: not
     const at = T + 61 * MIN;
     const v = async (q: string) => (await get(grafanaInstant(q, at))).body.data.result;
     expect(await v('absent_over_time({service_name="nope", env=~".+"}[5m])')).toEqual([{ metric: { service_name: 'nope' }, value: [at / 1000, '1'] }]);

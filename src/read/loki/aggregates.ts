@@ -49,7 +49,7 @@ export async function fromAggregates(m: Extract<MetricQuery, { kind: 'range' }>,
   const last = steps[steps.length - 1]!;
 
   const buckets: Where = {
-    sql: ['bucket >= $1::timestamptz', 'bucket < $2::timestamptz'],
+    sql: ['bucket >= $1::text::timestamptz', 'bucket < $2::text::timestamptz'],
     params: [new Date(first).toISOString(), new Date(last).toISOString()],
   };
   serviceWhere(m, ctx, buckets);
@@ -58,7 +58,7 @@ export async function fromAggregates(m: Extract<MetricQuery, { kind: 'range' }>,
     buckets.params,
   );
   const edges = [...new Set(steps.flatMap((t) => [t, t - m.rangeMs]))].map((t) => new Date(t).toISOString());
-  const exact: Where = { sql: ['time = ANY($1::timestamptz[])'], params: [edges] };
+  const exact: Where = { sql: ['time = ANY($1::text[]::timestamptz[])'], params: [edges] };
   serviceWhere(m, ctx, exact);
   const atEdges = await ctx.engine.query<{ t: number; service: string; n: number }>(
     `SELECT (extract(epoch FROM time) * 1000)::float8 AS t, service, count(*)::float8 AS n FROM events WHERE ${exact.sql.join(' AND ')} GROUP BY 1, 2`,

@@ -30,7 +30,7 @@ async function each(engine: Engine, scope: ServiceScope | null, a: LookupArgs, t
 }
 
 function rangeWhere(a: LookupArgs, scope: ServiceScope | null): Where {
-  const w: Where = { sql: ['time >= $1::timestamptz', 'time < $2::timestamptz'], params: [usIso(a.win.startUs), usIso(a.win.endUs)] };
+  const w: Where = { sql: ['time >= $1::text::timestamptz', 'time < $2::text::timestamptz'], params: [usIso(a.win.startUs), usIso(a.win.endUs)] };
   scopeSql(w, scope);
   return w;
 }
@@ -39,7 +39,7 @@ async function services(engine: Engine, scope: ServiceScope | null, a: LookupArg
   const w = rangeWhere(a, scope);
   const rows = await engine.query<{ service: string }>(
     `SELECT s.service FROM (SELECT DISTINCT service FROM analytics.events_per_hour
-                            WHERE bucket >= date_trunc('hour', $1::timestamptz) AND bucket < $2::timestamptz) s
+                            WHERE bucket >= date_trunc('hour', $1::text::timestamptz) AND bucket < $2::text::timestamptz) s
      WHERE EXISTS (SELECT 1 FROM events WHERE service = s.service AND ${w.sql.join(' AND ')}) ORDER BY 1`,
     w.params,
   );

@@ -3,6 +3,8 @@
 // range, strpos and regexes PostgreSQL decides as RE2 would, regex.ts); the key's service scope
 // narrows them too. What the SQL narrows is a superset: the whole selector and pipeline still run
 // on each row (pipeline.ts), so a translation can only make a read slower, never its answer wrong.
+// Times are bound as text (::text::timestamptz): postgres.js would serialize a timestamptz parameter
+// through a JS Date and drop its microseconds (an event exactly at a window's end was missed).
 // Rows are read in pages on (time, id), each page one statement, so writes go between them on the
 // embedded engine and a request's deadline (read/deadline.ts) stops a long read between pages.
 import type { ServiceScope } from '../../config';
@@ -74,7 +76,7 @@ export function scopeSql(w: Where, scope: ServiceScope | null) {
 /** The conditions of a log query over [fromUs, toUs) microseconds. */
 export function whereOf(q: LogQuery, scope: ServiceScope | null, fromUs: bigint, toUs: bigint): Where {
   const w: Where = { sql: [], params: [] };
-  w.sql.push(`time >= ${param(w, usIso(fromUs))}::timestamptz`, `time < ${param(w, usIso(toUs))}::timestamptz`);
+  w.sql.push(`time >= ${param(w, usIso(fromUs))}::text::timestamptz`, `time < ${param(w, usIso(toUs))}::text::timestamptz`);
   for (const m of q.selector) matcherSql(w, m);
   lineSql(w, q.stages);
   scopeSql(w, scope);
@@ -102,7 +104,7 @@ export async function scan(engine: Engine, w: Where, order: 'asc' | 'desc', take
     const page: Where = { sql: [...w.sql], params: [...w.params] };
     if (after) {
       const t = param(page, usIso(BigInt(after.us)));
-      page.sql.push(`(time, id) ${order === 'asc' ? '>' : '<'} (${t}::timestamptz, ${param(page, after.id)}::uuid)`);
+      page.sql.push(`(time, id) ${order === 'asc' ? '>' : '<'} (${t}::text::timestamptz, ${param(page, after.id)}::uuid)`);
     }
     const rows = await engine.query<EventRow & { id: string }>(
       `SELECT (extract(epoch FROM time) * 1000000)::int8::text AS us, id::text AS id, service, message, metadata
