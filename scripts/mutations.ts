@@ -641,6 +641,15 @@ const MUTATIONS: Mutation[] = [
     server: true,
   },
   {
+    name: "the aggregates' edge events matched with time = ANY($1) (a 500 on compressed chunks: a vectorized filter TimescaleDB fails to evaluate)",
+    file: 'src/read/loki/aggregates.ts',
+    find: "     FROM unnest($1::text[]) AS x(at) JOIN events e ON e.time = x.at::timestamptz\n     ${exact.sql.length ? `WHERE ${exact.sql.join(' AND ')}` : ''} GROUP BY 1, 2`,",
+    replace:
+      "     FROM events e WHERE e.time = ANY($1::text[]::timestamptz[])\n     ${exact.sql.length ? `AND ${exact.sql.join(' AND ')}` : ''} GROUP BY 1, 2`,",
+    tests: ['test/loki-query.test.ts'],
+    only: 'over compressed chunks',
+  },
+  {
     name: 'a refresh refused for a concurrent one (55P03) is not waited out: "late events" fails whenever the database refreshes the same aggregate',
     file: 'src/maintain/policies.ts',
     find: 'const REFRESH_TRIES = 6;',
